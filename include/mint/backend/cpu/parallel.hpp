@@ -1,0 +1,36 @@
+// mint/backend/cpu/parallel.hpp -- OpenMP loops for the CPU backend.
+// Loops below `grain` iterations run serially: forking a team costs more than tiny loops save.
+#pragma once
+
+#include <cstdint>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace mint::cpu {
+
+inline int num_threads() {
+#if defined(_OPENMP)
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+inline void set_num_threads(int n) {
+#if defined(_OPENMP)
+  omp_set_num_threads(n);
+#else
+  (void)n;
+#endif
+}
+
+// Calls f(i) for i in [0, n), split statically across the OpenMP team when n >= grain.
+template <class F>
+void parallel_for(std::int64_t n, F&& f, std::int64_t grain = 1) {
+#pragma omp parallel for schedule(static) if (n >= grain && n > 1)
+  for (std::int64_t i = 0; i < n; ++i) f(i);
+}
+
+}  // namespace mint::cpu

@@ -1,0 +1,149 @@
+// mint/core/tensor.hpp -- Tensor<Device>: float32, contiguous, row-major, with shared storage.
+//
+// Semantics follow PyTorch, which is what mint's users know: copying a Tensor shares its buffer (cheap),
+// `clone()` makes an independent copy, `reshape()` returns a view of the same buffer with a new shape.
+// Every shape mismatch throws mint::Error naming what was expected and what was given.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <type_traits>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "mint/core/device.hpp"
+#include "mint/core/error.hpp"
+#include "mint/core/shape.hpp"
+
+namespace mint {
+
+// Storage for a device tag. The CPU one is 64-byte aligned (one AVX-512 register, one cache line).
+template <class Device>
+struct Storage;
+
+template <>
+struct Storage<Cpu> {
+  static constexpr std::size_t kAlign = 64;
+  static std::shared_ptr<float> allocate(std::int64_t n) {
+    if (n == 0) return {};
+    auto* p = static_cast<float*>(::operator new[](static_cast<std::size_t>(n) * sizeof(float),
+                                                   std::align_val_t{kAlign}));
+    return std::shared_ptr<float>(p, [](float* q) { ::operator delete[](q, std::align_val_t{kAlign}); });
+  }
+  static void fill(float* p, std::int64_t n, float v) { std::fill(p, p + n, v); }
+  static void copy(float* dst, const float* src, std::int64_t n) {
+    if (n) std::memcpy(dst, src, static_cast<std::size_t>(n) * sizeof(float));
+  }
+};
+
+template <class Device = Cpu>
+class Tensor {
+ public:
+  using device_type = Device;
+
+  Tensor() = default;
+  // Zero-initialised tensor of the given shape.
+  explicit Tensor(const Shape& shape) : Tensor(empty(shape)) { fill(0.0f); }
+
+  // Uninitialised tensor: for outputs that an op overwrites completely.
+  static Tensor empty(const Shape& shape) {
+    Tensor t;
+    t.shape_ = shape;
+    t.data_ = Storage<Device>::allocate(shape.numel());
+    return t;
+  }
+  static Tensor zeros(const Shape& shape) { return Tensor(shape); }
+  static Tensor full(const Shape& shape, float v) {
+    Tensor t = empty(shape);
+    t.fill(v);
+    return t;
+  }
+  static Tensor from(const Shape& shape, const std::vector<float>& values)
+    requires std::is_same_v<Device, Cpu>
+  {
+    check(static_cast<std::int64_t>(values.size()) == shape.numel(), "Tensor::from: ", values.size(),
+          " values given for shape ", shape.str(), " (", shape.numel(), " elements)");
+    Tensor t = empty(shape);
+    Storage<Device>::copy(t.data(), values.data(), shape.numel());
+    return t;
+  }
+
+  [[nodiscard]] const Shape& shape() const { return shape_; }
+  [[nodiscard]] int rank() const { return shape_.rank(); }
+  [[nodiscard]] std::int64_t dim(int i) const {
+    check(i >= -rank() && i < rank(), "Tensor::dim: axis ", i, " out of range for shape ", shape_.str());
+    return shape_[i < 0 ? i + rank() : i];
+  }
+  [[nodiscard]] std::int64_t numel() const { return shape_.numel(); }
+  [[nodiscard]] bool defined() const { return static_cast<bool>(data_) || (rank() > 0 && numel() == 0); }
+  [[nodiscard]] float* data() { return data_.get(); }
+  [[nodiscard]] const float* data() const { return data_.get(); }
+
+  float& operator[](std::int64_t i)
+    requires std::is_same_v<Device, Cpu>
+  {
+    return data_.get()[i];
+  }
+  float operator[](std::int64_t i) const
+    requires std::is_same_v<Device, Cpu>
+  {
+    return data_.get()[i];
+  }
+
+  void fill(float v) { Storage<Device>::fill(data(), numel(), v); }
+
+  [[nodiscard]] Tensor clone() const {
+    Tensor t = empty(shape_);
+    Storage<Device>::copy(t.data(), data(), numel());
+    return t;
+  }
+
+  // A view of the same buffer with a new shape of the same element count.
+  [[nodiscard]] Tensor reshape(const Shape& shape) const {
+    check(shape.numel() == numel(), "Tensor::reshape: cannot view shape ", shape_.str(), " (", numel(),
+          " elements) as ", shape.str(), " (", shape.numel(), " elements)");
+    Tensor t = *this;
+    t.shape_ = shape;
+    return t;
+  }
+
+ private:
+  Shape shape_;
+  std::shared_ptr<float> data_;
+};
+
+// Throws naming `what`, the expected shape and the given one.
+template <class D>
+void check_shape(const Tensor<D>& t, const Shape& expected, const char* what) {
+  check(t.shape() == expected, what, ": expected shape ", expected.str(), ", got ", t.shape().str());
+}
+
+template <class D>
+void check_rank(const Tensor<D>& t, int rank, const char* what) {
+  check(t.rank() == rank, what, ": expected a rank-", rank, " tensor, got shape ", t.shape().str());
+}
+
+// Throws if any element is NaN or infinite, naming `what` and the first bad index.
+inline void check_finite(const Tensor<Cpu>& t, const char* what) {
+  const float* p = t.data();
+  for (std::int64_t i = 0; i < t.numel(); ++i) {
+    if (!std::isfinite(p[i]))
+      throw Error(detail::concat(what, ": non-finite value ", p[i], " at flat index ", i, " of shape ",
+                                 t.shape().str()));
+  }
+}
+
+// Index lists (token keep sets, labels) are int32 on every backend.
+struct IndexTensor {
+  Shape shape;
+  std::vector<std::int32_t> values;
+  [[nodiscard]] std::int64_t numel() const { return shape.numel(); }
+  const std::int32_t* data() const { return values.data(); }
+  std::int32_t* data() { return values.data(); }
+};
+
+}  // namespace mint

@@ -1,0 +1,106 @@
+// mint/nn/layernorm.hpp -- LayerNorm over the last axis (timm ViTs use eps = 1e-6).
+#pragma once
+
+#include <cmath>
+#include <vector>
+
+#include "mint/backend/cpu/parallel.hpp"
+#include "mint/core/tensor.hpp"
+
+namespace mint::nn {
+
+struct LayerNormSaved {
+  Tensor<Cpu> mean, rstd;  // [rows]
+};
+
+// requires: x [..., D], gamma [D], beta [D].
+// ensures:  y = (x - mean) / sqrt(var + eps) * gamma + beta (biased variance), saved mean and 1/std.
+inline Tensor<Cpu> layernorm(const Tensor<Cpu>& x, const Tensor<Cpu>& gamma, const Tensor<Cpu>& beta, float eps,
+                             LayerNormSaved* saved) {
+  const std::int64_t d = x.dim(-1), rows = x.numel() / d;
+  check_shape(gamma, Shape{d}, "layernorm: weight");
+  check_shape(beta, Shape{d}, "layernorm: bias");
+  auto y = Tensor<Cpu>::empty(x.shape());
+  if (saved) {
+    saved->mean = Tensor<Cpu>::empty(Shape{rows});
+    saved->rstd = Tensor<Cpu>::empty(Shape{rows});
+  }
+  const float *xp = x.data(), *g = gamma.data(), *bt = beta.data();
+  float* yp = y.data();
+  cpu::parallel_for(rows, [&](std::int64_t r) {
+    const float* xr = xp + r * d;
+    float* yr = yp + r * d;
+    double s = 0.0;  // two-pass in double: activations of deep ViTs have large means
+    for (std::int64_t j = 0; j < d; ++j) s += xr[j];
+    const float mean = static_cast<float>(s / static_cast<double>(d));
+    double v = 0.0;
+    for (std::int64_t j = 0; j < d; ++j) {
+      const double c = xr[j] - mean;
+      v += c * c;
+    }
+    const float rstd = static_cast<float>(1.0 / std::sqrt(v / static_cast<double>(d) + eps));
+    for (std::int64_t j = 0; j < d; ++j) yr[j] = (xr[j] - mean) * rstd * g[j] + bt[j];
+    if (saved) {
+      saved->mean[r] = mean;
+      saved->rstd[r] = rstd;
+    }
+  }, 16);
+  return y;
+}
+
+// backward of <y, dy>: dx += rstd * (g*dy - mean(g*dy) - xhat * mean(g*dy*xhat)); dgamma += sum dy*xhat;
+// dbeta += sum dy. nullptr skips (InputOnly passes nullptr for dgamma, dbeta).
+inline void layernorm_backward(const Tensor<Cpu>& dy, const Tensor<Cpu>& x, const Tensor<Cpu>& gamma,
+                               const LayerNormSaved& saved, Tensor<Cpu>* dx, Tensor<Cpu>* dgamma, Tensor<Cpu>* dbeta) {
+  const std::int64_t d = x.dim(-1), rows = x.numel() / d;
+  check_shape(dy, x.shape(), "layernorm_backward: d_output");
+  if (dx) check_shape(*dx, x.shape(), "layernorm_backward: d_input");
+  const float *xp = x.data(), *dyp = dy.data(), *g = gamma.data();
+  if (dx) {
+    float* dxp = dx->data();
+    cpu::parallel_for(rows, [&](std::int64_t r) {
+      const float *xr = xp + r * d, *dr = dyp + r * d;
+      const float mean = saved.mean[r], rstd = saved.rstd[r];
+      float a = 0.0f, b = 0.0f;
+      for (std::int64_t j = 0; j < d; ++j) {
+        const float gd = g[j] * dr[j];
+        a += gd;
+        b += gd * (xr[j] - mean) * rstd;
+      }
+      a /= static_cast<float>(d);
+      b /= static_cast<float>(d);
+      for (std::int64_t j = 0; j < d; ++j)
+        dxp[r * d + j] += rstd * (g[j] * dr[j] - a - (xr[j] - mean) * rstd * b);
+    }, 16);
+  }
+  if (dgamma || dbeta) {
+    if (dgamma) check_shape(*dgamma, Shape{d}, "layernorm_backward: d_weight");
+    if (dbeta) check_shape(*dbeta, Shape{d}, "layernorm_backward: d_bias");
+    const int nt = cpu::num_threads();
+    std::vector<float> part(static_cast<std::size_t>(nt) * 2 * d, 0.0f);
+#pragma omp parallel num_threads(nt)
+    {
+#if defined(_OPENMP)
+      float* pg = part.data() + static_cast<std::size_t>(omp_get_thread_num()) * 2 * d;
+#else
+      float* pg = part.data();
+#endif
+      float* pb = pg + d;
+#pragma omp for schedule(static)
+      for (std::int64_t r = 0; r < rows; ++r) {
+        const float mean = saved.mean[r], rstd = saved.rstd[r];
+        for (std::int64_t j = 0; j < d; ++j) {
+          pg[j] += dyp[r * d + j] * (xp[r * d + j] - mean) * rstd;
+          pb[j] += dyp[r * d + j];
+        }
+      }
+    }
+    for (int t = 0; t < nt; ++t)
+      for (std::int64_t j = 0; j < d; ++j) {
+        if (dgamma) (*dgamma)[j] += part[static_cast<std::size_t>(t) * 2 * d + j];
+        if (dbeta) (*dbeta)[j] += part[static_cast<std::size_t>(t) * 2 * d + d + j];
+      }
+  }
+}
+
+}  // namespace mint::nn

@@ -1,0 +1,76 @@
+// mint/nn/losses.hpp -- classification losses on logits. Each returns the loss value and, when asked, ADDS
+// scale * d loss / d logits into a gradient tensor (scale lets a caller weight a term without another pass).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "mint/core/tensor.hpp"
+
+namespace mint::nn {
+
+namespace detail {
+// log-softmax of one row of `n` logits divided by `temperature`, into out (double for accuracy).
+inline void log_softmax_row(const float* z, std::int64_t n, double temperature, double* out) {
+  double mx = z[0] / temperature;
+  for (std::int64_t j = 1; j < n; ++j) mx = std::max(mx, z[j] / temperature);
+  double s = 0.0;
+  for (std::int64_t j = 0; j < n; ++j) s += std::exp(z[j] / temperature - mx);
+  const double lse = mx + std::log(s);
+  for (std::int64_t j = 0; j < n; ++j) out[j] = z[j] / temperature - lse;
+}
+}  // namespace detail
+
+// Cross-entropy, mean over the batch (torch.nn.functional.cross_entropy's default).
+// requires: logits [B, C], labels.size() == B, each label in [0, C).
+// ensures:  returns mean_b -log softmax(logits_b)[label_b]; dlogits (if given) += scale * (softmax - onehot) / B.
+inline float cross_entropy(const Tensor<Cpu>& logits, const std::vector<int>& labels, Tensor<Cpu>* dlogits = nullptr,
+                           float scale = 1.0f) {
+  check_rank(logits, 2, "cross_entropy: logits");
+  const std::int64_t b = logits.dim(0), c = logits.dim(1);
+  check(static_cast<std::int64_t>(labels.size()) == b, "cross_entropy: ", labels.size(), " labels for logits ",
+        logits.shape().str());
+  if (dlogits) check_shape(*dlogits, logits.shape(), "cross_entropy: d_logits");
+  std::vector<double> ls(static_cast<std::size_t>(c));
+  double total = 0.0;
+  for (std::int64_t i = 0; i < b; ++i) {
+    const int y = labels[static_cast<std::size_t>(i)];
+    check(y >= 0 && y < c, "cross_entropy: label ", y, " of image ", i, " outside 0..", c - 1);
+    detail::log_softmax_row(logits.data() + i * c, c, 1.0, ls.data());
+    total -= ls[static_cast<std::size_t>(y)];
+    if (dlogits)
+      for (std::int64_t j = 0; j < c; ++j)
+        (*dlogits)[i * c + j] += static_cast<float>(scale * (std::exp(ls[static_cast<std::size_t>(j)]) - (j == y)) / b);
+  }
+  return static_cast<float>(total / static_cast<double>(b));
+}
+
+// Knowledge-distillation KL divergence with temperature tau (Hinton et al.; SMI Eq. 6):
+//   KL = tau^2 / B * sum_b sum_c p_t log(p_t / p_s),  p = softmax(logits / tau),
+// i.e. torch's kl_div(log_softmax(s/tau), softmax(t/tau), reduction="batchmean") * tau^2. The tau^2 keeps
+// gradient magnitudes comparable across temperatures. Teacher logits are constants (no gradient).
+// ensures: dstudent (if given) += scale * tau / B * (p_s - p_t).
+inline float kl_div_temperature(const Tensor<Cpu>& student, const Tensor<Cpu>& teacher, float tau,
+                                Tensor<Cpu>* dstudent = nullptr, float scale = 1.0f) {
+  check_rank(student, 2, "kl_div: student logits");
+  check_shape(teacher, student.shape(), "kl_div: teacher logits");
+  check(tau > 0.0f, "kl_div: temperature must be positive, got ", tau);
+  if (dstudent) check_shape(*dstudent, student.shape(), "kl_div: d_student");
+  const std::int64_t b = student.dim(0), c = student.dim(1);
+  std::vector<double> ls(static_cast<std::size_t>(c)), lt(static_cast<std::size_t>(c));
+  double total = 0.0;
+  for (std::int64_t i = 0; i < b; ++i) {
+    detail::log_softmax_row(student.data() + i * c, c, tau, ls.data());
+    detail::log_softmax_row(teacher.data() + i * c, c, tau, lt.data());
+    for (std::int64_t j = 0; j < c; ++j) {
+      const auto u = static_cast<std::size_t>(j);
+      const double pt = std::exp(lt[u]);
+      total += pt * (lt[u] - ls[u]);
+      if (dstudent) (*dstudent)[i * c + j] += static_cast<float>(scale * tau * (std::exp(ls[u]) - pt) / b);
+    }
+  }
+  return static_cast<float>(total * tau * tau / static_cast<double>(b));
+}
+
+}  // namespace mint::nn

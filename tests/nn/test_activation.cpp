@@ -1,0 +1,44 @@
+// GELU (erf form) and softmax: values and gradients. These ops have no weights, so input-only and full
+// backward are the same computation; the gradient check covers both.
+#include "test_util.hpp"
+
+#include "mint/nn/activation.hpp"
+#include "mint/nn/softmax.hpp"
+
+using namespace mint;
+using testing::uniform;
+
+TEST_CASE("gelu matches the erf form at known points", "[nn][gelu]") {
+  auto x = Tensor<>::from(Shape{4}, {-2.f, 0.f, 1.f, 3.f});
+  auto y = nn::gelu(x);
+  // x * Phi(x): Phi(-2) = 0.0227501319, Phi(1) = 0.8413447461, Phi(3) = 0.9986501020
+  auto ref = Tensor<>::from(Shape{4}, {-0.0455002638f, 0.f, 0.8413447461f, 2.9959503060f});
+  MINT_REQUIRE_CLOSE(testing::compare(y, ref, {1e-6, 1e-6}, "gelu"));
+}
+
+TEST_CASE("gelu backward: finite differences", "[nn][gelu][gradcheck]") {
+  auto x = uniform(Shape{5, 7}, 41, -4.f, 4.f), r = uniform(x.shape(), 42);
+  auto dx = Tensor<>::zeros(x.shape());
+  nn::gelu_backward(r, x, dx);
+  MINT_REQUIRE_CLOSE(testing::check_gradient([&] { return testing::dot(nn::gelu(x), r); }, x, dx, "gelu dx"));
+}
+
+TEST_CASE("softmax rows sum to one and are shift invariant", "[nn][softmax]") {
+  auto x = uniform(Shape{3, 6}, 43, -50.f, 50.f);
+  auto y = nn::softmax(x);
+  for (int r = 0; r < 3; ++r) {
+    double s = 0;
+    for (int j = 0; j < 6; ++j) s += y[r * 6 + j];
+    REQUIRE(std::abs(s - 1.0) < 1e-6);
+  }
+  auto x2 = x.clone();
+  for (int i = 0; i < 18; ++i) x2[i] += 1000.f;  // stability: no overflow after a large shift
+  MINT_REQUIRE_CLOSE(testing::compare(nn::softmax(x2), y, {1e-5, 1e-3}, "softmax shifted"));
+}
+
+TEST_CASE("softmax backward: finite differences", "[nn][softmax][gradcheck]") {
+  auto x = uniform(Shape{4, 9}, 44, -3.f, 3.f), r = uniform(x.shape(), 45);
+  auto dx = Tensor<>::zeros(x.shape());
+  nn::softmax_backward(r, nn::softmax(x), dx);
+  MINT_REQUIRE_CLOSE(testing::check_gradient([&] { return testing::dot(nn::softmax(x), r); }, x, dx, "softmax dx"));
+}

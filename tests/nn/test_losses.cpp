@@ -1,0 +1,41 @@
+// cross-entropy and KL divergence with temperature: values against closed forms, gradients.
+#include "test_util.hpp"
+
+#include <cmath>
+
+#include "mint/nn/losses.hpp"
+
+using namespace mint;
+using testing::uniform;
+
+TEST_CASE("cross_entropy value and gradient", "[nn][losses][gradcheck]") {
+  auto z = Tensor<>::from(Shape{1, 3}, {1.f, 2.f, 3.f});
+  // -log(e^1 / (e^1 + e^2 + e^3)) = 2.4076059644
+  REQUIRE(std::abs(nn::cross_entropy(z, {0}) - 2.4076059644) < 1e-6);
+  auto x = uniform(Shape{4, 6}, 81, -3.f, 3.f);
+  std::vector<int> y{0, 5, 2, 2};
+  auto dx = Tensor<>::zeros(x.shape());
+  nn::cross_entropy(x, y, &dx);
+  MINT_REQUIRE_CLOSE(testing::check_gradient([&] { return nn::cross_entropy(x, y); }, x, dx, "cross_entropy dlogits",
+                                             {.eps = 1e-2, .tol = {1e-4, 1e-2}}));
+  REQUIRE_THROWS_WITH(nn::cross_entropy(x, {0, 1, 9, 2}), Catch::Contains("label 9"));
+  REQUIRE_THROWS_WITH(nn::cross_entropy(x, {0, 1}), Catch::Contains("2 labels"));
+}
+
+TEST_CASE("kl_div_temperature value and gradient", "[nn][losses][gradcheck]") {
+  auto s = uniform(Shape{3, 5}, 82, -2.f, 2.f), t = uniform(Shape{3, 5}, 83, -2.f, 2.f);
+  REQUIRE(std::abs(nn::kl_div_temperature(t, t, 4.f)) < 1e-7);  // KL(p || p) = 0
+  for (float tau : {1.f, 4.f}) {
+    // closed form for image 0
+    double ps[5], pt[5], zs = 0, zt = 0, kl = 0;
+    for (int j = 0; j < 5; ++j) zs += ps[j] = std::exp(s[j] / tau), zt += pt[j] = std::exp(t[j] / tau);
+    for (int j = 0; j < 5; ++j) kl += pt[j] / zt * std::log((pt[j] / zt) / (ps[j] / zs));
+    auto s0 = Tensor<>::from(Shape{1, 5}, {s[0], s[1], s[2], s[3], s[4]});
+    auto t0 = Tensor<>::from(Shape{1, 5}, {t[0], t[1], t[2], t[3], t[4]});
+    REQUIRE(std::abs(nn::kl_div_temperature(s0, t0, tau) - kl * tau * tau) < 1e-5);
+    auto ds = Tensor<>::zeros(s.shape());
+    nn::kl_div_temperature(s, t, tau, &ds);
+    MINT_REQUIRE_CLOSE(testing::check_gradient([&] { return nn::kl_div_temperature(s, t, tau); }, s, ds, "kl dstudent",
+                                               {.eps = 1e-2, .tol = {1e-4, 1e-2}}));
+  }
+}

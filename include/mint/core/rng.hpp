@@ -8,6 +8,7 @@
 //   key     = (seed & 0xffffffff, seed >> 32)
 //   counter = (block & 0xffffffff, block >> 32, stream, 0)
 //   uniform(i)  : block = i / 4, word = i % 4,   u = (word >> 8) * 2^-24              in [0, 1)
+//   fill_uniform: lo + (hi - lo) * u evaluated in double, rounded to float once (see uniform_in)
 //   normal(i)   : block = i / 2, words (2*(i%2), 2*(i%2)+1) -> Box-Muller cos branch, u1 in (0, 1]
 #pragma once
 
@@ -60,12 +61,19 @@ MINT_HOST_DEVICE inline float philox_normal(std::uint64_t seed, std::uint32_t st
   return std::sqrt(-2.0f * std::log(u1)) * std::cos(6.283185307179586f * u2);
 }
 
-// Fills `t` with lo + (hi - lo) * uniform(i).
+// lo + (hi - lo) * u, computed in double and rounded once: the product of a float and a 24-bit u is exact in
+// double, so the result does not depend on whether the compiler contracts it into an FMA (-march=native
+// does), and numpy reproduces it bit-for-bit.
+MINT_HOST_DEVICE inline float uniform_in(float lo, float hi, float u) {
+  return static_cast<float>(static_cast<double>(lo) + static_cast<double>(hi - lo) * static_cast<double>(u));
+}
+
+// Fills `t` with uniform_in(lo, hi, uniform(i)).
 inline void fill_uniform(Tensor<Cpu>& t, std::uint64_t seed, std::uint32_t stream, float lo, float hi) {
   float* p = t.data();
   const std::int64_t n = t.numel();
 #pragma omp parallel for schedule(static) if (n > 65536)
-  for (std::int64_t i = 0; i < n; ++i) p[i] = lo + (hi - lo) * philox_uniform(seed, stream, static_cast<std::uint64_t>(i));
+  for (std::int64_t i = 0; i < n; ++i) p[i] = uniform_in(lo, hi, philox_uniform(seed, stream, static_cast<std::uint64_t>(i)));
 }
 
 // Fills `t` with mean + stddev * normal(i).

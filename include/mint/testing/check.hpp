@@ -37,7 +37,7 @@ inline CloseReport compare(const Tensor<Cpu>& a, const Tensor<Cpu>& b, Tolerance
   }
   for (std::int64_t i = 0; i < a.numel(); ++i) {
     const double x = a[i], y = b[i], d = std::abs(x - y);
-    const double excess = std::isfinite(d) ? d / (tol.atol + tol.rtol * std::abs(y)) : INFINITY;
+    const double excess = d == 0.0 ? 0.0 : std::isfinite(d) ? d / (tol.atol + tol.rtol * std::abs(y)) : INFINITY;
     r.max_abs = std::max(r.max_abs, std::isfinite(d) ? d : INFINITY);
     if (excess > r.worst_excess || r.worst_index < 0) {
       r.worst_excess = excess;

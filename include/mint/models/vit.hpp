@@ -1,0 +1,422 @@
+// mint/models/vit.hpp -- ViT<Cpu>: a timm ViT / DeiT (incl. distilled DeiT) that loads timm safetensors
+// unchanged, runs on a per-image keep set of patch tokens, and hands out the last block's head-averaged
+// CLS attention from the same forward pass.
+//
+// forward(images, keep) gathers the kept patches before the embedding GEMM and adds their gathered position
+// embeddings (equal to SMI's "prune after the position-embedding add", see mint/nn/tokens.hpp), so the cost of
+// every layer follows the kept count K. backward(d_logits, mode) returns d_images; in Backward::Full it also
+// accumulates every parameter's gradient, in Backward::InputOnly no weight-gradient work runs at all.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "mint/autodiff/backward.hpp"
+#include "mint/core/tensor.hpp"
+#include "mint/io/safetensors.hpp"
+#include "mint/models/vit_config.hpp"
+#include "mint/nn/activation.hpp"
+#include "mint/nn/attention.hpp"
+#include "mint/nn/elementwise.hpp"
+#include "mint/nn/layernorm.hpp"
+#include "mint/nn/linear.hpp"
+#include "mint/nn/tokens.hpp"
+
+namespace mint {
+
+// How to read a checkpoint. Everything left unset is inferred from the tensors (see vit_config.hpp).
+struct ViTLoadOptions {
+  std::optional<int> heads;  // explicit head count
+  std::string arch;          // a known timm architecture name, e.g. "deit_tiny_patch16_224"
+  float eps = 1e-6f;         // LayerNorm eps
+};
+
+template <class Device = Cpu>
+class ViT {
+  static_assert(std::is_same_v<Device, Cpu>, "ViT<Cuda> comes with the CUDA backend (its own issue)");
+
+ public:
+  using device_type = Device;
+  using TensorT = Tensor<Device>;
+  using TensorMap = std::map<std::string, TensorT>;
+
+  // Builds a model from timm-named tensors. Missing, unexpected or mis-shaped keys throw mint::Error naming
+  // the key (and both shapes); non-finite weights throw naming the key.
+  static ViT from_tensors(const TensorMap& tensors, const ViTLoadOptions& opt = {},
+                          const std::map<std::string, std::string>& metadata = {}, const std::string& source = "tensors") {
+    ViT m(infer_config(tensors, opt, metadata, source));
+    std::vector<std::string> unexpected;
+    for (const auto& [name, t] : tensors)
+      if (!m.params_.count(name)) unexpected.push_back(name);
+    if (!unexpected.empty()) {
+      std::string list;
+      for (std::size_t i = 0; i < unexpected.size() && i < 8; ++i) list += (i ? ", '" : "'") + unexpected[i] + "'";
+      throw Error(detail::concat("ViT (", source, "): ", unexpected.size(), " unexpected key(s) ", list,
+                                 unexpected.size() > 8 ? ", ..." : "",
+                                 " -- mint's ViT has no such parameter (layer scale, fc_norm, ... are not supported)"));
+    }
+    for (auto& [name, p] : m.params_) {
+      auto it = tensors.find(name);
+      check(it != tensors.end(), "ViT (", source, "): missing key '", name, "' (expected shape ", p.value.shape().str(), ")");
+      check(it->second.shape() == p.value.shape(), "ViT (", source, "): key '", name, "' has shape ",
+            it->second.shape().str(), " but the model (", m.describe(), ") expects ", p.value.shape().str());
+      check_finite(it->second, ("ViT (" + source + "): weight '" + name + "'").c_str());
+      p.value = it->second.clone();
+    }
+    m.bind();
+    return m;
+  }
+
+  // Reads a timm safetensors checkpoint (F32, F16 or BF16 stored; converted to float32).
+  static ViT load(const std::string& path, const ViTLoadOptions& opt = {}) {
+    auto file = io::load_safetensors(path);
+    return from_tensors(file.tensors, opt, file.metadata, path);
+  }
+
+  // A model of the given shape with its parameters zeroed (the trainer initialises them).
+  explicit ViT(const ViTConfig& cfg) : cfg_(cfg) {
+    cfg_.validate();
+    const std::int64_t d = cfg_.dim, e = cfg_.extra_tokens(), n = cfg_.num_patches(), h = cfg_.mlp_hidden;
+    const std::int64_t p = cfg_.patch, c = cfg_.in_chans;
+    auto add = [&](const std::string& name, Shape s) { params_[name].value = TensorT::zeros(s); };
+    add("cls_token", {1, 1, d});
+    if (cfg_.distilled) add("dist_token", {1, 1, d});
+    add("pos_embed", {1, e + n, d});
+    add("patch_embed.proj.weight", {d, c, p, p});
+    add("patch_embed.proj.bias", {d});
+    for (int i = 0; i < cfg_.depth; ++i) {
+      const std::string b = "blocks." + std::to_string(i) + ".";
+      add(b + "norm1.weight", {d});
+      add(b + "norm1.bias", {d});
+      add(b + "attn.qkv.weight", {3 * d, d});
+      add(b + "attn.qkv.bias", {3 * d});
+      add(b + "attn.proj.weight", {d, d});
+      add(b + "attn.proj.bias", {d});
+      add(b + "norm2.weight", {d});
+      add(b + "norm2.bias", {d});
+      add(b + "mlp.fc1.weight", {h, d});
+      add(b + "mlp.fc1.bias", {h});
+      add(b + "mlp.fc2.weight", {d, h});
+      add(b + "mlp.fc2.bias", {d});
+    }
+    add("norm.weight", {d});
+    add("norm.bias", {d});
+    add("head.weight", {cfg_.classes, d});
+    add("head.bias", {cfg_.classes});
+    if (cfg_.distilled) {
+      add("head_dist.weight", {cfg_.classes, d});
+      add("head_dist.bias", {cfg_.classes});
+    }
+    bind();
+  }
+
+  ViT(ViT&& o) noexcept : cfg_(o.cfg_), params_(std::move(o.params_)), cache_(std::move(o.cache_)) { bind(); }
+  ViT& operator=(ViT&& o) noexcept {
+    cfg_ = o.cfg_;
+    params_ = std::move(o.params_);
+    cache_ = std::move(o.cache_);
+    bind();
+    return *this;
+  }
+  ViT(const ViT&) = delete;
+  ViT& operator=(const ViT&) = delete;
+
+  [[nodiscard]] const ViTConfig& config() const { return cfg_; }
+  [[nodiscard]] int num_patches() const { return cfg_.num_patches(); }
+  [[nodiscard]] int patch_size() const { return cfg_.patch; }
+  [[nodiscard]] int grid() const { return cfg_.grid(); }
+
+  // Parameters by timm name (for optimisers and tests). References stay valid while the model lives.
+  std::map<std::string, Param<Device>>& parameters() { return params_; }
+  const std::map<std::string, Param<Device>>& parameters() const { return params_; }
+  Param<Device>& parameter(const std::string& name) {
+    auto it = params_.find(name);
+    check(it != params_.end(), "ViT: no parameter '", name, "'");
+    return it->second;
+  }
+  void zero_grad() {
+    for (auto& [n, p] : params_) p.zero_grad();
+  }
+
+  // timm-named weights, and a safetensors file with them plus "mint.num_heads" metadata.
+  [[nodiscard]] TensorMap state_dict() const {
+    TensorMap m;
+    for (const auto& [n, p] : params_) m[n] = p.value;
+    return m;
+  }
+  void save(const std::string& path, std::map<std::string, std::string> metadata = {}) const {
+    metadata["mint.num_heads"] = std::to_string(cfg_.heads);
+    io::save_safetensors(path, state_dict(), metadata);
+  }
+
+  // requires: images [B, C, H, W] matching the config, finite (a NaN or Inf pixel throws naming its index);
+  //           keep == nullptr (all patches) or a valid keep set for (B, N).
+  // ensures:  logits [B, classes]; last_cls_attention() is [B, K]; the pass is saved for backward().
+  TensorT forward(const TensorT& images, const nn::TokenIndex* keep = nullptr) {
+    check(images.rank() == 4 && images.dim(1) == cfg_.in_chans && images.dim(2) == cfg_.img_size &&
+              images.dim(3) == cfg_.img_size,
+          "ViT::forward: images have shape ", images.shape().str(), " but the model expects [B, ", cfg_.in_chans, ", ",
+          cfg_.img_size, ", ", cfg_.img_size, "]");
+    check_finite(images, "ViT::forward: images");
+    const std::int64_t b = images.dim(0), n = cfg_.num_patches(), e = cfg_.extra_tokens();
+    if (keep) keep->validate(b, n);
+    Cache& c = cache_;
+    c = Cache{};
+    c.batch = b;
+    c.has_keep = keep != nullptr;
+    if (keep) c.keep = *keep;
+    c.image_shape = images.shape();
+    auto patches = nn::patchify(images, cfg_.patch);
+    c.patches = keep ? nn::gather_tokens(patches, *keep) : patches;
+    auto tok = nn::linear(c.patches, pe_w_flat_, &pe_b_->value);
+    TensorT x = nn::embed_tokens(tok, keep, {&cls_->value, cfg_.distilled ? &dist_->value : nullptr, &pos_->value});
+    c.blocks.resize(static_cast<std::size_t>(cfg_.depth));
+    for (int l = 0; l < cfg_.depth; ++l) {
+      const bool last = l + 1 == cfg_.depth;
+      x = block_forward(blocks_[static_cast<std::size_t>(l)], c.blocks[static_cast<std::size_t>(l)], x,
+                        last ? &c.cls_attn : nullptr, e);
+    }
+    // Only the CLS (and distillation) rows reach the head: normalise just those.
+    c.x_final = x;
+    const std::int64_t t = x.dim(1), d = cfg_.dim;
+    c.head_in_raw = TensorT::empty(Shape{b, e, d});
+    for (std::int64_t i = 0; i < b; ++i)
+      std::copy(x.data() + i * t * d, x.data() + (i * t + e) * d, c.head_in_raw.data() + i * e * d);
+    c.head_in = nn::layernorm(c.head_in_raw, norm_w_->value, norm_b_->value, cfg_.eps, &c.ln_final);
+    return head_forward(c.head_in);
+  }
+
+  // Head-averaged attention of the CLS token to each kept patch token in the last block of the latest
+  // forward(), [B, K] in keep order (SMI Sec. 4.2). Computed in that pass, no extra cost.
+  [[nodiscard]] const TensorT& last_cls_attention() const {
+    check(cache_.batch > 0, "ViT::last_cls_attention: no forward pass yet");
+    return cache_.cls_attn;
+  }
+
+  // requires: the latest call was forward() on the images to differentiate; dlogits [B, classes].
+  // ensures:  returns d loss / d images [B, C, H, W] (zero on dropped patches except through nothing: the
+  //           blocks never saw them); in Full mode adds every parameter's gradient into Param::grad.
+  TensorT backward(const TensorT& dlogits, Backward mode) {
+    Cache& c = cache_;
+    check(c.batch > 0, "ViT::backward: call forward() first");
+    check_shape(dlogits, Shape{c.batch, cfg_.classes}, "ViT::backward: d_logits");
+    const std::int64_t b = c.batch, e = cfg_.extra_tokens(), d = cfg_.dim, t = c.x_final.dim(1);
+    // head(s)
+    auto dhead_in = TensorT::zeros(Shape{b, e, d});
+    if (!cfg_.distilled) {
+      auto dflat = dhead_in.reshape(Shape{b, d});  // a view: writes land in dhead_in
+      nn::linear_backward(dlogits, c.head_in.reshape(Shape{b, d}), head_w_->value, &dflat, head_w_->grad_for(mode),
+                          head_b_->grad_for(mode));
+    } else {
+      TensorT half = dlogits.clone();
+      for (std::int64_t i = 0; i < half.numel(); ++i) half[i] *= 0.5f;
+      auto cls_rows = select_row(c.head_in, 0), dist_rows = select_row(c.head_in, 1);
+      auto dcls = TensorT::zeros(Shape{b, d}), ddist = TensorT::zeros(Shape{b, d});
+      nn::linear_backward(half, cls_rows, head_w_->value, &dcls, head_w_->grad_for(mode), head_b_->grad_for(mode));
+      nn::linear_backward(half, dist_rows, head_dist_w_->value, &ddist, head_dist_w_->grad_for(mode),
+                          head_dist_b_->grad_for(mode));
+      for (std::int64_t i = 0; i < b; ++i)
+        for (std::int64_t j = 0; j < d; ++j) {
+          dhead_in[(i * 2) * d + j] = dcls[i * d + j];
+          dhead_in[(i * 2 + 1) * d + j] = ddist[i * d + j];
+        }
+    }
+    auto dhead_raw = TensorT::zeros(Shape{b, e, d});
+    nn::layernorm_backward(dhead_in, c.head_in_raw, norm_w_->value, c.ln_final, &dhead_raw, norm_w_->grad_for(mode),
+                           norm_b_->grad_for(mode));
+    auto dx = TensorT::zeros(Shape{b, t, d});
+    for (std::int64_t i = 0; i < b; ++i)
+      std::copy(dhead_raw.data() + i * e * d, dhead_raw.data() + (i + 1) * e * d, dx.data() + i * t * d);
+    for (int l = cfg_.depth - 1; l >= 0; --l)
+      dx = block_backward(blocks_[static_cast<std::size_t>(l)], c.blocks[static_cast<std::size_t>(l)], dx, mode);
+    // tokens -> patches -> pixels
+    const nn::TokenIndex* keep = c.has_keep ? &c.keep : nullptr;
+    auto dtok = TensorT::zeros(Shape{b, t - e, d});
+    nn::embed_tokens_backward(dx, keep, e, {&dtok, cls_->grad_for(mode), cfg_.distilled ? dist_->grad_for(mode) : nullptr,
+                                            pos_->grad_for(mode)});
+    auto dpatches = TensorT::zeros(c.patches.shape());
+    TensorT* dpe_w = pe_w_->grad_for(mode);
+    TensorT dpe_w_flat = dpe_w ? dpe_w->reshape(pe_w_flat_.shape()) : TensorT{};
+    nn::linear_backward(dtok, c.patches, pe_w_flat_, &dpatches, dpe_w ? &dpe_w_flat : nullptr, pe_b_->grad_for(mode));
+    auto dimages = TensorT::zeros(c.image_shape);
+    if (keep) {
+      auto dall = TensorT::zeros(Shape{b, cfg_.num_patches(), dpatches.dim(2)});
+      nn::gather_tokens_backward(dpatches, *keep, dall);
+      nn::patchify_backward(dall, cfg_.patch, dimages);
+    } else {
+      nn::patchify_backward(dpatches, cfg_.patch, dimages);
+    }
+    return dimages;
+  }
+
+ private:
+  struct Block {
+    Param<Device>*ln1_w, *ln1_b, *qkv_w, *qkv_b, *proj_w, *proj_b, *ln2_w, *ln2_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+  };
+  struct BlockCache {
+    TensorT x_in, h1, qkv, att_out, x_mid, h2, fc1_out, act;
+    nn::LayerNormSaved ln1, ln2;
+    nn::AttentionSaved att;
+  };
+  struct Cache {
+    std::int64_t batch = 0;
+    bool has_keep = false;
+    nn::TokenIndex keep;
+    Shape image_shape;
+    TensorT patches, x_final, head_in_raw, head_in, cls_attn;
+    nn::LayerNormSaved ln_final;
+    std::vector<BlockCache> blocks;
+  };
+
+  static ViTConfig infer_config(const TensorMap& t, const ViTLoadOptions& opt,
+                                const std::map<std::string, std::string>& metadata, const std::string& source) {
+    auto need = [&](const std::string& k) -> const TensorT& {
+      auto it = t.find(k);
+      check(it != t.end(), "ViT (", source, "): missing key '", k, "'");
+      return it->second;
+    };
+    ViTConfig c;
+    c.eps = opt.eps;
+    const auto& pe = need("patch_embed.proj.weight");
+    check(pe.rank() == 4 && pe.dim(2) == pe.dim(3), "ViT (", source, "): key 'patch_embed.proj.weight' has shape ",
+          pe.shape().str(), " but a [dim, channels, patch, patch] conv weight is expected");
+    c.dim = static_cast<int>(pe.dim(0));
+    c.in_chans = static_cast<int>(pe.dim(1));
+    c.patch = static_cast<int>(pe.dim(2));
+    c.distilled = t.count("dist_token") > 0;
+    const auto& pos = need("pos_embed");
+    check(pos.rank() == 3 && pos.dim(2) == c.dim, "ViT (", source, "): key 'pos_embed' has shape ", pos.shape().str(),
+          " but [1, tokens, ", c.dim, "] is expected");
+    const std::int64_t n = pos.dim(1) - c.extra_tokens();
+    std::int64_t g = 0;
+    while (g * g < n) ++g;
+    check(n > 0 && g * g == n, "ViT (", source, "): pos_embed has ", pos.dim(1), " rows, which is not ", c.extra_tokens(),
+          " extra token(s) plus a square grid of patches");
+    c.img_size = static_cast<int>(g) * c.patch;
+    c.depth = 0;
+    while (t.count("blocks." + std::to_string(c.depth) + ".norm1.weight")) ++c.depth;
+    check(c.depth > 0, "ViT (", source, "): missing key 'blocks.0.norm1.weight' (no transformer blocks found)");
+    c.mlp_hidden = static_cast<int>(need("blocks.0.mlp.fc1.weight").dim(0));
+    c.classes = static_cast<int>(need("head.weight").dim(0));
+    if (opt.heads) {
+      c.heads = *opt.heads;
+    } else if (!opt.arch.empty()) {
+      const auto& k = known_vit(opt.arch);
+      check(k.dim == c.dim && k.depth == c.depth && k.patch == c.patch, "ViT (", source, "): architecture '", opt.arch,
+            "' has dim ", k.dim, ", depth ", k.depth, ", patch ", k.patch, " but the checkpoint has dim ", c.dim,
+            ", depth ", c.depth, ", patch ", c.patch);
+      c.heads = k.heads;
+    } else if (auto it = metadata.find("mint.num_heads"); it != metadata.end()) {
+      try {
+        c.heads = std::stoi(it->second);
+      } catch (const std::exception&) {
+        throw Error("ViT (" + source + "): metadata mint.num_heads = '" + it->second + "' is not an integer");
+      }
+    } else if (auto h = known_heads(c.dim, c.depth)) {
+      c.heads = *h;
+    } else {
+      throw Error(detail::concat("ViT (", source, "): cannot infer the number of attention heads for dim ", c.dim,
+                                 ", depth ", c.depth, "; pass ViTLoadOptions{.heads = ...} or a known .arch name"));
+    }
+    c.validate();
+    return c;
+  }
+
+  [[nodiscard]] std::string describe() const {
+    return detail::concat("dim ", cfg_.dim, ", depth ", cfg_.depth, ", patch ", cfg_.patch, ", img ", cfg_.img_size,
+                          ", classes ", cfg_.classes, ", mlp ", cfg_.mlp_hidden, cfg_.distilled ? ", distilled" : "");
+  }
+
+  // Resolves the named parameters into fast pointers (after construction or a move).
+  void bind() {
+    auto p = [&](const std::string& n) { return &params_.at(n); };
+    cls_ = p("cls_token");
+    dist_ = cfg_.distilled ? p("dist_token") : nullptr;
+    pos_ = p("pos_embed");
+    pe_w_ = p("patch_embed.proj.weight");
+    pe_b_ = p("patch_embed.proj.bias");
+    pe_w_flat_ = pe_w_->value.reshape(Shape{cfg_.dim, pe_w_->value.numel() / cfg_.dim});
+    norm_w_ = p("norm.weight");
+    norm_b_ = p("norm.bias");
+    head_w_ = p("head.weight");
+    head_b_ = p("head.bias");
+    head_dist_w_ = cfg_.distilled ? p("head_dist.weight") : nullptr;
+    head_dist_b_ = cfg_.distilled ? p("head_dist.bias") : nullptr;
+    blocks_.clear();
+    for (int i = 0; i < cfg_.depth; ++i) {
+      const std::string b = "blocks." + std::to_string(i) + ".";
+      blocks_.push_back({p(b + "norm1.weight"), p(b + "norm1.bias"), p(b + "attn.qkv.weight"), p(b + "attn.qkv.bias"),
+                         p(b + "attn.proj.weight"), p(b + "attn.proj.bias"), p(b + "norm2.weight"), p(b + "norm2.bias"),
+                         p(b + "mlp.fc1.weight"), p(b + "mlp.fc1.bias"), p(b + "mlp.fc2.weight"), p(b + "mlp.fc2.bias")});
+    }
+  }
+
+  TensorT block_forward(const Block& w, BlockCache& s, const TensorT& x, TensorT* cls_attn, std::int64_t extra) {
+    s.x_in = x;
+    s.h1 = nn::layernorm(x, w.ln1_w->value, w.ln1_b->value, cfg_.eps, &s.ln1);
+    s.qkv = nn::linear(s.h1, w.qkv_w->value, &w.qkv_b->value);
+    s.att_out = nn::attention(s.qkv, cfg_.heads, &s.att, cls_attn, static_cast<int>(extra));
+    s.x_mid = nn::linear(s.att_out, w.proj_w->value, &w.proj_b->value);
+    nn::add_inplace(s.x_mid, x);
+    s.h2 = nn::layernorm(s.x_mid, w.ln2_w->value, w.ln2_b->value, cfg_.eps, &s.ln2);
+    s.fc1_out = nn::linear(s.h2, w.fc1_w->value, &w.fc1_b->value);
+    s.act = nn::gelu(s.fc1_out);
+    TensorT y = nn::linear(s.act, w.fc2_w->value, &w.fc2_b->value);
+    nn::add_inplace(y, s.x_mid);
+    return y;
+  }
+
+  // dy is d loss / d block output; returns d loss / d block input.
+  TensorT block_backward(const Block& w, BlockCache& s, const TensorT& dy, Backward mode) {
+    // x_out = x_mid + fc2(gelu(fc1(ln2(x_mid))))
+    auto dact = TensorT::zeros(s.act.shape());
+    nn::linear_backward(dy, s.act, w.fc2_w->value, &dact, w.fc2_w->grad_for(mode), w.fc2_b->grad_for(mode));
+    auto dfc1 = TensorT::zeros(s.fc1_out.shape());
+    nn::gelu_backward(dact, s.fc1_out, dfc1);
+    auto dh2 = TensorT::zeros(s.h2.shape());
+    nn::linear_backward(dfc1, s.h2, w.fc1_w->value, &dh2, w.fc1_w->grad_for(mode), w.fc1_b->grad_for(mode));
+    TensorT dmid = dy.clone();
+    nn::layernorm_backward(dh2, s.x_mid, w.ln2_w->value, s.ln2, &dmid, w.ln2_w->grad_for(mode), w.ln2_b->grad_for(mode));
+    // x_mid = x_in + proj(attention(qkv(ln1(x_in))))
+    auto datt = TensorT::zeros(s.att_out.shape());
+    nn::linear_backward(dmid, s.att_out, w.proj_w->value, &datt, w.proj_w->grad_for(mode), w.proj_b->grad_for(mode));
+    auto dqkv = TensorT::zeros(s.qkv.shape());
+    nn::attention_backward(datt, s.qkv, cfg_.heads, s.att, dqkv);
+    auto dh1 = TensorT::zeros(s.h1.shape());
+    nn::linear_backward(dqkv, s.h1, w.qkv_w->value, &dh1, w.qkv_w->grad_for(mode), w.qkv_b->grad_for(mode));
+    TensorT dx = std::move(dmid);
+    nn::layernorm_backward(dh1, s.x_in, w.ln1_w->value, s.ln1, &dx, w.ln1_w->grad_for(mode), w.ln1_b->grad_for(mode));
+    return dx;
+  }
+
+  TensorT head_forward(const TensorT& head_in) const {
+    const std::int64_t b = head_in.dim(0), d = cfg_.dim;
+    if (!cfg_.distilled) return nn::linear(head_in.reshape(Shape{b, d}), head_w_->value, &head_b_->value);
+    auto a = nn::linear(select_row(head_in, 0), head_w_->value, &head_b_->value);
+    auto z = nn::linear(select_row(head_in, 1), head_dist_w_->value, &head_dist_b_->value);
+    for (std::int64_t i = 0; i < a.numel(); ++i) a[i] = 0.5f * (a[i] + z[i]);
+    return a;
+  }
+
+  // Row r of every image of x [B, R, D] as [B, D].
+  static TensorT select_row(const TensorT& x, std::int64_t r) {
+    const std::int64_t b = x.dim(0), rows = x.dim(1), d = x.dim(2);
+    auto y = TensorT::empty(Shape{b, d});
+    for (std::int64_t i = 0; i < b; ++i) std::copy(x.data() + (i * rows + r) * d, x.data() + (i * rows + r + 1) * d, y.data() + i * d);
+    return y;
+  }
+
+  ViTConfig cfg_;
+  std::map<std::string, Param<Device>> params_;
+  Cache cache_;
+  Param<Device>*cls_ = nullptr, *dist_ = nullptr, *pos_ = nullptr, *pe_w_ = nullptr, *pe_b_ = nullptr;
+  Param<Device>*norm_w_ = nullptr, *norm_b_ = nullptr, *head_w_ = nullptr, *head_b_ = nullptr;
+  Param<Device>*head_dist_w_ = nullptr, *head_dist_b_ = nullptr;
+  TensorT pe_w_flat_;
+  std::vector<Block> blocks_;
+};
+
+}  // namespace mint

@@ -1,0 +1,83 @@
+// mint/models/vit_config.hpp -- the shape of a timm ViT / DeiT, and the table of known timm architectures.
+//
+// Everything but the head count can be read from a checkpoint's tensor shapes. The head count cannot (qkv is
+// [3D, D] for any head count), so it comes from, in this order: an explicit option, a known architecture
+// name, the checkpoint's "mint.num_heads" metadata (files mint writes carry it), or the known-architecture
+// table matched on (dim, depth) -- every timm ViT/DeiT of a given width uses the same head count.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mint/core/error.hpp"
+
+namespace mint {
+
+struct ViTConfig {
+  int img_size = 224;
+  int patch = 16;
+  int in_chans = 3;
+  int dim = 192;
+  int depth = 12;
+  int heads = 3;
+  int mlp_hidden = 768;
+  int classes = 1000;
+  bool distilled = false;  // DeiT distilled: dist_token + head_dist, logits = (head(cls) + head_dist(dist)) / 2
+  float eps = 1e-6f;       // LayerNorm eps (timm ViTs: 1e-6)
+
+  [[nodiscard]] int grid() const { return img_size / patch; }
+  [[nodiscard]] int num_patches() const { return grid() * grid(); }
+  [[nodiscard]] int extra_tokens() const { return distilled ? 2 : 1; }
+
+  void validate() const {
+    check(patch > 0 && img_size % patch == 0, "ViTConfig: img_size ", img_size, " is not a multiple of patch ", patch);
+    check(heads > 0 && dim % heads == 0, "ViTConfig: dim ", dim, " is not divisible by ", heads, " heads");
+    check(depth >= 1 && in_chans >= 1 && classes >= 1 && mlp_hidden >= 1, "ViTConfig: depth ", depth, ", in_chans ",
+          in_chans, ", classes ", classes, ", mlp_hidden ", mlp_hidden, " must all be positive");
+  }
+};
+
+struct KnownViT {
+  const char* name;
+  int img_size, patch, dim, depth, heads;
+  bool distilled;
+};
+
+// timm's names. Classes and MLP width are read from the checkpoint.
+inline const std::vector<KnownViT>& known_vits() {
+  static const std::vector<KnownViT> table{
+      {"deit_tiny_patch16_224", 224, 16, 192, 12, 3, false},
+      {"deit_small_patch16_224", 224, 16, 384, 12, 6, false},
+      {"deit_base_patch16_224", 224, 16, 768, 12, 12, false},
+      {"deit_tiny_distilled_patch16_224", 224, 16, 192, 12, 3, true},
+      {"deit_small_distilled_patch16_224", 224, 16, 384, 12, 6, true},
+      {"deit_base_distilled_patch16_224", 224, 16, 768, 12, 12, true},
+      {"vit_tiny_patch16_224", 224, 16, 192, 12, 3, false},
+      {"vit_small_patch16_224", 224, 16, 384, 12, 6, false},
+      {"vit_base_patch16_224", 224, 16, 768, 12, 12, false},
+      {"vit_large_patch16_224", 224, 16, 1024, 24, 16, false},
+      {"vit_small_patch32_224", 224, 32, 384, 12, 6, false},
+      {"vit_base_patch32_224", 224, 32, 768, 12, 12, false},
+      {"vit_large_patch32_224", 224, 32, 1024, 24, 16, false},
+  };
+  return table;
+}
+
+inline const KnownViT& known_vit(const std::string& name) {
+  std::string names;
+  for (const auto& k : known_vits()) {
+    if (name == k.name) return k;
+    names += std::string(names.empty() ? "" : ", ") + k.name;
+  }
+  throw Error("unknown ViT architecture '" + name + "'; known: " + names);
+}
+
+// The head count of the known architectures with this width and depth, if any.
+inline std::optional<int> known_heads(int dim, int depth) {
+  for (const auto& k : known_vits())
+    if (k.dim == dim && k.depth == depth) return k.heads;
+  return std::nullopt;
+}
+
+}  // namespace mint

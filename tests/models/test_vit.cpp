@@ -1,0 +1,140 @@
+// ViT<Cpu>: whole-model gradient checks in both backward modes (plain and distilled, with and without a
+// keep set), keep-set semantics, config inference and the errors of a bad checkpoint.
+#include "test_util.hpp"
+
+#include "models/vit_weights.hpp"
+#include "mint/nn/image_priors.hpp"
+#include "mint/nn/losses.hpp"
+
+using namespace mint;
+using testing::uniform;
+
+namespace {
+ViTConfig tiny_config(bool distilled) {
+  ViTConfig c;
+  c.img_size = 8, c.patch = 4, c.in_chans = 2, c.dim = 8, c.depth = 2, c.heads = 2, c.mlp_hidden = 12, c.classes = 3;
+  c.distilled = distilled;
+  return c;
+}
+}  // namespace
+
+TEST_CASE("ViT backward: finite differences through the whole model, both modes", "[models][vit][gradcheck]") {
+  for (bool distilled : {false, true})
+    for (bool pruned : {false, true}) {
+      CAPTURE(distilled, pruned);
+      auto cfg = tiny_config(distilled);
+      auto model = ViT<>::from_tensors(test::philox_vit_weights(cfg, 5), {.heads = 2});
+      auto img = uniform(Shape{2, 2, 8, 8}, 17);
+      nn::TokenIndex keep{2, 3, {3, 0, 2, 1, 2, 0}};
+      const nn::TokenIndex* k = pruned ? &keep : nullptr;
+      const std::vector<int> labels{2, 0};
+      auto loss = [&] { return nn::cross_entropy(model.forward(img, k), labels) + nn::total_variation(img, 0.01f); };
+      for (auto mode : {Backward::InputOnly, Backward::Full}) {
+        model.zero_grad();
+        auto logits = model.forward(img, k);
+        auto dlogits = Tensor<>::zeros(logits.shape());
+        nn::cross_entropy(logits, labels, &dlogits);
+        auto dimg = model.backward(dlogits, mode);
+        nn::total_variation(img, 0.01f, &dimg);
+        testing::GradCheckOptions opt{.eps = 5e-3, .tol = {5e-4, 2e-2}, .max_coords = 128};
+        MINT_REQUIRE_CLOSE(testing::check_gradient(loss, img, dimg, "vit d_images", opt));
+        if (pruned) {  // patch 1 of image 0 was dropped: CE sends it nothing, only TV does
+          auto ce_only = model.backward(dlogits, Backward::InputOnly);
+          auto pat = nn::patchify(ce_only, 4);
+          for (int e = 0; e < 32; ++e) REQUIRE(pat[(0 * 4 + 1) * 32 + e] == 0.0f);
+        }
+        if (mode == Backward::InputOnly) {
+          for (auto& [name, p] : model.parameters()) {
+            INFO(name);
+            REQUIRE((!p.grad.defined() || p.grad.numel() == 0 || [&] {
+              for (std::int64_t i = 0; i < p.grad.numel(); ++i)
+                if (p.grad[i] != 0.0f) return false;
+              return true;
+            }()));
+          }
+        } else {
+          for (const char* name : {"blocks.0.attn.qkv.weight", "blocks.1.mlp.fc2.weight", "blocks.0.norm1.weight",
+                                   "patch_embed.proj.weight", "pos_embed", "cls_token", "norm.bias", "head.weight"}) {
+            auto& p = model.parameter(name);
+            auto pl = [&] { return static_cast<double>(nn::cross_entropy(model.forward(img, k), labels)); };
+            MINT_REQUIRE_CLOSE(testing::check_gradient(pl, p.value, p.grad, std::string("vit d ") + name, opt));
+          }
+          if (distilled) {
+            auto& p = model.parameter("head_dist.weight");
+            auto pl = [&] { return static_cast<double>(nn::cross_entropy(model.forward(img, k), labels)); };
+            MINT_REQUIRE_CLOSE(testing::check_gradient(pl, p.value, p.grad, "vit d head_dist.weight", opt));
+          }
+        }
+      }
+    }
+}
+
+TEST_CASE("ViT keep set: all patches in order equals no keep set; CLS attention follows keep order", "[models][vit]") {
+  auto cfg = tiny_config(false);
+  auto model = ViT<>::from_tensors(test::philox_vit_weights(cfg, 6), {.heads = 2});
+  auto img = uniform(Shape{2, 2, 8, 8}, 18);
+  auto full = model.forward(img);
+  auto attn_full = model.last_cls_attention().clone();
+  REQUIRE(attn_full.shape() == Shape{2, 4});
+  auto same = model.forward(img, &(const nn::TokenIndex&)nn::TokenIndex::all(2, 4));
+  MINT_REQUIRE_CLOSE(testing::compare(same, full, {0, 0}, "logits with keep = all"));
+  // a permuted keep set of all patches: attention is permutation-equivariant, logits unchanged
+  nn::TokenIndex perm{2, 4, {3, 1, 0, 2, 2, 3, 1, 0}};
+  auto logits = model.forward(img, &perm);
+  MINT_REQUIRE_CLOSE(testing::compare(logits, full, {1e-5, 1e-5}, "logits with a permuted keep set"));
+  const auto& attn = model.last_cls_attention();
+  for (int b = 0; b < 2; ++b)
+    for (int k = 0; k < 4; ++k) REQUIRE(attn[b * 4 + k] == Approx(attn_full[b * 4 + perm.at(b, k)]).margin(1e-6));
+}
+
+TEST_CASE("ViT loading: config inference, heads, and errors naming the key", "[models][vit][io]") {
+  auto cfg = tiny_config(true);
+  auto w = test::philox_vit_weights(cfg, 7);
+  auto m = ViT<>::from_tensors(w, {.heads = 2});
+  REQUIRE(m.config().distilled);
+  REQUIRE(m.config().img_size == 8);
+  REQUIRE(m.config().mlp_hidden == 12);
+  REQUIRE(m.config().classes == 3);
+  // dim 8 / depth 2 is no timm architecture: the head count must be given
+  REQUIRE_THROWS_WITH(ViT<>::from_tensors(w), Catch::Contains("number of attention heads"));
+  REQUIRE(ViT<>::from_tensors(w, {}, {{"mint.num_heads", "4"}}).config().heads == 4);
+  REQUIRE_THROWS_WITH(ViT<>::from_tensors(w, {.arch = "deit_tiny_patch16_224"}), Catch::Contains("dim 192"));
+  REQUIRE_THROWS_WITH(ViT<>::from_tensors(w, {.arch = "deit_nano"}), Catch::Contains("unknown ViT architecture"));
+  REQUIRE_THROWS_WITH(ViT<>::from_tensors(w, {.heads = 3}), Catch::Contains("not divisible by 3 heads"));
+
+  auto missing = w;
+  missing.erase("blocks.1.mlp.fc2.bias");
+  REQUIRE_THROWS_WITH(ViT<>::from_tensors(missing, {.heads = 2}), Catch::Contains("missing key 'blocks.1.mlp.fc2.bias'"));
+  auto bad = w;
+  bad["blocks.0.attn.qkv.weight"] = Tensor<>::zeros(Shape{24, 9});
+  REQUIRE_THROWS_WITH(ViT<>::from_tensors(bad, {.heads = 2}),
+                      Catch::Contains("blocks.0.attn.qkv.weight") && Catch::Contains("[24, 9]") && Catch::Contains("[24, 8]"));
+  auto extra = w;
+  extra["blocks.0.ls1.gamma"] = Tensor<>::zeros(Shape{8});
+  REQUIRE_THROWS_WITH(ViT<>::from_tensors(extra, {.heads = 2}), Catch::Contains("unexpected key") && Catch::Contains("ls1.gamma"));
+  auto nan = w;
+  nan["head.bias"] = nan["head.bias"].clone();
+  nan["head.bias"][1] = std::numeric_limits<float>::quiet_NaN();
+  REQUIRE_THROWS_WITH(ViT<>::from_tensors(nan, {.heads = 2}), Catch::Contains("head.bias") && Catch::Contains("non-finite"));
+}
+
+TEST_CASE("ViT forward rejects wrong image shapes and NaN pixels", "[models][vit]") {
+  auto model = ViT<>::from_tensors(test::philox_vit_weights(tiny_config(false), 8), {.heads = 2});
+  REQUIRE_THROWS_WITH(model.forward(uniform(Shape{2, 3, 8, 8}, 1)), Catch::Contains("[2, 3, 8, 8]") && Catch::Contains("[B, 2, 8, 8]"));
+  auto img = uniform(Shape{1, 2, 8, 8}, 2);
+  img[77] = std::numeric_limits<float>::quiet_NaN();
+  REQUIRE_THROWS_WITH(model.forward(img), Catch::Contains("non-finite") && Catch::Contains("index 77"));
+  REQUIRE_THROWS_WITH(model.backward(Tensor<>::zeros(Shape{1, 3}), Backward::InputOnly), Catch::Contains("forward"));
+}
+
+TEST_CASE("ViT save and load round trip through safetensors", "[models][vit][io]") {
+  auto cfg = tiny_config(false);
+  auto model = ViT<>::from_tensors(test::philox_vit_weights(cfg, 9), {.heads = 2});
+  const auto path = (std::filesystem::temp_directory_path() / "mint_vit_roundtrip.safetensors").string();
+  model.save(path);
+  auto back = ViT<>::load(path);  // heads from the "mint.num_heads" metadata
+  REQUIRE(back.config().heads == 2);
+  auto img = uniform(Shape{1, 2, 8, 8}, 3);
+  MINT_REQUIRE_CLOSE(testing::compare(back.forward(img), model.forward(img), {0, 0}, "logits after round trip"));
+  std::filesystem::remove(path);
+}

@@ -7,3 +7,27 @@
 #include "mint/core/shape.hpp"
 #include "mint/core/tensor.hpp"
 #include "mint/core/xview.hpp"
+
+#include "mint/backend/cpu/gemm.hpp"
+#include "mint/backend/cpu/parallel.hpp"
+#include "mint/backend/functors.hpp"
+
+#include "mint/autodiff/backward.hpp"
+
+#include "mint/nn/activation.hpp"
+#include "mint/nn/attention.hpp"
+#include "mint/nn/elementwise.hpp"
+#include "mint/nn/image_priors.hpp"
+#include "mint/nn/layernorm.hpp"
+#include "mint/nn/linear.hpp"
+#include "mint/nn/losses.hpp"
+#include "mint/nn/matmul.hpp"
+#include "mint/nn/softmax.hpp"
+#include "mint/nn/tokens.hpp"
+
+#include "mint/models/vit.hpp"
+#include "mint/models/vit_config.hpp"
+
+#include "mint/io/idx.hpp"
+#include "mint/io/image.hpp"
+#include "mint/io/safetensors.hpp"

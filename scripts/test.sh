@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The test command: install what is missing, build the tests and examples with -j2, run every test.
+#   scripts/test.sh [--sanitize]   --sanitize: a separate ASan + UBSan build of the same tests (build-asan/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+dir=build; flags=(-DCMAKE_BUILD_TYPE=Release)
+if [[ "${1:-}" == "--sanitize" ]]; then
+  dir=build-asan
+  # -O1 keeps the sanitized DeiT-Tiny parity test fast enough; no -march=native so the reports are portable.
+  flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DMINT_SANITIZE=ON -DMINT_NATIVE=OFF
+         -DMINT_BUILD_EXAMPLES=OFF)
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+fi
+cmake -S . -B "$dir" -DMINT_BUILD_TESTS=ON "${flags[@]}" >/dev/null
+cmake --build "$dir" -j2
+cd "$dir" && ctest -j2 --output-on-failure

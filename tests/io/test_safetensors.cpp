@@ -336,6 +336,8 @@ TEST_CASE("safetensors rejects shapes whose size overflows, and ranks above 6", 
 TEST_CASE("safetensors file errors name the path", "[io][safetensors]") {
   const std::string missing = (std::filesystem::temp_directory_path() / "mint_no_such_dir" / "x.safetensors").string();
   REQUIRE_THROWS_WITH(mint::io::load_safetensors(missing), Catch::Contains(missing) && Catch::Contains("cannot open"));
+  const std::string dir = std::filesystem::temp_directory_path().string();
+  REQUIRE_THROWS_WITH(mint::io::load_safetensors(dir), Catch::Contains(dir) && Catch::Contains("not a regular file"));
   REQUIRE_THROWS_WITH(mint::io::save_safetensors(missing, {{"x", Tensor<>::zeros(Shape{1})}}),
                       Catch::Contains(missing) && Catch::Contains("cannot open"));
   TempFile tmp(".safetensors");

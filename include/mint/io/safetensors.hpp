@@ -17,6 +17,7 @@
 #include <bit>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -174,7 +175,7 @@ inline const Tensor<Cpu>& SafetensorsFile::at(const std::string& name) const {
     available += (shown++ ? ", " : "") + ("'" + key + "'");
   }
   throw Error(mint::detail::concat("safetensors: no tensor '", name, "' in ", source, " (it has ", tensors.size(),
-                             " tensors", tensors.empty() ? "" : ": ", available, ")"));
+                                   " tensors", tensors.empty() ? "" : ": ", available, ")"));
 }
 
 // Parses a whole safetensors file held in memory. `source` names it in error messages. Throws mint::Error on
@@ -270,14 +271,20 @@ inline SafetensorsFile parse_safetensors(const std::uint8_t* bytes, std::size_t 
 
 // Reads the whole file at `path` and parses it. Throws mint::Error if it cannot be read or is malformed.
 inline SafetensorsFile load_safetensors(const std::string& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  // The size comes from the filesystem, not from seeking: a directory opens as a stream on Linux and then
+  // reports a nonsense size.
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  check(!ec && std::filesystem::exists(status), "safetensors: cannot open '", path, "': no such file");
+  check(std::filesystem::is_regular_file(status), "safetensors: cannot open '", path, "': not a regular file");
+  const std::uintmax_t size = std::filesystem::file_size(path, ec);
+  check(!ec, "safetensors: cannot determine the size of '", path, "': ", ec.message());
+  std::ifstream in(path, std::ios::binary);
   check(in.is_open(), "safetensors: cannot open '", path, "' for reading");
-  const std::streamoff size = in.tellg();
-  check(size >= 0, "safetensors: cannot determine the size of '", path, "'");
   std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
-  in.seekg(0);
-  if (size > 0) in.read(reinterpret_cast<char*>(bytes.data()), size);
-  check(static_cast<bool>(in), "safetensors: failed to read ", size, " bytes from '", path, "'");
+  if (size > 0) in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size));
+  check(static_cast<bool>(in) && static_cast<std::uintmax_t>(in.gcount()) == size, "safetensors: failed to read ",
+        size, " bytes from '", path, "'");
   return parse_safetensors(bytes.data(), bytes.size(), path);
 }
 

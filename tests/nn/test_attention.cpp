@@ -71,3 +71,25 @@ TEST_CASE("attention backward: finite differences (no weights: one mode)", "[nn]
   auto loss = [&] { return testing::dot(nn::attention(qkv, heads, nullptr), r); };
   MINT_REQUIRE_CLOSE(testing::check_gradient(loss, qkv, dqkv, "attention dqkv", {.max_coords = 240}));
 }
+
+TEST_CASE("attention on the leading query rows equals those rows of the full attention", "[nn][attention][gradcheck]") {
+  const int heads = 2;
+  auto qkv = uniform(Shape{2, 6, 3 * 8}, 54, -1.5f, 1.5f);
+  nn::AttentionSaved full_saved, part_saved;
+  Tensor<> cls_full, cls_part;
+  auto full = nn::attention(qkv, heads, &full_saved, &cls_full, 1);
+  auto part = nn::attention(qkv, heads, &part_saved, &cls_part, 1, /*query_rows=*/2);
+  REQUIRE(part.shape() == Shape{2, 2, 8});
+  for (int b = 0; b < 2; ++b)
+    for (int j = 0; j < 16; ++j) REQUIRE(part[b * 16 + j] == Approx(full[b * 48 + j]).margin(1e-6));
+  MINT_REQUIRE_CLOSE(testing::compare(cls_part, cls_full, {1e-7, 1e-6}, "cls attention from 2 query rows"));
+  // backward through the partial attention: finite differences on every qkv entry (keys and values of all
+  // rows get gradient, queries only on the first two)
+  auto r = uniform(part.shape(), 55);
+  auto dqkv = Tensor<>::zeros(qkv.shape());
+  nn::attention_backward(r, qkv, heads, part_saved, dqkv);
+  auto loss = [&] { return testing::dot(nn::attention(qkv, heads, nullptr, nullptr, 1, 2), r); };
+  MINT_REQUIRE_CLOSE(testing::check_gradient(loss, qkv, dqkv, "partial attention dqkv", {.max_coords = 288}));
+  for (int t = 2; t < 6; ++t)
+    for (int e = 0; e < 8; ++e) REQUIRE(dqkv[(0 * 6 + t) * 24 + e] == 0.0f);  // queries of rows >= 2
+}

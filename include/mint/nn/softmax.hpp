@@ -4,29 +4,32 @@
 #include <algorithm>
 #include <cmath>
 
+#include <Eigen/Core>
+
 #include "mint/backend/cpu/parallel.hpp"
 #include "mint/core/tensor.hpp"
 
 namespace mint::nn {
 
 namespace detail {
-// In place over one row of n values.
+// In place over one row of n values. Eigen arrays: exp and the reductions vectorise (a plain float loop's
+// sum cannot, without -ffast-math).
 inline void softmax_row(float* r, std::int64_t n) {
-  float mx = r[0];
-  for (std::int64_t j = 1; j < n; ++j) mx = std::max(mx, r[j]);
-  float s = 0.0f;
-  for (std::int64_t j = 0; j < n; ++j) {
-    r[j] = std::exp(r[j] - mx);
-    s += r[j];
-  }
-  const float inv = 1.0f / s;
-  for (std::int64_t j = 0; j < n; ++j) r[j] *= inv;
+  Eigen::Map<Eigen::ArrayXf> a(r, n);
+  a = (a - a.maxCoeff()).exp();
+  a *= 1.0f / a.sum();
 }
 // dx += y * (dy - <dy, y>) over one row.
 inline void softmax_row_backward(const float* y, const float* dy, float* dx, std::int64_t n) {
-  float dot = 0.0f;
-  for (std::int64_t j = 0; j < n; ++j) dot += dy[j] * y[j];
-  for (std::int64_t j = 0; j < n; ++j) dx[j] += y[j] * (dy[j] - dot);
+  Eigen::Map<const Eigen::ArrayXf> ys(y, n), dys(dy, n);
+  Eigen::Map<Eigen::ArrayXf> dxs(dx, n);
+  dxs += ys * (dys - (dys * ys).sum());
+}
+// In place: g = y * (g - <g, y>), the softmax backward when the incoming gradient buffer may be overwritten.
+inline void softmax_row_backward_inplace(const float* y, float* g, std::int64_t n) {
+  Eigen::Map<const Eigen::ArrayXf> ys(y, n);
+  Eigen::Map<Eigen::ArrayXf> gs(g, n);
+  gs = ys * (gs - (gs * ys).sum());
 }
 }  // namespace detail
 

@@ -1,6 +1,6 @@
 // idx: the real Fashion-MNIST test set (gzip, as Debian ships it), raw and gzip files written here, and a
 // clear mint::Error for missing, truncated and malformed files.
-#include <catch2/catch.hpp>
+#include "test_util.hpp"
 
 #include <algorithm>
 #include <array>
@@ -16,27 +16,13 @@
 #include "mint/io/idx.hpp"
 
 using mint::Shape;
+using mint::testing::TempFile;
 using mint::io::read_idx;
 
 namespace {
 
 const std::string kFashion = MINT_FASHION_MNIST_DIR;
 
-struct TempFile {
-  std::filesystem::path path;
-  explicit TempFile(const std::string& suffix) {
-    std::random_device rd;
-    path = std::filesystem::temp_directory_path() /
-           ("mint_io_test_" + std::to_string(rd()) + "_" + std::to_string(rd()) + suffix);
-  }
-  ~TempFile() {
-    std::error_code ec;
-    std::filesystem::remove(path, ec);
-  }
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-  [[nodiscard]] std::string str() const { return path.string(); }
-};
 
 // An idx header for unsigned bytes with the given dims, followed by `data`.
 std::vector<std::uint8_t> make_idx(const std::vector<std::uint32_t>& dims, const std::vector<std::uint8_t>& data,

@@ -1,5 +1,5 @@
 // image: PNG round trips through stb, the pixel-range mapping, and grids with masked ViT patches drawn black.
-#include <catch2/catch.hpp>
+#include "test_util.hpp"
 
 #include <cmath>
 #include <cstdint>
@@ -13,26 +13,11 @@
 #include "mint/io/image.hpp"
 
 using mint::Shape;
+using mint::testing::TempFile;
 using mint::Tensor;
 using mint::io::PixelRange;
 
 namespace {
-
-struct TempFile {
-  std::filesystem::path path;
-  explicit TempFile(const std::string& suffix) {
-    std::random_device rd;
-    path = std::filesystem::temp_directory_path() /
-           ("mint_io_test_" + std::to_string(rd()) + "_" + std::to_string(rd()) + suffix);
-  }
-  ~TempFile() {
-    std::error_code ec;
-    std::filesystem::remove(path, ec);
-  }
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-  [[nodiscard]] std::string str() const { return path.string(); }
-};
 
 }  // namespace
 

@@ -1,6 +1,6 @@
 // safetensors: F32 round trip with metadata, exact F16/BF16/integer conversion from hand-built bytes, and a
 // clear mint::Error (never a crash) for every kind of malformed file.
-#include <catch2/catch.hpp>
+#include "test_util.hpp"
 
 #include <bit>
 #include <cmath>
@@ -17,27 +17,11 @@
 #include "mint/io/safetensors.hpp"
 
 using mint::Shape;
+using mint::testing::TempFile;
 using mint::Tensor;
 using mint::io::parse_safetensors;
 
 namespace {
-
-// A unique path in the temp dir, removed when the object dies. ctest runs test cases as parallel processes,
-// so names carry random bits rather than a per-process counter alone.
-struct TempFile {
-  std::filesystem::path path;
-  explicit TempFile(const std::string& suffix) {
-    std::random_device rd;
-    path = std::filesystem::temp_directory_path() /
-           ("mint_io_test_" + std::to_string(rd()) + "_" + std::to_string(rd()) + suffix);
-  }
-  ~TempFile() {
-    std::error_code ec;
-    std::filesystem::remove(path, ec);
-  }
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-};
 
 void put_le(std::vector<std::uint8_t>& out, std::uint64_t v, int nbytes) {
   for (int i = 0; i < nbytes; ++i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));

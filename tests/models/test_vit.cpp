@@ -130,11 +130,10 @@ TEST_CASE("ViT forward rejects wrong image shapes and NaN pixels", "[models][vit
 TEST_CASE("ViT save and load round trip through safetensors", "[models][vit][io]") {
   auto cfg = tiny_config(false);
   auto model = ViT<>::from_tensors(test::philox_vit_weights(cfg, 9), {.heads = 2});
-  const auto path = (std::filesystem::temp_directory_path() / "mint_vit_roundtrip.safetensors").string();
-  model.save(path);
-  auto back = ViT<>::load(path);  // heads from the "mint.num_heads" metadata
+  testing::TempFile file(".safetensors");
+  model.save(file.str());
+  auto back = ViT<>::load(file.str());  // heads from the "mint.num_heads" metadata
   REQUIRE(back.config().heads == 2);
   auto img = uniform(Shape{1, 2, 8, 8}, 3);
   MINT_REQUIRE_CLOSE(testing::compare(back.forward(img), model.forward(img), {0, 0}, "logits after round trip"));
-  std::filesystem::remove(path);
 }

@@ -147,13 +147,4 @@ inline void check_finite(const Tensor<Cpu>& t, const char* what) {
   }
 }
 
-// Index lists (token keep sets, labels) are int32 on every backend.
-struct IndexTensor {
-  Shape shape;
-  std::vector<std::int32_t> values;
-  [[nodiscard]] std::int64_t numel() const { return shape.numel(); }
-  const std::int32_t* data() const { return values.data(); }
-  std::int32_t* data() { return values.data(); }
-};
-
 }  // namespace mint

@@ -29,8 +29,8 @@ namespace mint {
 
 // How to read a checkpoint. Everything left unset is inferred from the tensors (see vit_config.hpp).
 struct ViTLoadOptions {
-  std::optional<int> heads;  // explicit head count
-  std::string arch;          // a known timm architecture name, e.g. "deit_tiny_patch16_224"
+  std::optional<int> heads = std::nullopt;  // explicit head count
+  std::string arch = {};     // a known timm architecture name, e.g. "deit_tiny_patch16_224"
   float eps = 1e-6f;         // LayerNorm eps
 };
 

@@ -136,6 +136,7 @@ int run(const Args& a) {
   std::filesystem::create_directories(a.out);
   const std::string png = a.out + "/sparse_view.png";
   mint::io::write_png(png, mint::io::image_grid(grid_images, 8, 2, &grid_mask, cfg.patch));
+  mint::io::write_png(a.out + "/images.png", mint::io::image_grid(grid_images, 8, 2));
   const double acc_d = 100.0 * correct_dense / n, acc_s = 100.0 * correct_sparse / n, agr = 100.0 * agree / n;
   std::printf("\n%-28s %10s %10s\n", "", "dense", "top-K");
   std::printf("%-28s %10lld %10lld\n", "tokens per image", static_cast<long long>(np + cfg.extra_tokens()),
@@ -143,7 +144,8 @@ int run(const Args& a) {
   std::printf("%-28s %9.2f%% %9.2f%%\n", "test accuracy", acc_d, acc_s);
   std::printf("%-28s %10s %9.2f%%\n", "agreement with dense", "", agr);
   std::printf("%-28s %10.1f %10.1f\n", "images/s (forward)", n / t_dense, n / t_sparse);
-  std::printf("\nwrote %s (first 32 test images, pruned patches black) and %s/report.json\n", png.c_str(), a.out.c_str());
+  std::printf("\nwrote %s (first 32 test images, pruned patches black), %s/images.png (the same, whole) and "
+              "%s/report.json\n", png.c_str(), a.out.c_str(), a.out.c_str());
   nlohmann::json rep = {{"command", "mint-inspect"}, {"model", a.model}, {"data", a.data}, {"images", n},
                         {"patches", np}, {"kept_patches", k}, {"accuracy_dense_pct", acc_d},
                         {"accuracy_topk_pct", acc_s}, {"agreement_pct", agr}, {"images_per_s_dense", n / t_dense},

@@ -15,25 +15,9 @@ cd "$(dirname "$0")/.."
 THREADS=${THREADS:-2}
 REPS=${REPS:-3}
 OUT_DIR=${OUT_DIR:-build-bench/gemm}
-IDLE_MAX_BUSY=${IDLE_MAX_BUSY:-10}
-IDLE_TIMEOUT=${IDLE_TIMEOUT:-600}
 export OMP_NUM_THREADS=$THREADS
 
-busy_percent() {
-  local _ u n s i w x y z t1 i1 t2 i2
-  read -r _ u n s i w x y z _ < /proc/stat; t1=$((u + n + s + i + w + x + y + z)); i1=$((i + w))
-  sleep 1
-  read -r _ u n s i w x y z _ < /proc/stat; t2=$((u + n + s + i + w + x + y + z)); i2=$((i + w))
-  echo $((100 - 100 * (i2 - i1) / (t2 - t1 > 0 ? t2 - t1 : 1)))
-}
-wait_idle() {
-  local start=$SECONDS b
-  while :; do
-    b=$(busy_percent)
-    if ((b <= IDLE_MAX_BUSY)); then return 0; fi
-    if ((SECONDS - start >= IDLE_TIMEOUT)); then echo "warning: machine still ${b}% busy; measuring anyway" >&2; return 0; fi
-  done
-}
+source "$(dirname "$(readlink -f "$0")")/idle.sh"  # busy_percent, wait_idle
 
 for cfg in "build-bench Eigen" "build-bench-openblas OpenBLAS"; do
   set -- $cfg

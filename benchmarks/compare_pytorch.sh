@@ -35,31 +35,12 @@ MINT_REPS=${MINT_REPS:-3}
 MIN_TIME=${MIN_TIME:-2}
 TORCH_RUNS=${TORCH_RUNS:-10}
 OUT_DIR=${OUT_DIR:-$BUILD_DIR/compare}
-IDLE_MAX_BUSY=${IDLE_MAX_BUSY:-10}
-IDLE_TIMEOUT=${IDLE_TIMEOUT:-600}
 PYTHON=${PYTHON:-/usr/bin/python3}
 TORCH_ARGS=${TORCH_ARGS:-}
 MINT_ENV=${MINT_ENV:-}
 export OMP_NUM_THREADS=$THREADS
 
-busy_percent() {  # CPU use of the whole machine over one second
-  local _ u n s i w x y z t1 i1 t2 i2
-  read -r _ u n s i w x y z _ < /proc/stat; t1=$((u + n + s + i + w + x + y + z)); i1=$((i + w))
-  sleep 1
-  read -r _ u n s i w x y z _ < /proc/stat; t2=$((u + n + s + i + w + x + y + z)); i2=$((i + w))
-  echo $((100 - 100 * (i2 - i1) / (t2 - t1 > 0 ? t2 - t1 : 1)))
-}
-wait_idle() {
-  local start=$SECONDS b
-  while :; do
-    b=$(busy_percent)
-    if ((b <= IDLE_MAX_BUSY)); then return 0; fi
-    if ((SECONDS - start >= IDLE_TIMEOUT)); then
-      echo "warning: machine still ${b}% busy after ${IDLE_TIMEOUT}s; measuring anyway" >&2
-      return 0
-    fi
-  done
-}
+source "$(dirname "$(readlink -f "$0")")/idle.sh"  # busy_percent, wait_idle
 
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
   if [[ ! -f "$BUILD_DIR/CMakeCache.txt" ]]; then

@@ -28,6 +28,17 @@
 #include "mint/models/vit.hpp"
 #include "mint/models/vit_config.hpp"
 
+#include "mint/optim/adam.hpp"
+
 #include "mint/io/idx.hpp"
 #include "mint/io/image.hpp"
 #include "mint/io/safetensors.hpp"
+
+#include "mint/inversion/augmentation.hpp"
+#include "mint/inversion/concepts.hpp"
+#include "mint/inversion/inverter.hpp"
+#include "mint/inversion/objectives.hpp"
+#include "mint/inversion/regularizers.hpp"
+#include "mint/inversion/schedules.hpp"
+#include "mint/inversion/selectors.hpp"
+#include "mint/inversion/sparse_image.hpp"

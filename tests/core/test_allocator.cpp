@@ -20,7 +20,7 @@ TEST_CASE("large tensor storage is reused after it is freed", "[core][allocator]
   REQUIRE(reinterpret_cast<std::uintptr_t>(b.data()) % 64 == 0);
 }
 
-TEST_CASE("small blocks bypass the cache; the idle limit and empty_cache hold", "[core][allocator]") {
+TEST_CASE("small blocks bypass the cache, the idle limit and empty_cache hold", "[core][allocator]") {
   cpu::empty_cache();
   { auto s = Tensor<>::empty(Shape{100}); }
   REQUIRE(cpu::cached_bytes() == 0);

@@ -69,7 +69,7 @@ TEST_CASE("ViT backward: finite differences through the whole model, both modes"
     }
 }
 
-TEST_CASE("ViT keep set: all patches in order equals no keep set; CLS attention follows keep order", "[models][vit]") {
+TEST_CASE("ViT keep set: all patches in order equals no keep set, CLS attention follows keep order", "[models][vit]") {
   auto cfg = tiny_config(false);
   auto model = ViT<>::from_tensors(test::philox_vit_weights(cfg, 6), {.heads = 2});
   auto img = uniform(Shape{2, 2, 8, 8}, 18);

@@ -1,0 +1,84 @@
+// mint/inversion/concepts.hpp -- the policies an inversion method is composed of, each a C++20 concept, so a
+// type that is not, say, a PatchSelector fails at the Inverter<> with "constraints not satisfied ...
+// PatchSelector" instead of deep inside the engine (tests/inversion/fail_not_a_selector.cpp checks this).
+//
+//   Model         forward(images, keep) -> logits; last_cls_attention(); backward(d_logits, mode) -> d_images;
+//                 patch geometry (num_patches, patch_size, grid)
+//   Objective     loss(logits, labels, d_logits) -> value, adding d loss / d logits
+//   Regularizer   add(images, d_images) -> value, adding its weighted gradient (image priors)
+//   PatchSelector rank(RankInput) -> the active patches, most important first
+//   Schedule      event(t, T, active, N) -> what happens after iteration t: nothing, prune or detach
+//   Augmentation  sample(iteration, image) -> a content-preserving transform of the patch grid
+#pragma once
+
+#include <concepts>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "mint/autodiff/backward.hpp"
+#include "mint/core/tensor.hpp"
+#include "mint/nn/tokens.hpp"
+
+namespace mint {
+
+template <class M>
+concept Model = requires(M m, const Tensor<Cpu>& x, const nn::TokenIndex* keep, const Tensor<Cpu>& g) {
+  { m.forward(x, keep) } -> std::same_as<Tensor<Cpu>>;
+  { m.last_cls_attention() } -> std::convertible_to<const Tensor<Cpu>&>;
+  { m.backward(g, Backward::InputOnly) } -> std::same_as<Tensor<Cpu>>;
+  { m.num_patches() } -> std::convertible_to<int>;
+  { m.patch_size() } -> std::convertible_to<int>;
+  { m.grid() } -> std::convertible_to<int>;
+};
+
+template <class O>
+concept Objective = requires(const O o, const Tensor<Cpu>& logits, const std::vector<int>& labels, Tensor<Cpu>& d) {
+  { o.loss(logits, labels, d) } -> std::convertible_to<float>;
+};
+
+template <class R>
+concept Regularizer = requires(const R r, const Tensor<Cpu>& images, Tensor<Cpu>& d_images) {
+  { r.add(images, d_images) } -> std::convertible_to<float>;
+};
+
+// What a selector sees for one image: its active patches (patch numbers, in token order) and the last
+// block's head-averaged CLS attention to each of them from the latest forward pass (same order).
+struct RankInput {
+  std::span<const std::int32_t> active;
+  std::span<const float> attention;
+  int grid = 0;                 // patches per side
+  std::int64_t image = 0;       // index of the image in the batch
+  int iteration = 0;            // 1-based iteration after which the ranking is used
+  std::uint64_t seed = 0;       // the run's seed (for seeded selectors)
+};
+
+template <class S>
+concept PatchSelector = requires(const S s, const RankInput& in) {
+  { s.rank(in) } -> std::same_as<std::vector<std::int32_t>>;
+};
+
+struct ScheduleEvent {
+  enum class Kind { None, Prune, Detach };
+  Kind kind = Kind::None;
+  int count = 0;  // patches pruned (the lowest-ranked) or detached (the highest-ranked) per image
+};
+
+template <class S>
+concept Schedule = requires(const S s, int t, int total, int active, int n) {
+  { s.event(t, total, active, n) } -> std::same_as<ScheduleEvent>;
+};
+
+// A transform of one image that maps whole patches to whole patches (so the active set follows the content):
+// a horizontal flip and a roll by whole patches.
+struct PatchTransform {
+  bool flip = false;
+  int shift_y = 0, shift_x = 0;  // roll in patches (may be negative)
+};
+
+template <class A>
+concept Augmentation = requires(const A a, int iteration, std::int64_t image, std::uint64_t seed, int grid) {
+  { a.sample(iteration, image, seed, grid) } -> std::same_as<PatchTransform>;
+};
+
+}  // namespace mint

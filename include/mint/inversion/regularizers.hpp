@@ -1,0 +1,42 @@
+// mint/inversion/regularizers.hpp -- image priors as Regularizer policies: each adds weight * prior (batch
+// mean) to the loss and its gradient to d_images. Sum<...> combines several, each with its own weight.
+#pragma once
+
+#include <tuple>
+
+#include "mint/inversion/concepts.hpp"
+#include "mint/nn/image_priors.hpp"
+
+namespace mint {
+
+// Total variation, SMI Eq. 2 (four directions, L2 across channels). SMI's reference weight is 1e-4.
+struct TV {
+  float weight = 1e-4f;
+  float add(const Tensor<Cpu>& images, Tensor<Cpu>& d_images) const {
+    return nn::total_variation(images, weight, &d_images);
+  }
+};
+
+// Squared L2 norm of each image, batch mean.
+struct L2 {
+  float weight = 1e-5f;
+  float add(const Tensor<Cpu>& images, Tensor<Cpu>& d_images) const { return nn::l2_prior(images, weight, &d_images); }
+};
+
+// No prior.
+struct NoPrior {
+  float add(const Tensor<Cpu>&, Tensor<Cpu>&) const { return 0.0f; }
+};
+
+// The sum of several priors; each keeps its own weight: Sum<TV, L2>{{.weight = 1e-4f}, {.weight = 1e-5f}}.
+template <Regularizer... Rs>
+struct Sum {
+  std::tuple<Rs...> terms;
+  Sum() = default;
+  explicit Sum(Rs... rs) : terms(std::move(rs)...) {}
+  float add(const Tensor<Cpu>& images, Tensor<Cpu>& d_images) const {
+    return std::apply([&](const auto&... r) { return (0.0f + ... + r.add(images, d_images)); }, terms);
+  }
+};
+
+}  // namespace mint

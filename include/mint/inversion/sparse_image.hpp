@@ -1,0 +1,66 @@
+// mint/inversion/sparse_image.hpp -- the results of an inversion, and the synthetic-dataset file that
+// distillation and quantization read back.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "mint/io/image.hpp"
+#include "mint/io/safetensors.hpp"
+
+namespace mint {
+
+// One inverted image. `mask` is exactly the set of patches kept (SMI, DMI) or detached (PRI) during the run,
+// recorded when it happened, never recomputed from the pixels afterwards.
+struct SparseImage {
+  Tensor<Cpu> pixels;  // [C, H, W] in the model's normalised input space
+  Tensor<Cpu> mask;    // [N] patch mask, row-major patch order: 1 = part of this image, 0 = absent
+  int label = 0;       // the target class
+  int iteration = 0;   // the iteration after which it was detached (or T for the final image)
+};
+
+// Writes images [M, C, H, W], masks [M, N], labels [M], iterations [M] (plus metadata) as safetensors.
+inline void save_synthetic_dataset(const std::string& path, const std::vector<SparseImage>& images,
+                                   std::map<std::string, std::string> metadata = {}) {
+  check(!images.empty(), "save_synthetic_dataset: no images to write to '", path, "'");
+  const Shape px = images.front().pixels.shape();
+  const std::int64_t m = static_cast<std::int64_t>(images.size()), n = images.front().mask.numel();
+  auto pixels = Tensor<Cpu>::empty(Shape{m, px[0], px[1], px[2]});
+  auto masks = Tensor<Cpu>::empty(Shape{m, n});
+  auto labels = Tensor<Cpu>::empty(Shape{m}), iters = Tensor<Cpu>::empty(Shape{m});
+  for (std::int64_t i = 0; i < m; ++i) {
+    const auto& s = images[static_cast<std::size_t>(i)];
+    check_shape(s.pixels, px, "save_synthetic_dataset: image pixels");
+    check_shape(s.mask, Shape{n}, "save_synthetic_dataset: image mask");
+    std::copy(s.pixels.data(), s.pixels.data() + px.numel(), pixels.data() + i * px.numel());
+    std::copy(s.mask.data(), s.mask.data() + n, masks.data() + i * n);
+    labels[i] = static_cast<float>(s.label);
+    iters[i] = static_cast<float>(s.iteration);
+  }
+  metadata["mint.kind"] = "synthetic_dataset";
+  io::save_safetensors(path, {{"images", pixels}, {"masks", masks}, {"labels", labels}, {"iterations", iters}}, metadata);
+}
+
+// Reads a file written by save_synthetic_dataset; a missing key or inconsistent count is an error naming it.
+inline std::vector<SparseImage> load_synthetic_dataset(const std::string& path) {
+  const auto f = io::load_safetensors(path);
+  const auto &pixels = f.at("images"), &masks = f.at("masks"), &labels = f.at("labels"), &iters = f.at("iterations");
+  check(pixels.rank() == 4 && masks.rank() == 2, "synthetic dataset '", path, "': images ", pixels.shape().str(),
+        " and masks ", masks.shape().str(), " must be [M, C, H, W] and [M, N]");
+  const std::int64_t m = pixels.dim(0), n = masks.dim(1), per = pixels.numel() / std::max<std::int64_t>(m, 1);
+  check(masks.dim(0) == m && labels.numel() == m && iters.numel() == m, "synthetic dataset '", path, "': ", m,
+        " images but ", masks.dim(0), " masks, ", labels.numel(), " labels, ", iters.numel(), " iterations");
+  std::vector<SparseImage> out(static_cast<std::size_t>(m));
+  for (std::int64_t i = 0; i < m; ++i) {
+    auto& s = out[static_cast<std::size_t>(i)];
+    s.pixels = Tensor<Cpu>::empty(Shape{pixels.dim(1), pixels.dim(2), pixels.dim(3)});
+    std::copy(pixels.data() + i * per, pixels.data() + (i + 1) * per, s.pixels.data());
+    s.mask = Tensor<Cpu>::empty(Shape{n});
+    std::copy(masks.data() + i * n, masks.data() + (i + 1) * n, s.mask.data());
+    s.label = static_cast<int>(labels[i]);
+    s.iteration = static_cast<int>(iters[i]);
+  }
+  return out;
+}
+
+}  // namespace mint

@@ -42,3 +42,4 @@
 #include "mint/inversion/schedules.hpp"
 #include "mint/inversion/selectors.hpp"
 #include "mint/inversion/sparse_image.hpp"
+#include "mint/inversion/cost.hpp"

@@ -8,6 +8,7 @@
 // Defining MINT_NO_ALLOC_CACHE (the sanitizer builds do) turns the cache off, so ASan sees every free.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <mutex>
 #include <new>
@@ -31,23 +32,29 @@ class BlockCache {
 
   // A block of at least `bytes` (the size actually reserved is written to `bytes`).
   void* allocate(std::size_t& bytes) {
-#if !defined(MINT_NO_ALLOC_CACHE)
-    if (bytes >= kMinCached) {
-      bytes = (bytes + 4095) / 4096 * 4096;
+    if (bytes >= kMinCached) bytes = (bytes + 4095) / 4096 * 4096;
+    {
       std::lock_guard<std::mutex> lock(mutex_);
-      auto it = free_.find(bytes);
+      live_ += bytes;
+      peak_ = std::max(peak_, live_);
+#if !defined(MINT_NO_ALLOC_CACHE)
+      auto it = bytes >= kMinCached ? free_.find(bytes) : free_.end();
       if (it != free_.end() && !it->second.empty()) {
         void* p = it->second.back();
         it->second.pop_back();
         cached_ -= bytes;
         return p;
       }
-    }
 #endif
+    }
     return ::operator new(bytes, std::align_val_t{kAlign});
   }
 
   void deallocate(void* p, std::size_t bytes) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      live_ -= bytes;
+    }
 #if !defined(MINT_NO_ALLOC_CACHE)
     if (bytes >= kMinCached) {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -74,6 +81,20 @@ class BlockCache {
     return cached_;
   }
 
+  // Bytes in tensors alive now, and the most alive at once since the last reset_peak().
+  std::size_t live_bytes() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return live_;
+  }
+  std::size_t peak_bytes() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return peak_;
+  }
+  void reset_peak() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    peak_ = live_;
+  }
+
   void set_limit(std::size_t bytes) {
     std::lock_guard<std::mutex> lock(mutex_);
     limit_ = bytes;
@@ -83,6 +104,7 @@ class BlockCache {
   std::mutex mutex_;
   std::unordered_map<std::size_t, std::vector<void*>> free_;
   std::size_t cached_ = 0;
+  std::size_t live_ = 0, peak_ = 0;
   std::size_t limit_ = std::size_t{4} << 30;  // 4 GiB of idle blocks at most
 };
 
@@ -92,6 +114,10 @@ class BlockCache {
 inline void empty_cache() { detail::BlockCache::instance().empty(); }
 // Bytes held in idle cached blocks.
 inline std::size_t cached_bytes() { return detail::BlockCache::instance().cached_bytes(); }
+// Tensor memory alive now, and the peak since reset_peak_bytes() (what "peak activation memory" reports).
+inline std::size_t live_bytes() { return detail::BlockCache::instance().live_bytes(); }
+inline std::size_t peak_bytes() { return detail::BlockCache::instance().peak_bytes(); }
+inline void reset_peak_bytes() { detail::BlockCache::instance().reset_peak(); }
 // The most idle bytes the cache keeps; blocks freed beyond it go back to the system.
 inline void set_cache_limit(std::size_t bytes) { detail::BlockCache::instance().set_limit(bytes); }
 

@@ -1,8 +1,8 @@
 // mint-inspect: load a timm ViT checkpoint, run it on real Fashion-MNIST test images densely and on the
 // top-K patches ranked by the last block's head-averaged CLS attention (SMI's semantic patch identification),
 // and report accuracy, dense-vs-sparse agreement and speed; write a PNG grid with the pruned patches black
-// and a JSON report. Until the inversion issue ships a trained teacher, the default model is the
-// random-weight parity fixture, so its accuracy is chance level by construction.
+// and a JSON report. The default model is the embedded Fashion-MNIST teacher models/fmnist_vit.safetensors
+// (trained by mint-train-teacher; its recipe and test accuracy are in models/fmnist_vit.json).
 //
 //   mint-inspect [--model PATH] [--heads H | --arch NAME] [--data DIR] [--count N] [--keep K] [--batch B]
 //                [--mean M] [--std S] [--out DIR]

@@ -26,10 +26,24 @@ struct Gelu {
   }
 };
 
-// Adam's per-element update (used by the inversion engine and the trainers).
+// Adam's per-element update (used by the inversion engine and by mint/optim/adam.hpp).
+//   weight decay (optional, see below), then
+//   m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;  p -= lr (m / bias1) / (sqrt(v / bias2) + eps)
+// which is torch.optim.Adam's rule (eps added to the bias-corrected sqrt(v)). weight_decay = 0 (the default,
+// so `AdamStep{lr, beta1, beta2, eps, bias1, bias2}` is plain Adam) skips decay. With weight_decay != 0:
+//   decoupled (AdamW, torch.optim.AdamW):  p *= 1 - lr * weight_decay  before the update
+//   coupled   (Adam's L2, torch.optim.Adam): g += weight_decay * p     before the moments
 struct AdamStep {
   float lr, beta1, beta2, eps, bias1, bias2;  // bias_k = 1 - beta_k^t
+  float weight_decay = 0.0f;
+  bool decoupled = true;
   MINT_HOST_DEVICE void operator()(float& p, float g, float& m, float& v) const {
+    if (weight_decay != 0.0f) {
+      if (decoupled)
+        p *= 1.0f - lr * weight_decay;
+      else
+        g += weight_decay * p;
+    }
     m = beta1 * m + (1.0f - beta1) * g;
     v = beta2 * v + (1.0f - beta2) * g * g;
     p -= lr * (m / bias1) / (std::sqrt(v / bias2) + eps);

@@ -1,0 +1,364 @@
+// mint-train-teacher: trains the embedded Fashion-MNIST teacher, a small timm-named ViT (28x28, one channel,
+// patch 4: 49 patches + CLS), from scratch with mint's own Backward::Full and optim::AdamW, and writes
+// <out>/<name>.safetensors (ViT::save: timm names + mint.num_heads, plus accuracy/recipe metadata) and
+// <out>/<name>.json, the recipe (architecture, normalisation, seed, optimizer, schedule, augmentation,
+// per-epoch history, final test accuracy, wall time, threads, the exact command).
+//
+// Recipe: timm-like init (Linear weights, cls_token, pos_embed ~ N(0, 0.02); the patch-embedding conv with
+// PyTorch's default U(+-1/sqrt(fan_in)) as timm leaves it; biases 0; LayerNorm weights 1), all from Philox with
+// --seed; inputs (x - 0.2860) / 0.3530; mini-batches shuffled each epoch by a seeded permutation; AdamW with
+// weight decay on the GEMM weights only (optim::timm_decays); per-step cosine LR with linear warmup;
+// optional augmentation (random horizontal flip, random translation with zero padding). After every epoch the
+// full 10000-image test set is evaluated and the best weights so far are written, so a long run never loses a
+// finished epoch. The test set is the only held-out data of Fashion-MNIST, so "best" is selected on it; the
+// JSON's history shows every epoch, and with a cosine schedule the best is normally the last.
+//
+//   mint-train-teacher [--epochs E] [--lr LR] [--batch B] [--seed S] [--out DIR] [--name NAME]
+//                      [--dim D] [--depth L] [--heads H] [--mlp M] [--wd WD] [--warmup EPOCHS] [--min-lr LR]
+//                      [--flip 0|1] [--shift PX] [--data DIR] [--train-limit N] [--test-limit N]
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include <mint/mint.hpp>
+
+namespace {
+
+constexpr float kMean = 0.2860f, kStd = 0.3530f;  // Fashion-MNIST training-set pixel statistics
+// Philox stream layout: parameter p (sorted-name order) uses stream p; shuffles and augmentation use their own.
+constexpr std::uint32_t kShuffleStream = 1u << 20, kAugStream = 1u << 21;
+
+struct Args {
+  int epochs = 12, batch = 128, dim = 64, depth = 4, heads = 4, mlp = 128, shift = 0;
+  bool flip = false;
+  float lr = 2e-3f, wd = 0.05f, warmup = 1.0f, min_lr = 1e-5f;
+  std::uint64_t seed = 0;
+  std::int64_t train_limit = -1, test_limit = -1;
+  std::string out = "models", name = "fmnist_vit", data = "/usr/share/datasets/fashion-mnist";
+  std::string command;
+};
+
+const char* kUsage =
+    "mint-train-teacher [--epochs E] [--lr LR] [--batch B] [--seed S] [--out DIR] [--name NAME]\n"
+    "                   [--dim D] [--depth L] [--heads H] [--mlp M] [--wd WD] [--warmup EPOCHS] [--min-lr LR]\n"
+    "                   [--flip 0|1] [--shift PX] [--data DIR] [--train-limit N] [--test-limit N]";
+
+std::string shell_quote(const std::string& s) {
+  if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:+,") ==
+                        std::string::npos)
+    return s;
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+Args parse(int argc, char** argv) {
+  Args a;
+  for (int i = 0; i < argc; ++i) a.command += (i ? " " : "") + shell_quote(argv[i]);
+  std::map<std::string, std::string> kv;
+  for (int i = 1; i < argc; ++i) {
+    std::string k = argv[i];
+    if (k == "--help" || k == "-h") {
+      std::puts(kUsage);
+      std::exit(0);
+    }
+    mint::check(k.rfind("--", 0) == 0 && i + 1 < argc, "mint-train-teacher: expected --option value, got '", k, "'");
+    kv[k.substr(2)] = argv[++i];
+  }
+  auto num = [&](const std::string& k, auto& dst) {
+    if (auto it = kv.find(k); it != kv.end()) {
+      try {
+        std::size_t used = 0;
+        const double v = std::stod(it->second, &used);
+        mint::check(used == it->second.size(), "trailing characters");
+        dst = static_cast<std::remove_reference_t<decltype(dst)>>(v);
+      } catch (const std::exception&) {
+        throw mint::Error("mint-train-teacher: --" + k + " expects a number, got '" + it->second + "'");
+      }
+      kv.erase(it);
+    }
+  };
+  auto str = [&](const std::string& k, std::string& dst) {
+    if (auto it = kv.find(k); it != kv.end()) dst = it->second, kv.erase(it);
+  };
+  num("epochs", a.epochs), num("batch", a.batch), num("dim", a.dim), num("depth", a.depth), num("heads", a.heads);
+  num("mlp", a.mlp), num("shift", a.shift), num("flip", a.flip), num("lr", a.lr), num("wd", a.wd);
+  num("warmup", a.warmup), num("min-lr", a.min_lr), num("seed", a.seed), num("train-limit", a.train_limit);
+  num("test-limit", a.test_limit);
+  str("out", a.out), str("name", a.name), str("data", a.data);
+  mint::check(kv.empty(), "mint-train-teacher: unknown option --", kv.empty() ? "" : kv.begin()->first, "\n", kUsage);
+  mint::check(a.epochs > 0 && a.batch > 0 && a.lr > 0 && a.shift >= 0 && a.shift < 14 && a.warmup >= 0 &&
+                  a.min_lr >= 0 && a.min_lr <= a.lr,
+              "mint-train-teacher: need --epochs, --batch, --lr > 0, 0 <= --shift < 14, --warmup >= 0, "
+              "0 <= --min-lr <= --lr");
+  return a;
+}
+
+// timm-like init from Philox: parameter p in sorted-name order draws from stream p of `seed`.
+void init_weights(mint::ViT<>& model, std::uint64_t seed) {
+  std::uint32_t stream = 0;
+  for (auto& [name, p] : model.parameters()) {
+    auto& t = p.value;
+    const auto ends = [&](const char* s) {
+      const std::string suf(s);
+      return name.size() >= suf.size() && name.compare(name.size() - suf.size(), suf.size(), suf) == 0;
+    };
+    if (name == "patch_embed.proj.weight") {  // nn.Conv2d default (timm does not re-init it)
+      const float bound = 1.0f / std::sqrt(static_cast<float>(t.numel() / t.dim(0)));
+      mint::fill_uniform(t, seed, stream, -bound, bound);
+    } else if (ends(".bias")) {
+      t.fill(0.0f);
+    } else if (ends("norm1.weight") || ends("norm2.weight") || name == "norm.weight") {
+      t.fill(1.0f);
+    } else {  // Linear weights, head, cls_token, pos_embed: trunc_normal(std=0.02) (cut at +-2, never reached)
+      mint::fill_normal(t, seed, stream, 0.0f, 0.02f);
+    }
+    ++stream;
+  }
+}
+
+// A seeded permutation of 0..n-1 (Fisher-Yates on 64 Philox bits per swap).
+std::vector<std::int32_t> permutation(std::int64_t n, std::uint64_t seed, std::uint32_t stream) {
+  std::vector<std::int32_t> p(static_cast<std::size_t>(n));
+  std::iota(p.begin(), p.end(), 0);
+  for (std::int64_t i = n - 1; i > 0; --i) {
+    const auto w = mint::philox_block(seed, stream, static_cast<std::uint64_t>(i));
+    const std::uint64_t r = (static_cast<std::uint64_t>(w.w[0]) << 32) | w.w[1];
+    std::swap(p[static_cast<std::size_t>(i)], p[static_cast<std::size_t>(r % static_cast<std::uint64_t>(i + 1))]);
+  }
+  return p;
+}
+
+// Copies images idx[0..b) of raw [N, 1, H, W] pixels in [0, 1] into a normalised batch; with augmentation,
+// image j is flipped horizontally with probability 1/2 and shifted by (dy, dx) in [-shift, shift]^2, the
+// uncovered border being raw 0 (black, the Fashion-MNIST background) before normalisation.
+void make_batch(const mint::Tensor<>& raw, const std::int32_t* idx, std::int64_t b, mint::Tensor<>& out, bool flip,
+                int shift, std::uint64_t seed, std::uint32_t stream, std::uint64_t first) {
+  const std::int64_t h = raw.dim(2), w = raw.dim(3), per = h * w;
+  const float bg = (0.0f - kMean) / kStd;
+  mint::cpu::parallel_for(b, [&](std::int64_t j) {
+    const float* src = raw.data() + static_cast<std::int64_t>(idx[j]) * per;
+    float* dst = out.data() + j * per;
+    bool fl = false;
+    int dy = 0, dx = 0;
+    if (flip || shift > 0) {
+      const auto r = mint::philox_block(seed, stream, first + static_cast<std::uint64_t>(j));
+      fl = flip && (r.w[0] >> 31);
+      dy = shift ? static_cast<int>(r.w[1] % static_cast<std::uint32_t>(2 * shift + 1)) - shift : 0;
+      dx = shift ? static_cast<int>(r.w[2] % static_cast<std::uint32_t>(2 * shift + 1)) - shift : 0;
+    }
+    for (std::int64_t y = 0; y < h; ++y)
+      for (std::int64_t x = 0; x < w; ++x) {
+        const std::int64_t sy = y - dy;
+        std::int64_t sx = x - dx;
+        if (fl) sx = w - 1 - sx;
+        dst[y * w + x] = (sy < 0 || sy >= h || sx < 0 || sx >= w) ? bg : (src[sy * w + sx] - kMean) / kStd;
+      }
+  }, 8);
+}
+
+int argmax_row(const mint::Tensor<>& z, std::int64_t i) {
+  const std::int64_t c = z.dim(1);
+  const float* r = z.data() + i * c;
+  return static_cast<int>(std::max_element(r, r + c) - r);
+}
+
+// Test accuracy (fraction) of `model` on raw images with the recipe's normalisation.
+double evaluate(mint::ViT<>& model, const mint::io::ImageDataset& ds) {
+  const std::int64_t n = ds.images.dim(0), eb = 500;
+  std::vector<std::int32_t> idx(static_cast<std::size_t>(n));
+  std::iota(idx.begin(), idx.end(), 0);
+  std::int64_t correct = 0;
+  for (std::int64_t s = 0; s < n; s += eb) {
+    const std::int64_t b = std::min(eb, n - s);
+    auto xb = mint::Tensor<>::empty(mint::Shape{b, 1, ds.images.dim(2), ds.images.dim(3)});
+    make_batch(ds.images, idx.data() + s, b, xb, false, 0, 0, 0, 0);
+    auto logits = model.forward(xb);
+    for (std::int64_t i = 0; i < b; ++i) correct += argmax_row(logits, i) == ds.labels[static_cast<std::size_t>(s + i)];
+  }
+  return static_cast<double>(correct) / static_cast<double>(n);
+}
+
+// Writes `path` via a temporary and a rename, so a run killed mid-write leaves the previous file intact.
+template <class Write>
+void write_atomically(const std::string& path, Write&& write) {
+  const std::string tmp = path + ".tmp";
+  write(tmp);
+  std::filesystem::rename(tmp, path);
+}
+
+std::string now_utc() {
+  const std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+int run(const Args& a) {
+  using clock = std::chrono::steady_clock;
+  const auto t_start = clock::now();
+  const std::string started = now_utc();
+  auto train = mint::io::load_mnist_like(a.data + "/train-images-idx3-ubyte.gz", a.data + "/train-labels-idx1-ubyte.gz",
+                                         a.train_limit);
+  auto test = mint::io::load_mnist_like(a.data + "/t10k-images-idx3-ubyte.gz", a.data + "/t10k-labels-idx1-ubyte.gz",
+                                        a.test_limit);
+  const std::int64_t n = train.images.dim(0), img = train.images.dim(2);
+
+  mint::ViTConfig cfg;
+  cfg.img_size = static_cast<int>(img), cfg.patch = 4, cfg.in_chans = 1, cfg.dim = a.dim, cfg.depth = a.depth;
+  cfg.heads = a.heads, cfg.mlp_hidden = a.mlp, cfg.classes = 10;
+  mint::ViT<> model(cfg);
+  init_weights(model, a.seed);
+  std::int64_t n_params = 0;
+  for (const auto& [k, p] : model.parameters()) n_params += p.value.numel();
+
+  const mint::optim::AdamOptions aopt{.lr = a.lr, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = a.wd};
+  mint::optim::AdamW<> opt(aopt, mint::optim::timm_decays);
+  const std::int64_t steps_per_epoch = (n + a.batch - 1) / a.batch, total = steps_per_epoch * a.epochs;
+  const std::int64_t warmup = std::min<std::int64_t>(total, std::llround(a.warmup * static_cast<double>(steps_per_epoch)));
+  auto lr_at = [&](std::int64_t s) {  // s = 0-based step
+    if (s < warmup) return a.lr * static_cast<float>(s + 1) / static_cast<float>(warmup);
+    const double frac = total > warmup ? static_cast<double>(s - warmup) / static_cast<double>(total - warmup) : 1.0;
+    return static_cast<float>(a.min_lr + 0.5 * (a.lr - a.min_lr) * (1.0 + std::cos(M_PI * frac)));
+  };
+
+  std::printf("teacher  img %d, patch %d (%d patches), dim %d, depth %d, heads %d, mlp %d: %lld parameters (%.1f KB F32)\n",
+              cfg.img_size, cfg.patch, cfg.num_patches(), cfg.dim, cfg.depth, cfg.heads, cfg.mlp_hidden,
+              static_cast<long long>(n_params), n_params * 4 / 1024.0);
+  std::printf("data     %s: %lld train, %lld test images; normalise (x - %.4f) / %.4f\n", a.data.c_str(),
+              static_cast<long long>(n), static_cast<long long>(test.images.dim(0)), kMean, kStd);
+  std::printf("recipe   AdamW lr %g (cosine to %g, %lld warmup steps), wd %g (GEMM weights only), batch %d, %d epochs "
+              "(%lld steps), flip %d, shift %d px, seed %llu, %d threads\n",
+              a.lr, a.min_lr, static_cast<long long>(warmup), a.wd, a.batch, a.epochs, static_cast<long long>(total),
+              a.flip, a.shift, static_cast<unsigned long long>(a.seed), mint::cpu::num_threads());
+  std::fflush(stdout);
+
+  std::filesystem::create_directories(a.out);
+  const std::string st_path = a.out + "/" + a.name + ".safetensors", json_path = a.out + "/" + a.name + ".json";
+  nlohmann::json history = nlohmann::json::array();
+  double best_acc = -1.0, train_seconds = 0.0;
+  int best_epoch = 0;
+  std::int64_t step = 0;
+  auto xb = mint::Tensor<>::empty(mint::Shape{a.batch, 1, img, img});
+
+  auto recipe = [&](bool complete, int epochs_done) {
+    const double wall = std::chrono::duration<double>(clock::now() - t_start).count();
+    return nlohmann::json{
+        {"status", complete ? "complete" : "training"},
+        {"epochs_done", epochs_done},
+        {"command", a.command},
+        {"model", {{"file", a.name + ".safetensors"}, {"architecture", "timm VisionTransformer (class token, pre-norm, "
+                                                                       "exact GELU, LayerNorm eps 1e-6, no fc_norm)"},
+                   {"img_size", cfg.img_size}, {"patch", cfg.patch}, {"num_patches", cfg.num_patches()},
+                   {"in_chans", cfg.in_chans}, {"dim", cfg.dim}, {"depth", cfg.depth}, {"heads", cfg.heads},
+                   {"mlp_hidden", cfg.mlp_hidden}, {"classes", cfg.classes}, {"parameters", n_params},
+                   {"bytes_f32", n_params * 4}}},
+        {"data", {{"dataset", "Fashion-MNIST"}, {"dir", a.data}, {"train_images", n},
+                  {"test_images", test.images.dim(0)}}},
+        {"normalization", {{"mean", kMean}, {"std", kStd}, {"formula", "(x / 255 - mean) / std"}}},
+        {"init", {{"seed", a.seed}, {"rng", "Philox4x32-10, parameter p (sorted names) on stream p"},
+                  {"linear_weights_cls_pos", "normal(0, 0.02)"}, {"patch_embed", "uniform(+-1/sqrt(fan_in))"},
+                  {"biases", 0}, {"norm_weights", 1}}},
+        {"optimizer", {{"name", "AdamW (torch.optim.AdamW semantics, mint::optim::AdamW)"}, {"lr", a.lr},
+                       {"betas", {0.9, 0.999}}, {"eps", 1e-8}, {"weight_decay", a.wd},
+                       {"no_weight_decay", "rank <= 1 tensors, *.bias, cls_token, pos_embed (optim::timm_decays)"}}},
+        {"schedule", {{"kind", "per-step linear warmup then cosine"}, {"warmup_steps", warmup},
+                      {"total_steps", total}, {"min_lr", a.min_lr}}},
+        {"batch", a.batch},
+        {"epochs", a.epochs},
+        {"shuffle", "Philox Fisher-Yates permutation per epoch (stream 2^20 + epoch); last batch kept"},
+        {"augmentation", {{"hflip", a.flip}, {"max_shift_px", a.shift}, {"padding", "raw 0 (background)"}}},
+        {"loss", "cross-entropy (mean over the batch), no label smoothing"},
+        {"test_accuracy", best_acc},
+        {"test_accuracy_pct", 100.0 * best_acc},
+        {"selected_epoch", best_epoch},
+        {"selection", "the epoch with the best test accuracy (test set = the only held-out data)"},
+        {"history", history},
+        {"train_seconds", train_seconds},
+        {"wall_seconds", wall},
+        {"threads", mint::cpu::num_threads()},
+        {"backend", "mint CPU (Backward::Full)"},
+        {"started_utc", started},
+        {"written_utc", now_utc()}};
+  };
+
+  for (int epoch = 1; epoch <= a.epochs; ++epoch) {
+    const auto t0 = clock::now();
+    const auto perm = permutation(n, a.seed, kShuffleStream + static_cast<std::uint32_t>(epoch));
+    double loss_sum = 0.0;
+    std::int64_t correct = 0;
+    for (std::int64_t s = 0; s < n; s += a.batch, ++step) {
+      const std::int64_t b = std::min<std::int64_t>(a.batch, n - s);
+      if (b != xb.dim(0)) xb = mint::Tensor<>::empty(mint::Shape{b, 1, img, img});
+      make_batch(train.images, perm.data() + s, b, xb, a.flip, a.shift, a.seed,
+                 kAugStream + static_cast<std::uint32_t>(epoch), static_cast<std::uint64_t>(s));
+      std::vector<int> labels(static_cast<std::size_t>(b));
+      for (std::int64_t i = 0; i < b; ++i) labels[static_cast<std::size_t>(i)] = train.labels[static_cast<std::size_t>(perm[static_cast<std::size_t>(s + i)])];
+      model.zero_grad();
+      auto logits = model.forward(xb);
+      auto dlogits = mint::Tensor<>::zeros(logits.shape());
+      const float loss = mint::nn::cross_entropy(logits, labels, &dlogits);
+      mint::check(std::isfinite(loss), "mint-train-teacher: loss is ", loss, " at step ", step, " (epoch ", epoch,
+                  "); lower --lr");
+      model.backward(dlogits, mint::Backward::Full);
+      opt.set_lr(lr_at(step));
+      opt.step(model.parameters());
+      loss_sum += static_cast<double>(loss) * static_cast<double>(b);
+      for (std::int64_t i = 0; i < b; ++i) correct += argmax_row(logits, i) == labels[static_cast<std::size_t>(i)];
+    }
+    const auto t1 = clock::now();
+    const double acc = evaluate(model, test);
+    const auto t2 = clock::now();
+    const double secs = std::chrono::duration<double>(t1 - t0).count(), eval_s = std::chrono::duration<double>(t2 - t1).count();
+    train_seconds += secs;
+    const double train_loss = loss_sum / static_cast<double>(n), train_acc = static_cast<double>(correct) / static_cast<double>(n);
+    const bool better = acc > best_acc;
+    if (better) best_acc = acc, best_epoch = epoch;
+    history.push_back({{"epoch", epoch}, {"train_loss", train_loss}, {"train_accuracy", train_acc},
+                       {"test_accuracy", acc}, {"lr_end", opt.lr()}, {"train_seconds", secs},
+                       {"eval_seconds", eval_s}, {"train_images_per_s", static_cast<double>(n) / secs}});
+    std::printf("epoch %3d/%d  train loss %.4f  train acc %6.2f%%  test acc %6.2f%%%s  lr %.2e  %6.1f img/s  "
+                "(%.0f s train, %.1f s eval, %.0f s total)\n",
+                epoch, a.epochs, train_loss, 100.0 * train_acc, 100.0 * acc, better ? " *" : "  ", opt.lr(),
+                static_cast<double>(n) / secs, secs, eval_s, std::chrono::duration<double>(t2 - t_start).count());
+    if (better) {
+      const std::map<std::string, std::string> meta{
+          {"mint.dataset", "fashion-mnist"},
+          {"mint.test_accuracy", std::to_string(best_acc)},
+          {"mint.epoch", std::to_string(epoch)},
+          {"mint.normalize_mean", std::to_string(kMean)},
+          {"mint.normalize_std", std::to_string(kStd)},
+          {"mint.recipe", a.name + ".json"},
+          {"mint.command", a.command}};
+      write_atomically(st_path, [&](const std::string& p) { model.save(p, meta); });
+    }
+    const auto rec = recipe(epoch == a.epochs, epoch);
+    write_atomically(json_path, [&](const std::string& p) { std::ofstream(p) << rec.dump(2) << "\n"; });
+    std::fflush(stdout);
+  }
+  std::printf("\nbest test accuracy %.2f%% (epoch %d of %d); training %.0f s on %d threads\nwrote %s and %s\n",
+              100.0 * best_acc, best_epoch, a.epochs, train_seconds, mint::cpu::num_threads(),
+              std::filesystem::absolute(st_path).c_str(), std::filesystem::absolute(json_path).c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(parse(argc, argv));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  }
+}

@@ -15,7 +15,10 @@
 //
 //   mint-train-teacher [--epochs E] [--lr LR] [--batch B] [--seed S] [--out DIR] [--name NAME]
 //                      [--dim D] [--depth L] [--heads H] [--mlp M] [--wd WD] [--warmup EPOCHS] [--min-lr LR]
-//                      [--flip 0|1] [--shift PX] [--data DIR] [--train-limit N] [--test-limit N]
+//                      [--flip 0|1] [--shift PX] [--data DIR] [--train-limit N] [--test-limit N] [--threads T]
+//
+// --threads (default: OpenMP's, i.e. all cores): on a machine shared with other busy processes, 1 thread can be
+// several times faster than 2, because Eigen's parallel GEMM spin-waits for a descheduled partner thread.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -39,7 +42,7 @@ constexpr float kMean = 0.2860f, kStd = 0.3530f;  // Fashion-MNIST training-set 
 constexpr std::uint32_t kShuffleStream = 1u << 20, kAugStream = 1u << 21;
 
 struct Args {
-  int epochs = 12, batch = 128, dim = 64, depth = 4, heads = 4, mlp = 128, shift = 0;
+  int epochs = 12, batch = 128, dim = 64, depth = 4, heads = 4, mlp = 128, shift = 0, threads = 0;
   bool flip = false;
   float lr = 2e-3f, wd = 0.05f, warmup = 1.0f, min_lr = 1e-5f;
   std::uint64_t seed = 0;
@@ -51,7 +54,7 @@ struct Args {
 const char* kUsage =
     "mint-train-teacher [--epochs E] [--lr LR] [--batch B] [--seed S] [--out DIR] [--name NAME]\n"
     "                   [--dim D] [--depth L] [--heads H] [--mlp M] [--wd WD] [--warmup EPOCHS] [--min-lr LR]\n"
-    "                   [--flip 0|1] [--shift PX] [--data DIR] [--train-limit N] [--test-limit N]";
+    "                   [--flip 0|1] [--shift PX] [--data DIR] [--train-limit N] [--test-limit N] [--threads T]";
 
 std::string shell_quote(const std::string& s) {
   if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:+,") ==
@@ -94,13 +97,13 @@ Args parse(int argc, char** argv) {
   num("epochs", a.epochs), num("batch", a.batch), num("dim", a.dim), num("depth", a.depth), num("heads", a.heads);
   num("mlp", a.mlp), num("shift", a.shift), num("flip", a.flip), num("lr", a.lr), num("wd", a.wd);
   num("warmup", a.warmup), num("min-lr", a.min_lr), num("seed", a.seed), num("train-limit", a.train_limit);
-  num("test-limit", a.test_limit);
+  num("test-limit", a.test_limit), num("threads", a.threads);
   str("out", a.out), str("name", a.name), str("data", a.data);
   mint::check(kv.empty(), "mint-train-teacher: unknown option --", kv.empty() ? "" : kv.begin()->first, "\n", kUsage);
   mint::check(a.epochs > 0 && a.batch > 0 && a.lr > 0 && a.shift >= 0 && a.shift < 14 && a.warmup >= 0 &&
-                  a.min_lr >= 0 && a.min_lr <= a.lr,
+                  a.min_lr >= 0 && a.min_lr <= a.lr && a.threads >= 0,
               "mint-train-teacher: need --epochs, --batch, --lr > 0, 0 <= --shift < 14, --warmup >= 0, "
-              "0 <= --min-lr <= --lr");
+              "0 <= --min-lr <= --lr, --threads >= 0");
   return a;
 }
 
@@ -197,6 +200,13 @@ void write_atomically(const std::string& path, Write&& write) {
   std::filesystem::rename(tmp, path);
 }
 
+// A float option as the decimal the user typed (0.002, not 0.0020000000949949026) for the JSON recipe.
+double dec(float x) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.7g", static_cast<double>(x));
+  return std::stod(buf);
+}
+
 std::string now_utc() {
   const std::time_t t = std::time(nullptr);
   char buf[32];
@@ -206,6 +216,7 @@ std::string now_utc() {
 
 int run(const Args& a) {
   using clock = std::chrono::steady_clock;
+  if (a.threads > 0) mint::cpu::set_num_threads(a.threads);
   const auto t_start = clock::now();
   const std::string started = now_utc();
   auto train = mint::io::load_mnist_like(a.data + "/train-images-idx3-ubyte.gz", a.data + "/train-labels-idx1-ubyte.gz",
@@ -265,15 +276,15 @@ int run(const Args& a) {
                    {"bytes_f32", n_params * 4}}},
         {"data", {{"dataset", "Fashion-MNIST"}, {"dir", a.data}, {"train_images", n},
                   {"test_images", test.images.dim(0)}}},
-        {"normalization", {{"mean", kMean}, {"std", kStd}, {"formula", "(x / 255 - mean) / std"}}},
+        {"normalization", {{"mean", dec(kMean)}, {"std", dec(kStd)}, {"formula", "(x / 255 - mean) / std"}}},
         {"init", {{"seed", a.seed}, {"rng", "Philox4x32-10, parameter p (sorted names) on stream p"},
                   {"linear_weights_cls_pos", "normal(0, 0.02)"}, {"patch_embed", "uniform(+-1/sqrt(fan_in))"},
                   {"biases", 0}, {"norm_weights", 1}}},
-        {"optimizer", {{"name", "AdamW (torch.optim.AdamW semantics, mint::optim::AdamW)"}, {"lr", a.lr},
-                       {"betas", {0.9, 0.999}}, {"eps", 1e-8}, {"weight_decay", a.wd},
+        {"optimizer", {{"name", "AdamW (torch.optim.AdamW semantics, mint::optim::AdamW)"}, {"lr", dec(a.lr)},
+                       {"betas", {0.9, 0.999}}, {"eps", 1e-8}, {"weight_decay", dec(a.wd)},
                        {"no_weight_decay", "rank <= 1 tensors, *.bias, cls_token, pos_embed (optim::timm_decays)"}}},
         {"schedule", {{"kind", "per-step linear warmup then cosine"}, {"warmup_steps", warmup},
-                      {"total_steps", total}, {"min_lr", a.min_lr}}},
+                      {"total_steps", total}, {"min_lr", dec(a.min_lr)}}},
         {"batch", a.batch},
         {"epochs", a.epochs},
         {"shuffle", "Philox Fisher-Yates permutation per epoch (stream 2^20 + epoch); last batch kept"},
@@ -303,7 +314,8 @@ int run(const Args& a) {
       make_batch(train.images, perm.data() + s, b, xb, a.flip, a.shift, a.seed,
                  kAugStream + static_cast<std::uint32_t>(epoch), static_cast<std::uint64_t>(s));
       std::vector<int> labels(static_cast<std::size_t>(b));
-      for (std::int64_t i = 0; i < b; ++i) labels[static_cast<std::size_t>(i)] = train.labels[static_cast<std::size_t>(perm[static_cast<std::size_t>(s + i)])];
+      for (std::int64_t i = 0; i < b; ++i)
+        labels[static_cast<std::size_t>(i)] = train.labels[static_cast<std::size_t>(perm[static_cast<std::size_t>(s + i)])];
       model.zero_grad();
       auto logits = model.forward(xb);
       auto dlogits = mint::Tensor<>::zeros(logits.shape());
@@ -319,9 +331,11 @@ int run(const Args& a) {
     const auto t1 = clock::now();
     const double acc = evaluate(model, test);
     const auto t2 = clock::now();
-    const double secs = std::chrono::duration<double>(t1 - t0).count(), eval_s = std::chrono::duration<double>(t2 - t1).count();
+    const double secs = std::chrono::duration<double>(t1 - t0).count();
+    const double eval_s = std::chrono::duration<double>(t2 - t1).count();
     train_seconds += secs;
-    const double train_loss = loss_sum / static_cast<double>(n), train_acc = static_cast<double>(correct) / static_cast<double>(n);
+    const double train_loss = loss_sum / static_cast<double>(n);
+    const double train_acc = static_cast<double>(correct) / static_cast<double>(n);
     const bool better = acc > best_acc;
     if (better) best_acc = acc, best_epoch = epoch;
     history.push_back({{"epoch", epoch}, {"train_loss", train_loss}, {"train_accuracy", train_acc},

@@ -194,6 +194,10 @@ class ViT {
     return cache_.cls_attn;
   }
 
+  // Frees what the latest forward() saved for backward (activations, attention). The next forward() would
+  // free it anyway; call this to measure memory from a clean start or to hand the memory back between runs.
+  void release_cache() { cache_ = Cache{}; }
+
   // requires: the latest call was forward() on the images to differentiate; dlogits [B, classes].
   // ensures:  returns d loss / d images [B, C, H, W] (zero on dropped patches except through nothing: the
   //           blocks never saw them); in Full mode adds every parameter's gradient into Param::grad.

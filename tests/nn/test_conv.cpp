@@ -202,12 +202,14 @@ TEST_CASE("conv backward adds into the gradients it is given", "[nn][conv]") {
 }
 
 TEST_CASE("conv: images in parallel give the serial results", "[nn][conv]") {
-  // With 2 threads and a batch of 5, images run in parallel with per-thread im2col buffers and dW partials.
+  // With 2 threads and a batch of 5, images run in parallel with per-thread im2col buffers and dW partials; with a
+  // batch of 1 they run serially with im2col / col2im parallel over channels and parallel GEMMs.
+  auto x1 = uniform(Shape{1, 6, 8, 7}, 709), w1 = uniform(Shape{4, 6, 3, 3}, 710), xt1 = uniform(Shape{1, 4, 4, 4}, 711);
   auto x = uniform(Shape{5, 3, 8, 7}, 701), w = uniform(Shape{4, 3, 3, 3}, 702), b = uniform(Shape{4}, 703);
   auto xt = uniform(Shape{5, 4, 4, 4}, 704), wt = uniform(Shape{4, 3, 3, 3}, 705), bt = uniform(Shape{3}, 708);
   const auto opt = nn::Conv2dOptions::square(2, 1), opt_t = nn::Conv2dOptions::square(2, 1, 1);
   struct Out {
-    Tensor<> y, dx, dw, db, yt, dxt, dwt, dbt;
+    Tensor<> y, dx, dw, db, yt, dxt, dwt, dbt, y1, dx1, dw1, yt1, dxt1, dwt1;
   };
   auto run = [&] {
     Out o;
@@ -219,6 +221,12 @@ TEST_CASE("conv: images in parallel give the serial results", "[nn][conv]") {
     auto dyt = uniform(o.yt.shape(), 707);
     o.dxt = Tensor<>::zeros(xt.shape()), o.dwt = Tensor<>::zeros(wt.shape()), o.dbt = Tensor<>::zeros(Shape{3});
     nn::conv_transpose2d_backward(dyt, xt, wt, opt_t, &o.dxt, &o.dwt, &o.dbt);
+    o.y1 = nn::conv2d(x1, w1, nullptr, opt);
+    o.dx1 = Tensor<>::zeros(x1.shape()), o.dw1 = Tensor<>::zeros(w1.shape());
+    nn::conv2d_backward(uniform(o.y1.shape(), 712), x1, w1, opt, &o.dx1, &o.dw1, nullptr);
+    o.yt1 = nn::conv_transpose2d(xt1, w1, nullptr, opt_t);
+    o.dxt1 = Tensor<>::zeros(xt1.shape()), o.dwt1 = Tensor<>::zeros(w1.shape());
+    nn::conv_transpose2d_backward(uniform(o.yt1.shape(), 713), xt1, w1, opt_t, &o.dxt1, &o.dwt1, nullptr);
     return o;
   };
   const int saved_threads = cpu::num_threads();
@@ -236,6 +244,12 @@ TEST_CASE("conv: images in parallel give the serial results", "[nn][conv]") {
   MINT_REQUIRE_CLOSE(testing::compare(par.dxt, serial.dxt, tol, "conv_transpose2d dx"));
   MINT_REQUIRE_CLOSE(testing::compare(par.dwt, serial.dwt, tol, "conv_transpose2d dW"));
   MINT_REQUIRE_CLOSE(testing::compare(par.dbt, serial.dbt, tol, "conv_transpose2d db"));
+  MINT_REQUIRE_CLOSE(testing::compare(par.y1, serial.y1, tol, "conv2d y (batch 1)"));
+  MINT_REQUIRE_CLOSE(testing::compare(par.dx1, serial.dx1, tol, "conv2d dx (batch 1)"));
+  MINT_REQUIRE_CLOSE(testing::compare(par.dw1, serial.dw1, tol, "conv2d dW (batch 1)"));
+  MINT_REQUIRE_CLOSE(testing::compare(par.yt1, serial.yt1, tol, "conv_transpose2d y (batch 1)"));
+  MINT_REQUIRE_CLOSE(testing::compare(par.dxt1, serial.dxt1, tol, "conv_transpose2d dx (batch 1)"));
+  MINT_REQUIRE_CLOSE(testing::compare(par.dwt1, serial.dwt1, tol, "conv_transpose2d dW (batch 1)"));
 }
 
 TEST_CASE("conv: shape errors name the op, the argument and both shapes", "[nn][conv]") {

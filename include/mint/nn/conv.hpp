@@ -59,8 +59,9 @@ inline void valid_range(std::int64_t w, std::int64_t s, std::int64_t p, std::int
 }
 
 // col[(ci*kh + i)*kw + j, oy*ow + ox] = img[ci, oy*sh - ph + i, ox*sw - pw + j], 0 in the padding.
+// Channels run in parallel when called outside a parallel region (a batch smaller than the thread count).
 inline void im2col(const float* img, const ConvGeom& g, float* col) {
-  for (std::int64_t ci = 0; ci < g.c; ++ci)
+  cpu::parallel_for(g.c, [&](std::int64_t ci) {
     for (std::int64_t i = 0; i < g.kh; ++i)
       for (std::int64_t j = 0; j < g.kw; ++j) {
         float* row = col + ((ci * g.kh + i) * g.kw + j) * g.oh * g.ow;
@@ -83,11 +84,13 @@ inline void im2col(const float* img, const ConvGeom& g, float* col) {
           std::fill(r + hi, r + g.ow, 0.0f);
         }
       }
+  }, 4);
 }
 
 // The adjoint of im2col: img[ci, iy, ix] += every col entry that im2col read from there.
+// Channels write disjoint planes, so they run in parallel like im2col's.
 inline void col2im_add(const float* col, const ConvGeom& g, float* img) {
-  for (std::int64_t ci = 0; ci < g.c; ++ci)
+  cpu::parallel_for(g.c, [&](std::int64_t ci) {
     for (std::int64_t i = 0; i < g.kh; ++i)
       for (std::int64_t j = 0; j < g.kw; ++j) {
         const float* row = col + ((ci * g.kh + i) * g.kw + j) * g.oh * g.ow;
@@ -102,6 +105,7 @@ inline void col2im_add(const float* col, const ConvGeom& g, float* img) {
           for (std::int64_t ox = lo; ox < hi; ++ox) dst[ox * g.sw + off] += r[ox];
         }
       }
+  }, 4);
 }
 
 // Calls body(i, scratch, wpart) for every image i in [0, n). `scratch` holds scratch_size floats, private to

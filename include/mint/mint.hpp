@@ -16,12 +16,15 @@
 
 #include "mint/nn/activation.hpp"
 #include "mint/nn/attention.hpp"
+#include "mint/nn/batchnorm.hpp"
+#include "mint/nn/conv.hpp"
 #include "mint/nn/elementwise.hpp"
 #include "mint/nn/image_priors.hpp"
 #include "mint/nn/layernorm.hpp"
 #include "mint/nn/linear.hpp"
 #include "mint/nn/losses.hpp"
 #include "mint/nn/matmul.hpp"
+#include "mint/nn/pool.hpp"
 #include "mint/nn/softmax.hpp"
 #include "mint/nn/tokens.hpp"
 

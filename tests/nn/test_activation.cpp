@@ -1,8 +1,9 @@
-// GELU (erf form) and softmax: values and gradients. These ops have no weights, so input-only and full
+// ReLU, GELU (erf form) and softmax: values and gradients. These ops have no weights, so input-only and full
 // backward are the same computation; the gradient check covers both.
 #include "test_util.hpp"
 
 #include <cmath>
+#include <limits>
 
 #include "mint/nn/activation.hpp"
 #include "mint/nn/softmax.hpp"
@@ -48,6 +49,32 @@ TEST_CASE("gelu backward: finite differences", "[nn][gelu][gradcheck]") {
   auto dx = Tensor<>::zeros(x.shape());
   nn::gelu_backward(r, x, dx);
   MINT_REQUIRE_CLOSE(testing::check_gradient([&] { return testing::dot(nn::gelu(x), r); }, x, dx, "gelu dx"));
+}
+
+TEST_CASE("relu: values, the shared functor, gradient 0 at 0 and NaN propagation", "[nn][relu]") {
+  auto x = Tensor<>::from(Shape{6}, {-2.f, -0.f, 0.f, 1e-30f, 3.f, std::numeric_limits<float>::quiet_NaN()});
+  auto y = nn::relu(x);
+  const fn::Relu f;
+  const float want[5] = {0.f, 0.f, 0.f, 1e-30f, 3.f};
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(y[i] == want[i]);
+    REQUIRE(f(x[i]) == want[i]);
+  }
+  REQUIRE(std::isnan(y[5]));  // torch.relu(nan) is nan
+  auto dx = Tensor<>::full(x.shape(), 1.f);
+  nn::relu_backward(Tensor<>::full(x.shape(), std::numeric_limits<float>::infinity()), x, dx);
+  // dx += dy unless x <= 0: torch's threshold_backward, so x = 0 gets 0, NaN passes dy, no 0 * inf = NaN appears
+  const float inf = std::numeric_limits<float>::infinity();
+  const float dwant[6] = {1.f, 1.f, 1.f, inf, inf, inf};
+  for (int i = 0; i < 6; ++i) REQUIRE(dx[i] == dwant[i]);
+}
+
+TEST_CASE("relu backward: finite differences", "[nn][relu][gradcheck]") {
+  auto x = uniform(Shape{5, 7}, 46, -2.f, 2.f), r = uniform(x.shape(), 47);
+  for (std::int64_t i = 0; i < x.numel(); ++i) x[i] += x[i] >= 0 ? 0.05f : -0.05f;  // |x| > 2 eps: no kink inside
+  auto dx = Tensor<>::zeros(x.shape());
+  nn::relu_backward(r, x, dx);
+  MINT_REQUIRE_CLOSE(testing::check_gradient([&] { return testing::dot(nn::relu(x), r); }, x, dx, "relu dx"));
 }
 
 TEST_CASE("softmax rows sum to one and are shift invariant", "[nn][softmax]") {

@@ -26,6 +26,13 @@ struct Gelu {
   }
 };
 
+// ReLU: y = max(x, 0). As in torch: the gradient at x = 0 is 0 (threshold_backward zeroes dy where x <= 0), and
+// a NaN input gives NaN and lets dy through (NaN <= 0 is false).
+struct Relu {
+  MINT_HOST_DEVICE float operator()(float x) const { return x > 0.0f ? x : (x == x ? 0.0f : x); }
+  MINT_HOST_DEVICE float grad(float x) const { return x <= 0.0f ? 0.0f : 1.0f; }
+};
+
 // Adam's per-element update (used by the inversion engine and by mint/optim/adam.hpp).
 //   weight decay (optional, see below), then
 //   m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;  p -= lr (m / bias1) / (sqrt(v / bias2) + eps)

@@ -1,4 +1,4 @@
-// mint/nn/activation.hpp -- GELU (exact erf form). fn::Gelu in mint/backend/functors.hpp is the scalar
+// mint/nn/activation.hpp -- ReLU (fn::Relu) and GELU (exact erf form). fn::Gelu in mint/backend/functors.hpp is the scalar
 // definition (and what CUDA kernels call); the CPU loops here evaluate the same formula on Eigen arrays so
 // erf and exp run vectorised (scalar std::erf was 37-43% of an inversion iteration, docs/performance.md).
 // tests/nn/test_activation.cpp checks both against each other and against double-precision erf.
@@ -46,6 +46,30 @@ inline void gelu_backward(const Tensor<Cpu>& dy, const Tensor<Cpu>& x, Tensor<Cp
     detail::ArrayMap dxs(dx.data() + o, len);
     dxs += dys * (0.5f * (1.0f + (xs * 0.70710678118654752f).erf()) +
                   xs * 0.39894228040143268f * (-0.5f * xs.square()).exp());
+  });
+}
+
+// ensures: y = relu(x) = max(x, 0) elementwise (fn::Relu), same shape.
+inline Tensor<Cpu> relu(const Tensor<Cpu>& x) {
+  auto y = Tensor<Cpu>::empty(x.shape());
+  const float* xp = x.data();
+  float* yp = y.data();
+  detail::for_chunks(x.numel(), [&](std::int64_t o, std::int64_t len) {
+    const fn::Relu f;
+    for (std::int64_t i = o; i < o + len; ++i) yp[i] = f(xp[i]);
+  });
+  return y;
+}
+
+// backward of <y, dy>: dx += dy where x > 0 (and where x is NaN), nothing elsewhere, x = 0 included (torch's rule).
+inline void relu_backward(const Tensor<Cpu>& dy, const Tensor<Cpu>& x, Tensor<Cpu>& dx) {
+  check_shape(dy, x.shape(), "relu_backward: d_output");
+  check_shape(dx, x.shape(), "relu_backward: d_input");
+  const float *xp = x.data(), *dyp = dy.data();
+  float* dxp = dx.data();
+  detail::for_chunks(x.numel(), [&](std::int64_t o, std::int64_t len) {
+    const fn::Relu f;
+    for (std::int64_t i = o; i < o + len; ++i) dxp[i] += f.grad(xp[i]) > 0.0f ? dyp[i] : 0.0f;  // no 0 * inf
   });
 }
 

@@ -34,6 +34,7 @@
 #include <nlohmann/json.hpp>
 
 #include <mint/mint.hpp>
+#include <mint/models/init.hpp>
 
 namespace {
 
@@ -105,29 +106,6 @@ Args parse(int argc, char** argv) {
               "mint-train-teacher: need --epochs, --batch, --lr > 0, 0 <= --shift < 14, --warmup >= 0, "
               "0 <= --min-lr <= --lr, --threads >= 0");
   return a;
-}
-
-// timm-like init from Philox: parameter p in sorted-name order draws from stream p of `seed`.
-void init_weights(mint::ViT<>& model, std::uint64_t seed) {
-  std::uint32_t stream = 0;
-  for (auto& [name, p] : model.parameters()) {
-    auto& t = p.value;
-    const auto ends = [&](const char* s) {
-      const std::string suf(s);
-      return name.size() >= suf.size() && name.compare(name.size() - suf.size(), suf.size(), suf) == 0;
-    };
-    if (name == "patch_embed.proj.weight") {  // nn.Conv2d default (timm does not re-init it)
-      const float bound = 1.0f / std::sqrt(static_cast<float>(t.numel() / t.dim(0)));
-      mint::fill_uniform(t, seed, stream, -bound, bound);
-    } else if (ends(".bias")) {
-      t.fill(0.0f);
-    } else if (ends("norm1.weight") || ends("norm2.weight") || name == "norm.weight") {
-      t.fill(1.0f);
-    } else {  // Linear weights, head, cls_token, pos_embed: trunc_normal(std=0.02) (cut at +-2, never reached)
-      mint::fill_normal(t, seed, stream, 0.0f, 0.02f);
-    }
-    ++stream;
-  }
 }
 
 // A seeded permutation of 0..n-1 (Fisher-Yates on 64 Philox bits per swap).
@@ -229,7 +207,7 @@ int run(const Args& a) {
   cfg.img_size = static_cast<int>(img), cfg.patch = 4, cfg.in_chans = 1, cfg.dim = a.dim, cfg.depth = a.depth;
   cfg.heads = a.heads, cfg.mlp_hidden = a.mlp, cfg.classes = 10;
   mint::ViT<> model(cfg);
-  init_weights(model, a.seed);
+  mint::init_timm_like(model, a.seed);
   std::int64_t n_params = 0;
   for (const auto& [k, p] : model.parameters()) n_params += p.value.numel();
 

@@ -28,10 +28,12 @@
 #include "mint/nn/softmax.hpp"
 #include "mint/nn/tokens.hpp"
 
+#include "mint/models/init.hpp"
 #include "mint/models/vit.hpp"
 #include "mint/models/vit_config.hpp"
 
 #include "mint/optim/adam.hpp"
+#include "mint/optim/sgd.hpp"
 
 #include "mint/io/idx.hpp"
 #include "mint/io/image.hpp"
@@ -46,3 +48,7 @@
 #include "mint/inversion/selectors.hpp"
 #include "mint/inversion/sparse_image.hpp"
 #include "mint/inversion/cost.hpp"
+
+#include "mint/tasks/distill.hpp"
+#include "mint/tasks/evaluate.hpp"
+#include "mint/tasks/quantize.hpp"

@@ -137,3 +137,65 @@ TEST_CASE("ViT save and load round trip through safetensors", "[models][vit][io]
   auto img = uniform(Shape{1, 2, 8, 8}, 3);
   MINT_REQUIRE_CLOSE(testing::compare(back.forward(img), model.forward(img), {0, 0}, "logits after round trip"));
 }
+
+namespace {
+// Records the sites it sees (and the sizes), optionally overwriting one site's input.
+struct SiteLog : LinearInputHook<> {
+  std::vector<std::pair<LinearSite, int>> seen;
+  std::vector<std::int64_t> numel;
+  bool zero_fc2_of_block0 = false;
+  void on_linear_input(LinearSite s, int block, Tensor<>& x) override {
+    seen.emplace_back(s, block);
+    numel.push_back(x.numel());
+    if (zero_fc2_of_block0 && s == LinearSite::Fc2 && block == 0) x.fill(0.0f);
+  }
+};
+}  // namespace
+
+TEST_CASE("ViT linear-input hook: a read-only hook changes nothing; sites in order; edits reach the layer",
+          "[models][vit][hook]") {
+  for (bool distilled : {false, true}) {
+    CAPTURE(distilled);
+    auto cfg = tiny_config(distilled);
+    auto model = ViT<>::from_tensors(test::philox_vit_weights(cfg, 7), {.heads = 2});
+    auto img = uniform(Shape{2, 2, 8, 8}, 19);
+    nn::TokenIndex keep{2, 3, {3, 0, 2, 1, 2, 0}};
+    auto run = [&](const nn::TokenIndex* k, Tensor<>* dimg) {
+      model.zero_grad();
+      auto logits = model.forward(img, k);
+      auto d = Tensor<>::zeros(logits.shape());
+      nn::cross_entropy(logits, {2, 0}, &d);
+      *dimg = model.backward(d, Backward::Full);
+      return logits;
+    };
+    Tensor<> d0, d1;
+    auto l0 = run(&keep, &d0);
+    const auto g0 = model.parameter("blocks.0.mlp.fc2.weight").grad.clone();
+    SiteLog log;
+    model.set_linear_input_hook(&log);
+    REQUIRE(model.linear_input_hook() == &log);
+    auto l1 = run(&keep, &d1);
+    MINT_REQUIRE_CLOSE(testing::compare(l1, l0, {0, 0}, "logits with a read-only hook"));
+    MINT_REQUIRE_CLOSE(testing::compare(d1, d0, {0, 0}, "d_images with a read-only hook"));
+    MINT_REQUIRE_CLOSE(testing::compare(model.parameter("blocks.0.mlp.fc2.weight").grad, g0, {0, 0}, "fc2 grad"));
+    // patch embedding, 4 sites per block, then the head(s)
+    std::vector<std::pair<LinearSite, int>> want{{LinearSite::PatchEmbed, -1}};
+    for (int b = 0; b < cfg.depth; ++b)
+      for (auto s : {LinearSite::Qkv, LinearSite::Proj, LinearSite::Fc1, LinearSite::Fc2}) want.emplace_back(s, b);
+    want.emplace_back(LinearSite::Head, -1);
+    if (distilled) want.emplace_back(LinearSite::HeadDist, -1);
+    REQUIRE(log.seen == want);
+    REQUIRE(log.numel.front() == 2 * 3 * 2 * 4 * 4);  // the kept patches only: B * K * C * p * p
+    // an edit in place is what the layer computes with
+    log.zero_fc2_of_block0 = true;
+    auto l2 = run(&keep, &d1);
+    REQUIRE(testing::compare(l2, l0, {1e-6, 0}, "edited").max_abs > 1e-4);
+    model.set_linear_input_hook(nullptr);
+    auto l3 = run(&keep, &d1);
+    MINT_REQUIRE_CLOSE(testing::compare(l3, l0, {0, 0}, "logits after removing the hook"));
+    // the hook survives a move
+    model.set_linear_input_hook(&log);
+    ViT<> moved = std::move(model);
+    REQUIRE(moved.linear_input_hook() == &log);
+  }
+}

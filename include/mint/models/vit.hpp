@@ -34,6 +34,18 @@ struct ViTLoadOptions {
   float eps = 1e-6f;         // LayerNorm eps
 };
 
+// An observer of the input of every linear layer (mint/tasks/quantize.hpp uses it for activation calibration
+// and fake quantization). on_linear_input runs just before the layer's GEMM and may modify x in place; the
+// modified tensor is what the layer and its backward then see. `block` is the transformer block (-1 for the
+// patch embedding and the heads). With no hook set (the default) forward is unchanged.
+enum class LinearSite { PatchEmbed, Qkv, Proj, Fc1, Fc2, Head, HeadDist };
+
+template <class Device = Cpu>
+struct LinearInputHook {
+  virtual ~LinearInputHook() = default;
+  virtual void on_linear_input(LinearSite site, int block, Tensor<Device>& x) = 0;
+};
+
 template <class Device = Cpu>
 class ViT {
   static_assert(std::is_same_v<Device, Cpu>, "ViT<Cuda> comes with the CUDA backend (its own issue)");
@@ -113,11 +125,14 @@ class ViT {
     bind();
   }
 
-  ViT(ViT&& o) noexcept : cfg_(o.cfg_), params_(std::move(o.params_)), cache_(std::move(o.cache_)) { bind(); }
+  ViT(ViT&& o) noexcept : cfg_(o.cfg_), params_(std::move(o.params_)), cache_(std::move(o.cache_)), hook_(o.hook_) {
+    bind();
+  }
   ViT& operator=(ViT&& o) noexcept {
     cfg_ = o.cfg_;
     params_ = std::move(o.params_);
     cache_ = std::move(o.cache_);
+    hook_ = o.hook_;
     bind();
     return *this;
   }
@@ -140,6 +155,10 @@ class ViT {
   void zero_grad() {
     for (auto& [n, p] : params_) p.zero_grad();
   }
+
+  // The linear-input hook (not owned; nullptr = none). It must outlive its use in forward().
+  void set_linear_input_hook(LinearInputHook<Device>* hook) { hook_ = hook; }
+  [[nodiscard]] LinearInputHook<Device>* linear_input_hook() const { return hook_; }
 
   // timm-named weights, and a safetensors file with them plus "mint.num_heads" metadata.
   [[nodiscard]] TensorMap state_dict() const {
@@ -171,6 +190,7 @@ class ViT {
     c.image_shape = images.shape();
     auto patches = nn::patchify(images, cfg_.patch);
     c.patches = keep ? nn::gather_tokens(patches, *keep) : patches;
+    observe(LinearSite::PatchEmbed, -1, c.patches);
     auto tok = nn::linear(c.patches, pe_w_flat_, &pe_b_->value);
     TensorT x = nn::embed_tokens(tok, keep, {&cls_->value, cfg_.distilled ? &dist_->value : nullptr, &pos_->value});
     c.tokens = x.dim(1);
@@ -180,7 +200,7 @@ class ViT {
       // (its keys and values still come from every token): -22% per iteration on the small model.
       const bool last = l + 1 == cfg_.depth;
       x = block_forward(blocks_[static_cast<std::size_t>(l)], c.blocks[static_cast<std::size_t>(l)], x,
-                        last ? &c.cls_attn : nullptr, e, last ? e : c.tokens);
+                        last ? &c.cls_attn : nullptr, e, last ? e : c.tokens, l);
     }
     c.head_in_raw = x;  // [B, E, D]
     c.head_in = nn::layernorm(c.head_in_raw, norm_w_->value, norm_b_->value, cfg_.eps, &c.ln_final);
@@ -355,16 +375,20 @@ class ViT {
 
   // x [B, T, D] -> [B, rows, D]: the block's output for the first `rows` tokens (T for all but the last block).
   TensorT block_forward(const Block& w, BlockCache& s, const TensorT& x, TensorT* cls_attn, std::int64_t extra,
-                        std::int64_t rows) {
+                        std::int64_t rows, int l) {
     s.x_in = x;
     s.h1 = nn::layernorm(x, w.ln1_w->value, w.ln1_b->value, cfg_.eps, &s.ln1);
+    observe(LinearSite::Qkv, l, s.h1);
     s.qkv = nn::linear(s.h1, w.qkv_w->value, &w.qkv_b->value);
     s.att_out = nn::attention(s.qkv, cfg_.heads, &s.att, cls_attn, static_cast<int>(extra), rows);
+    observe(LinearSite::Proj, l, s.att_out);
     s.x_mid = nn::linear(s.att_out, w.proj_w->value, &w.proj_b->value);
     nn::add_inplace(s.x_mid, rows == x.dim(1) ? x : leading_rows(x, rows));
     s.h2 = nn::layernorm(s.x_mid, w.ln2_w->value, w.ln2_b->value, cfg_.eps, &s.ln2);
+    observe(LinearSite::Fc1, l, s.h2);
     s.fc1_out = nn::linear(s.h2, w.fc1_w->value, &w.fc1_b->value);
     s.act = nn::gelu(s.fc1_out);
+    observe(LinearSite::Fc2, l, s.act);
     TensorT y = nn::linear(s.act, w.fc2_w->value, &w.fc2_b->value);
     nn::add_inplace(y, s.x_mid);
     return y;
@@ -400,13 +424,25 @@ class ViT {
     return dx;
   }
 
-  TensorT head_forward(const TensorT& head_in) const {
+  // The hook (if any) sees the head input: [B, 1, D] in place for a plain ViT; for a distilled one, copies of
+  // the CLS rows (Head) and distillation rows (HeadDist), [B, D] each, so its backward sees the unhooked rows.
+  TensorT head_forward(TensorT& head_in) {
     const std::int64_t b = head_in.dim(0), d = cfg_.dim;
-    if (!cfg_.distilled) return nn::linear(head_in.reshape(Shape{b, d}), head_w_->value, &head_b_->value);
-    auto a = nn::linear(select_row(head_in, 0), head_w_->value, &head_b_->value);
-    auto z = nn::linear(select_row(head_in, 1), head_dist_w_->value, &head_dist_b_->value);
+    if (!cfg_.distilled) {
+      observe(LinearSite::Head, -1, head_in);
+      return nn::linear(head_in.reshape(Shape{b, d}), head_w_->value, &head_b_->value);
+    }
+    auto cls_rows = select_row(head_in, 0), dist_rows = select_row(head_in, 1);
+    observe(LinearSite::Head, -1, cls_rows);
+    observe(LinearSite::HeadDist, -1, dist_rows);
+    auto a = nn::linear(cls_rows, head_w_->value, &head_b_->value);
+    auto z = nn::linear(dist_rows, head_dist_w_->value, &head_dist_b_->value);
     for (std::int64_t i = 0; i < a.numel(); ++i) a[i] = 0.5f * (a[i] + z[i]);
     return a;
+  }
+
+  void observe(LinearSite site, int block, TensorT& x) {
+    if (hook_) hook_->on_linear_input(site, block, x);
   }
 
   // The first `rows` rows of every image of x [B, T, D], as [B, rows, D].
@@ -433,6 +469,7 @@ class ViT {
   Param<Device>*head_dist_w_ = nullptr, *head_dist_b_ = nullptr;
   TensorT pe_w_flat_;
   std::vector<Block> blocks_;
+  LinearInputHook<Device>* hook_ = nullptr;
 };
 
 }  // namespace mint

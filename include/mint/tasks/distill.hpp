@@ -1,0 +1,296 @@
+// mint/tasks/distill.hpp -- data-free knowledge distillation (SMI Eq. 6, PRI Sec. 5 / App. D): a student ViT
+// learns from synthetic images only, by the KL divergence between the teacher's and its own logits at a
+// temperature tau (nn::kl_div_temperature: tau^2 * KL, batch mean).
+//
+// Sparse images feed both models only their kept patches, gathered exactly as during inversion
+// (ViT::forward(images, &keep)). A TokenIndex needs the same kept count K for every image of a forward, so
+// each step's batch is split by K into groups: one forward/backward per group, the gradients accumulated with
+// weight (group size / batch size), then ONE optimiser step. The step's loss and gradient are therefore the
+// batch mean over all its images, whatever the mix of K (PRI's v sparse images per trajectory have two
+// distinct counts, e.g. 12 and 13 for v = 4 on 49 patches). A group whose images keep all N patches runs
+// without a keep set (the same logits, see the tests).
+//
+// Two protocols:
+//   distill_offline:     a fixed synthetic data set (load_synthetic_dataset), shuffled each epoch, batches of
+//                        DistillOptions::batch images (the last one of an epoch may be smaller).
+//   distill_alternating: a callable produces the next synthetic batch (e.g. one inversion run); one
+//                        distillation step is taken on it and it is dropped, so every synthetic image is used
+//                        exactly once (PRI App. D). The inverter stays in mint/inversion; tasks only calls back.
+//
+// Optimiser: optim::SGD, by default PRI App. D's lr 0.1, momentum 0.9, weight decay 1e-4 (all parameters), no
+// schedule. DistillOptions::trainable freezes parameters (e.g. the head only = SMI's linear probing).
+#pragma once
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <numeric>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "mint/core/rng.hpp"
+#include "mint/inversion/sparse_image.hpp"
+#include "mint/models/init.hpp"
+#include "mint/models/vit.hpp"
+#include "mint/nn/losses.hpp"
+#include "mint/nn/tokens.hpp"
+#include "mint/optim/sgd.hpp"
+#include "mint/tasks/evaluate.hpp"
+
+namespace mint::tasks {
+
+// The patches an image keeps: the indices where mask > 0.5, ascending (row-major patch order, the token order
+// of inversion). Throws if the mask keeps none.
+inline std::vector<std::int32_t> kept_patches(const Tensor<Cpu>& mask) {
+  std::vector<std::int32_t> k;
+  for (std::int64_t i = 0; i < mask.numel(); ++i)
+    if (mask[i] > 0.5f) k.push_back(static_cast<std::int32_t>(i));
+  check(!k.empty(), "kept_patches: the mask keeps no patch");
+  return k;
+}
+
+// Images of one kept count K, ready for ViT::forward(images, keep()).
+struct SparseGroup {
+  Tensor<Cpu> images;                  // [G, C, H, W]
+  std::optional<nn::TokenIndex> index;  // nullopt when K = N (dense: forward without a keep set)
+  std::vector<int> labels;             // the images' target classes
+  std::vector<std::size_t> members;    // their positions in the input
+  [[nodiscard]] const nn::TokenIndex* keep() const { return index ? &*index : nullptr; }
+  [[nodiscard]] std::int64_t size() const { return static_cast<std::int64_t>(members.size()); }
+};
+
+// Splits `images` by kept count (groups in ascending K; input order kept inside a group). flip (optional, one
+// entry per image): mirror that image horizontally, pixels and mask together (patch column c -> G-1-c), so
+// the kept patches stay the same content. requires: all pixels [C, H, W] alike, H = W, masks [N] alike with
+// N a square, H divisible by sqrt(N).
+inline std::vector<SparseGroup> group_by_kept_count(std::span<const SparseImage> images,
+                                                    const std::vector<char>* flip = nullptr) {
+  check(!images.empty(), "group_by_kept_count: no images");
+  check(!flip || flip->size() == images.size(), "group_by_kept_count: ", flip ? flip->size() : 0, " flip flags for ",
+        images.size(), " images");
+  const Shape px = images.front().pixels.shape();
+  const std::int64_t n = images.front().mask.numel();
+  check(px.rank() == 3 && px[1] == px[2], "group_by_kept_count: pixels ", px.str(), " must be [C, H, W] with H = W");
+  std::int64_t g = 0;
+  while (g * g < n) ++g;
+  check(g * g == n && px[2] % g == 0, "group_by_kept_count: a mask of ", n, " patches does not tile ", px.str());
+  const std::int64_t c = px[0], h = px[1], w = px[2], per = px.numel();
+  std::map<std::int64_t, SparseGroup> by_k;
+  std::vector<std::vector<std::int32_t>> kept(images.size());
+  for (std::size_t i = 0; i < images.size(); ++i) {
+    check_shape(images[i].pixels, px, "group_by_kept_count: image pixels");
+    check_shape(images[i].mask, Shape{n}, "group_by_kept_count: image mask");
+    kept[i] = kept_patches(images[i].mask);
+    if (flip && (*flip)[i]) {
+      for (auto& q : kept[i]) q = static_cast<std::int32_t>((q / g) * g + (g - 1 - q % g));
+      std::sort(kept[i].begin(), kept[i].end());
+    }
+    by_k[static_cast<std::int64_t>(kept[i].size())].members.push_back(i);
+  }
+  std::vector<SparseGroup> out;
+  for (auto& [k, grp] : by_k) {
+    const std::int64_t m = grp.size();
+    grp.images = Tensor<Cpu>::empty(Shape{m, c, h, w});
+    if (k < n) grp.index = nn::TokenIndex{m, k, std::vector<std::int32_t>(static_cast<std::size_t>(m * k))};
+    for (std::int64_t j = 0; j < m; ++j) {
+      const std::size_t i = grp.members[static_cast<std::size_t>(j)];
+      const float* src = images[i].pixels.data();
+      float* dst = grp.images.data() + j * per;
+      if (flip && (*flip)[i]) {
+        for (std::int64_t r = 0; r < c * h; ++r)
+          for (std::int64_t x = 0; x < w; ++x) dst[r * w + x] = src[r * w + (w - 1 - x)];
+      } else {
+        std::copy(src, src + per, dst);
+      }
+      grp.labels.push_back(images[i].label);
+      if (grp.index) std::copy(kept[i].begin(), kept[i].end(), grp.index->index.begin() + j * k);
+    }
+    out.push_back(std::move(grp));
+  }
+  return out;
+}
+
+// Real labelled images as SparseImages keeping every patch (e.g. to run distillation on real data through
+// the same API). `mask_patches` is the model's patch count N.
+inline std::vector<SparseImage> dense_sparse_images(const LabeledImages& data, std::int64_t mask_patches,
+                                                    std::int64_t first = 0, std::int64_t count = -1) {
+  const std::int64_t m = data.size(), end = count < 0 ? m : std::min(m, first + count);
+  check(first >= 0 && first <= m, "dense_sparse_images: first ", first, " outside 0..", m);
+  const Shape& s = data.images.shape();
+  const std::int64_t per = s.numel() / std::max<std::int64_t>(m, 1);
+  std::vector<SparseImage> out;
+  for (std::int64_t i = first; i < end; ++i) {
+    SparseImage si;
+    si.pixels = Tensor<Cpu>::empty(Shape{s[1], s[2], s[3]});
+    std::copy(data.images.data() + i * per, data.images.data() + (i + 1) * per, si.pixels.data());
+    si.mask = Tensor<Cpu>::full(Shape{mask_patches}, 1.0f);
+    si.label = data.labels[static_cast<std::size_t>(i)];
+    out.push_back(std::move(si));
+  }
+  return out;
+}
+
+struct DistillOptions {
+  float temperature = 20.0f;  // SMI Sec. 5.2 (tau = 20)
+  optim::SGDOptions sgd = {.lr = 0.1f, .momentum = 0.9f, .weight_decay = 1e-4f};  // PRI App. D
+  std::int64_t batch = 128;   // offline protocol: images per step (PRI App. D)
+  bool flip = false;          // random horizontal flip of each image at each use (p = 1/2), teacher and student alike
+  std::uint64_t seed = 0;     // shuffling and flips
+  // Which student parameters train (by timm name); empty: all. [](auto& n) { return n.rfind("head", 0) == 0; }
+  // is SMI's linear probing.
+  std::function<bool(const std::string&)> trainable = {};
+};
+
+struct DistillStepStats {
+  float loss = 0.0f;       // batch mean of tau^2 KL(teacher || student)
+  std::int64_t images = 0;  // images in the step
+  std::int64_t groups = 0;  // forwards (distinct kept counts)
+};
+
+// One distillation step at a time on a teacher/student pair (both must outlive it).
+class Distiller {
+ public:
+  // requires: teacher and student take the same images (size, channels, patch grid) and have the same number of
+  //           classes; opt.temperature > 0.
+  Distiller(ViT<>& teacher, ViT<>& student, DistillOptions opt = {})
+      : teacher_(teacher), student_(student), opt_(std::move(opt)), sgd_(opt_.sgd) {
+    const auto &t = teacher.config(), &s = student.config();
+    check(t.img_size == s.img_size && t.in_chans == s.in_chans && t.patch == s.patch,
+          "Distiller: teacher images ", t.in_chans, "x", t.img_size, " patch ", t.patch, " but student ", s.in_chans,
+          "x", s.img_size, " patch ", s.patch, " (the keep sets must mean the same patches)");
+    check(t.classes == s.classes, "Distiller: teacher has ", t.classes, " classes, student ", s.classes);
+    check(opt_.temperature > 0.0f, "Distiller: temperature must be > 0, got ", opt_.temperature);
+  }
+
+  // requires: batch non-empty, every image valid for the models (see group_by_kept_count).
+  // ensures:  one optimiser step on the batch-mean KD loss; returns it.
+  DistillStepStats step(std::span<const SparseImage> batch) {
+    std::vector<char> flips;
+    if (opt_.flip) {
+      flips.resize(batch.size());
+      for (auto& f : flips) f = philox_uniform(opt_.seed, kFlipStream, flip_counter_++) < 0.5f;
+    }
+    const auto groups = group_by_kept_count(batch, opt_.flip ? &flips : nullptr);
+    const double total = static_cast<double>(batch.size());
+    student_.zero_grad();
+    DistillStepStats st;
+    for (const auto& g : groups) {
+      const float w = static_cast<float>(static_cast<double>(g.size()) / total);
+      const auto t_logits = teacher_.forward(g.images, g.keep());
+      const auto s_logits = student_.forward(g.images, g.keep());
+      auto d = Tensor<Cpu>::zeros(s_logits.shape());
+      st.loss += w * nn::kl_div_temperature(s_logits, t_logits, opt_.temperature, &d, w);
+      student_.backward(d, Backward::Full);
+    }
+    check(std::isfinite(st.loss), "Distiller: the KD loss is ", st.loss, " at step ", steps_, "; lower the lr");
+    if (opt_.trainable)
+      for (auto& [name, p] : student_.parameters())
+        if (!opt_.trainable(name)) p.grad = Tensor<Cpu>{};  // SGD skips a parameter without a gradient
+    sgd_.step(student_.parameters());
+    ++steps_;
+    st.images = static_cast<std::int64_t>(batch.size());
+    st.groups = static_cast<std::int64_t>(groups.size());
+    return st;
+  }
+
+  [[nodiscard]] optim::SGD<>& optimizer() { return sgd_; }
+  [[nodiscard]] std::int64_t steps() const { return steps_; }
+  [[nodiscard]] const DistillOptions& options() const { return opt_; }
+
+ private:
+  static constexpr std::uint32_t kFlipStream = 0x0d15'7111u;
+  ViT<>& teacher_;
+  ViT<>& student_;
+  DistillOptions opt_;
+  optim::SGD<> sgd_;
+  std::int64_t steps_ = 0;
+  std::uint64_t flip_counter_ = 0;
+};
+
+struct DistillLog {
+  std::vector<float> loss;     // per step
+  std::int64_t images = 0;     // synthetic images consumed (with repetition)
+  double seconds = 0.0;        // wall time of the steps (and, alternating, of producing the batches)
+};
+using StepCallback = std::function<void(std::int64_t step, const DistillStepStats&)>;
+
+namespace detail {
+// A seeded permutation of 0..n-1 (Fisher-Yates on 64 Philox bits per swap).
+inline std::vector<std::size_t> permutation(std::size_t n, std::uint64_t seed, std::uint32_t stream) {
+  std::vector<std::size_t> p(n);
+  std::iota(p.begin(), p.end(), std::size_t{0});
+  for (std::size_t i = n; i-- > 1;) {
+    const auto w = philox_block(seed, stream, static_cast<std::uint64_t>(i));
+    const std::uint64_t r = (static_cast<std::uint64_t>(w.w[0]) << 32) | w.w[1];
+    std::swap(p[i], p[static_cast<std::size_t>(r % (i + 1))]);
+  }
+  return p;
+}
+}  // namespace detail
+
+// Offline protocol: `epochs` passes over `data`, each shuffled (Philox, opt.seed, stream 2^20 + epoch), in
+// steps of opt.batch images. on_step (optional) is called after every step.
+inline DistillLog distill_offline(ViT<>& teacher, ViT<>& student, std::span<const SparseImage> data,
+                                  std::int64_t epochs, const DistillOptions& opt = {}, const StepCallback& on_step = {}) {
+  check(!data.empty() && epochs >= 0 && opt.batch > 0, "distill_offline: need images, epochs >= 0, batch > 0 (got ",
+        data.size(), ", ", epochs, ", ", opt.batch, ")");
+  const auto t0 = std::chrono::steady_clock::now();
+  Distiller d(teacher, student, opt);
+  DistillLog log;
+  std::vector<SparseImage> batch;
+  for (std::int64_t e = 0; e < epochs; ++e) {
+    const auto perm = detail::permutation(data.size(), opt.seed, (1u << 20) + static_cast<std::uint32_t>(e));
+    for (std::size_t s = 0; s < perm.size(); s += static_cast<std::size_t>(opt.batch)) {
+      batch.clear();
+      for (std::size_t j = s; j < std::min(perm.size(), s + static_cast<std::size_t>(opt.batch)); ++j)
+        batch.push_back(data[perm[j]]);
+      const auto st = d.step(batch);
+      log.loss.push_back(st.loss);
+      log.images += st.images;
+      if (on_step) on_step(d.steps() - 1, st);
+    }
+  }
+  log.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return log;
+}
+
+// Alternating protocol: `steps` times, next_batch() produces a synthetic batch (any size, any mix of kept
+// counts), one distillation step is taken on it, and it is dropped.
+inline DistillLog distill_alternating(ViT<>& teacher, ViT<>& student,
+                                      const std::function<std::vector<SparseImage>()>& next_batch, std::int64_t steps,
+                                      const DistillOptions& opt = {}, const StepCallback& on_step = {}) {
+  check(static_cast<bool>(next_batch) && steps >= 0, "distill_alternating: need a batch producer and steps >= 0");
+  const auto t0 = std::chrono::steady_clock::now();
+  Distiller d(teacher, student, opt);
+  DistillLog log;
+  for (std::int64_t s = 0; s < steps; ++s) {
+    const auto batch = next_batch();
+    check(!batch.empty(), "distill_alternating: the producer returned an empty batch at step ", s);
+    const auto st = d.step(batch);
+    log.loss.push_back(st.loss);
+    log.images += st.images;
+    if (on_step) on_step(s, st);
+  }
+  log.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return log;
+}
+
+// A student trained from scratch: the given shape, init_timm_like(seed) (the teacher's init rule).
+inline ViT<> make_student(const ViTConfig& cfg, std::uint64_t seed) {
+  ViT<> m(cfg);
+  init_timm_like(m, seed);
+  return m;
+}
+
+// A student from a pre-trained backbone (ViT::load); with reinit_head its head is re-initialised (reinit_head()).
+inline ViT<> load_student(const std::string& path, bool reinitialise_head, std::uint64_t seed = 0) {
+  auto m = ViT<>::load(path);
+  if (reinitialise_head) reinit_head(m, seed);
+  return m;
+}
+
+}  // namespace mint::tasks

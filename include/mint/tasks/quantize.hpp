@@ -1,0 +1,241 @@
+// mint/tasks/quantize.hpp -- post-training uniform quantization of a ViT (SMI Sec. 4.3.1, Eq. 5), run as
+// fake-quantized inference: every quantized value is quantized and dequantized in float32.
+//
+// Eq. 5 with bounds [lo, hi] = [T_min, T_max] and k bits:
+//   S = (hi - lo) / (2^k - 1),   q = round((clip(x, lo, hi) - lo) / S) in {0 .. 2^k - 1},   x^ = lo + q S
+// so |x^ - x| <= S / 2 for x in [lo, hi] (asymmetric: zero is not necessarily representable; round half to
+// even, as torch.round). lo == hi maps everything to lo.
+//
+// Choices (the paper leaves them open; docs/tasks.md):
+//   - Quantized layers: every linear layer -- the patch embedding (a linear map of each patch), and in each
+//     block qkv, proj, fc1, fc2, then the head (and head_dist). QuantConfig can keep the patch embedding and
+//     the head in float. Biases, LayerNorms, cls/dist tokens and position embeddings stay in float, and so do
+//     the attention matmuls (q k^T, softmax, attn v) and GELU, which are not linear layers.
+//   - Weights: bounds = min/max of the FP weights (Eq. 5), per output channel (each row of the [out, in]
+//     weight, each output filter of the patch-embedding conv) by default, or per tensor.
+//   - Activations: the INPUT of each quantized linear layer, one per-tensor range per layer, calibrated as
+//     the min/max over all values seen when the FP model runs on the calibration images (SMI: "feed [the
+//     inverted data] to the FP model ... set T_min and T_max as the minimum and maximum"). Sparse calibration
+//     images feed only their kept patches, so dropped backgrounds never widen a range.
+// The hooks are ViT's LinearInputHook (mint/models/vit.hpp): a RangeObserver records ranges, an
+// ActivationQuantizer fake-quantizes each linear input in place before its GEMM.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <compare>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "mint/core/rng.hpp"
+#include "mint/inversion/sparse_image.hpp"
+#include "mint/models/vit.hpp"
+#include "mint/tasks/distill.hpp"
+
+namespace mint::tasks {
+
+enum class Granularity { PerTensor, PerChannel };
+
+// Eq. 5's scale S for k bits over [lo, hi].
+inline float quant_step(float lo, float hi, int bits) {
+  check(bits >= 1 && bits <= 16, "quantize: bits must be in 1..16, got ", bits);
+  check(std::isfinite(lo) && std::isfinite(hi) && lo <= hi, "quantize: invalid range [", lo, ", ", hi, "]");
+  return (hi - lo) / static_cast<float>((1 << bits) - 1);
+}
+
+// Eq. 5, quantize then dequantize: lo + S * round((clip(x, lo, hi) - lo) / S).
+inline void fake_quantize(float* x, std::int64_t n, float lo, float hi, int bits) {
+  const float s = quant_step(lo, hi, bits);
+  if (s == 0.0f) {
+    std::fill(x, x + n, lo);
+    return;
+  }
+  const float inv = 1.0f / s, qmax = static_cast<float>((1 << bits) - 1);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float q = std::min(qmax, std::rint((std::clamp(x[i], lo, hi) - lo) * inv));
+    x[i] = lo + q * s;
+  }
+}
+inline float fake_quantize(float x, float lo, float hi, int bits) {
+  fake_quantize(&x, 1, lo, hi, bits);
+  return x;
+}
+
+// A min/max range; empty until it has seen a value.
+struct QuantRange {
+  float lo = std::numeric_limits<float>::infinity(), hi = -std::numeric_limits<float>::infinity();
+  [[nodiscard]] bool empty() const { return lo > hi; }
+  void update(const float* x, std::int64_t n) {
+    for (std::int64_t i = 0; i < n; ++i) lo = std::min(lo, x[i]), hi = std::max(hi, x[i]);
+  }
+};
+
+// Fake-quantizes a weight in place with its own min/max bounds: per tensor, or per output channel (dim 0).
+inline void fake_quantize_weight(Tensor<Cpu>& w, int bits, Granularity g) {
+  check(w.rank() >= 1 && w.numel() > 0, "fake_quantize_weight: empty weight");
+  const std::int64_t rows = g == Granularity::PerChannel ? w.dim(0) : 1, per = w.numel() / rows;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    QuantRange q;
+    q.update(w.data() + r * per, per);
+    fake_quantize(w.data() + r * per, per, q.lo, q.hi, bits);
+  }
+}
+
+// A quantization point: the input of one linear layer.
+struct SiteKey {
+  LinearSite site;
+  int block;  // -1 for the patch embedding and the heads
+  auto operator<=>(const SiteKey&) const = default;
+};
+using ActivationRanges = std::map<SiteKey, QuantRange>;
+
+// The layer's timm name, e.g. "blocks.2.mlp.fc1", "patch_embed.proj", "head".
+inline std::string site_name(const SiteKey& k) {
+  const std::string b = "blocks." + std::to_string(k.block) + ".";
+  switch (k.site) {
+    case LinearSite::PatchEmbed: return "patch_embed.proj";
+    case LinearSite::Qkv: return b + "attn.qkv";
+    case LinearSite::Proj: return b + "attn.proj";
+    case LinearSite::Fc1: return b + "mlp.fc1";
+    case LinearSite::Fc2: return b + "mlp.fc2";
+    case LinearSite::Head: return "head";
+    case LinearSite::HeadDist: return "head_dist";
+  }
+  return "?";
+}
+
+// Records the min/max of every linear input it sees (over all forwards while it is set).
+class RangeObserver : public LinearInputHook<Cpu> {
+ public:
+  void on_linear_input(LinearSite site, int block, Tensor<Cpu>& x) override {
+    ranges_[SiteKey{site, block}].update(x.data(), x.numel());
+  }
+  [[nodiscard]] const ActivationRanges& ranges() const { return ranges_; }
+
+ private:
+  ActivationRanges ranges_;
+};
+
+// Fake-quantizes every linear input in place with its calibrated range. Sites outside `quantized` pass through.
+class ActivationQuantizer : public LinearInputHook<Cpu> {
+ public:
+  ActivationQuantizer(ActivationRanges ranges, int bits, std::function<bool(const SiteKey&)> quantized = {})
+      : ranges_(std::move(ranges)), bits_(bits), quantized_(std::move(quantized)) {
+    quant_step(0.0f, 1.0f, bits);  // validates bits
+  }
+  void on_linear_input(LinearSite site, int block, Tensor<Cpu>& x) override {
+    const SiteKey k{site, block};
+    if (quantized_ && !quantized_(k)) return;
+    auto it = ranges_.find(k);
+    check(it != ranges_.end() && !it->second.empty(), "ActivationQuantizer: no calibrated range for the input of '",
+          site_name(k), "' (calibrate on the same architecture first)");
+    fake_quantize(x.data(), x.numel(), it->second.lo, it->second.hi, bits_);
+  }
+  [[nodiscard]] const ActivationRanges& ranges() const { return ranges_; }
+
+ private:
+  ActivationRanges ranges_;
+  int bits_;
+  std::function<bool(const SiteKey&)> quantized_;
+};
+
+// Runs `model` (in float, its own weights) on calibration images and returns the linear-input ranges.
+// Sparse images feed only their kept patches (group_by_kept_count); dense images [M, C, H, W] all of them.
+inline ActivationRanges calibrate(ViT<>& model, std::span<const SparseImage> images, std::int64_t batch = 32) {
+  check(!images.empty() && batch > 0, "calibrate: need images and batch > 0");
+  RangeObserver obs;
+  auto* previous = model.linear_input_hook();
+  model.set_linear_input_hook(&obs);
+  try {
+    for (std::size_t s = 0; s < images.size(); s += static_cast<std::size_t>(batch))
+      for (const auto& g : group_by_kept_count(images.subspan(s, std::min(images.size() - s, static_cast<std::size_t>(batch)))))
+        model.forward(g.images, g.keep());
+  } catch (...) {
+    model.set_linear_input_hook(previous);
+    throw;
+  }
+  model.set_linear_input_hook(previous);
+  return obs.ranges();
+}
+inline ActivationRanges calibrate(ViT<>& model, const Tensor<Cpu>& images, std::int64_t batch = 32) {
+  check(images.rank() == 4 && images.dim(0) > 0 && batch > 0, "calibrate: images ", images.shape().str(),
+        " must be [M, C, H, W] with M > 0; batch > 0");
+  RangeObserver obs;
+  auto* previous = model.linear_input_hook();
+  model.set_linear_input_hook(&obs);
+  const std::int64_t m = images.dim(0), per = images.numel() / m;
+  try {
+    for (std::int64_t s = 0; s < m; s += batch) {
+      const std::int64_t b = std::min(batch, m - s);
+      auto xb = Tensor<Cpu>::empty(Shape{b, images.dim(1), images.dim(2), images.dim(3)});
+      std::copy(images.data() + s * per, images.data() + (s + b) * per, xb.data());
+      model.forward(xb);
+    }
+  } catch (...) {
+    model.set_linear_input_hook(previous);
+    throw;
+  }
+  model.set_linear_input_hook(previous);
+  return obs.ranges();
+}
+
+// M images of N(0, 1) noise in the normalised input space (SMI Table 3's "Gaussian noise" calibration).
+inline Tensor<Cpu> gaussian_images(std::int64_t m, const ViTConfig& cfg, std::uint64_t seed) {
+  auto t = Tensor<Cpu>::empty(Shape{m, cfg.in_chans, cfg.img_size, cfg.img_size});
+  fill_normal(t, seed, 0, 0.0f, 1.0f);
+  return t;
+}
+
+struct QuantConfig {
+  int weight_bits = 8;                               // W4/A8: 4, W8/A8: 8
+  int act_bits = 8;
+  Granularity weights = Granularity::PerChannel;
+  bool patch_embed = true;  // quantize the patch embedding's weight and input
+  bool head = true;         // quantize the head's (and head_dist's) weight and input
+};
+
+// A fake-quantized copy of a float ViT: weights quantized once at construction, linear inputs at every
+// forward with the given calibrated ranges. Movable; the float model is not touched.
+class QuantizedViT {
+ public:
+  QuantizedViT(const ViT<>& fp, const QuantConfig& qc, ActivationRanges ranges)
+      : qc_(qc), model_(copy_of(fp)) {
+    const auto q = [qc](const SiteKey& k) {
+      if (k.site == LinearSite::PatchEmbed) return qc.patch_embed;
+      if (k.site == LinearSite::Head || k.site == LinearSite::HeadDist) return qc.head;
+      return true;
+    };
+    for (auto& [name, p] : model_.parameters()) {
+      const bool gemm = name.ends_with(".weight") && p.value.rank() >= 2;  // LayerNorm weights are rank 1
+      const bool is_pe = name == "patch_embed.proj.weight", is_head = name.rfind("head", 0) == 0;
+      if (gemm && (!is_pe || qc.patch_embed) && (!is_head || qc.head)) fake_quantize_weight(p.value, qc.weight_bits, qc.weights);
+    }
+    act_ = std::make_unique<ActivationQuantizer>(std::move(ranges), qc.act_bits, q);
+    model_.set_linear_input_hook(act_.get());
+  }
+
+  Tensor<Cpu> forward(const Tensor<Cpu>& images, const nn::TokenIndex* keep = nullptr) {
+    return model_.forward(images, keep);
+  }
+  [[nodiscard]] ViT<>& model() { return model_; }
+  [[nodiscard]] const QuantConfig& config() const { return qc_; }
+  [[nodiscard]] const ActivationRanges& ranges() const { return act_->ranges(); }
+
+ private:
+  static ViT<> copy_of(const ViT<>& fp) {
+    ViTLoadOptions o;
+    o.heads = fp.config().heads;
+    o.eps = fp.config().eps;
+    return ViT<>::from_tensors(fp.state_dict(), o, {}, "QuantizedViT");
+  }
+  QuantConfig qc_;
+  std::unique_ptr<ActivationQuantizer> act_;
+  ViT<> model_;
+};
+
+}  // namespace mint::tasks

@@ -14,4 +14,8 @@ if [[ "${1:-}" == "--sanitize" ]]; then
 fi
 cmake -S . -B "$dir" -DMINT_BUILD_TESTS=ON "${flags[@]}" >/dev/null
 cmake --build "$dir" -j2
+# ctest runs 2 test processes at once; each gets nproc/2 OpenMP threads, so the cores are not oversubscribed
+# (Eigen's threads spin-wait: two 2-thread processes on 2 cores ran a test 3-4x slower). Tests that exercise
+# the parallel paths set their thread count themselves (test_rng, test_conv, ...).
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))}
 cd "$dir" && ctest -j2 --output-on-failure

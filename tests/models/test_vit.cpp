@@ -2,7 +2,10 @@
 // keep set), keep-set semantics, config inference and the errors of a bad checkpoint.
 #include "test_util.hpp"
 
+#include <array>
+
 #include "models/vit_weights.hpp"
+#include "mint/backend/cpu/parallel.hpp"
 #include "mint/nn/image_priors.hpp"
 #include "mint/nn/losses.hpp"
 
@@ -87,6 +90,54 @@ TEST_CASE("ViT keep set: all patches in order equals no keep set, CLS attention 
     for (int k = 0; k < 4; ++k) REQUIRE(attn[b * 4 + k] == Approx(attn_full[b * 4 + perm.at(b, k)]).margin(1e-6));
 }
 
+TEST_CASE("ViT release_cache frees what forward saved, and the next forward works as before", "[models][vit]") {
+  auto cfg = tiny_config(false);
+  auto model = ViT<>::from_tensors(test::philox_vit_weights(cfg, 6), {.heads = 2});
+  auto img = uniform(Shape{2, 2, 8, 8}, 18);
+  const auto before = model.forward(img).clone();
+  const std::size_t held = cpu::live_bytes();
+  model.release_cache();
+  REQUIRE(cpu::live_bytes() < held);  // the saved activations are gone
+  REQUIRE_THROWS_WITH(model.last_cls_attention(), Catch::Contains("no forward pass yet"));
+  MINT_REQUIRE_CLOSE(testing::compare(model.forward(img), before, {0, 0}, "logits after release_cache"));
+}
+
+// scripts/test.sh runs tests with nproc/2 OpenMP threads (1 on CI), so this case runs the parallel paths of
+// every op in the model (parallel_for, Eigen's GEMM) explicitly. Logits and d/d images are bit-identical: each
+// element is computed by one thread in the same order whatever the team size. A weight gradient sums over the
+// B*T rows, which Eigen's parallel GEMM may block differently with 2 threads: float32 reassociation of ~400
+// terms, with cancellation, measured 8e-8 absolute on gradients up to ~1e-2, hence atol 1e-6 for it.
+TEST_CASE("ViT forward and both backward modes give the same bits on 1 and 2 threads", "[models][vit][threads]") {
+  ViTConfig cfg;
+  cfg.img_size = 32, cfg.patch = 4, cfg.in_chans = 3, cfg.dim = 48, cfg.depth = 2, cfg.heads = 3, cfg.mlp_hidden = 96;
+  cfg.classes = 10;
+  auto img = uniform(Shape{6, 3, 32, 32}, 19);
+  std::vector<int> labels{0, 1, 2, 3, 4, 5};
+  nn::TokenIndex keep{6, 40, {}};
+  for (std::int32_t i = 0; i < 6; ++i)
+    for (std::int32_t k = 0; k < 40; ++k) keep.index.push_back((k * 3 + i) % 64);  // distinct: gcd(3, 64) = 1
+  auto run = [&](int threads, const nn::TokenIndex* kp, Backward mode) {
+    const int saved = cpu::num_threads();
+    cpu::set_num_threads(threads);
+    auto model = ViT<>::from_tensors(test::philox_vit_weights(cfg, 8), {.heads = 3});
+    auto logits = model.forward(img, kp);
+    auto d = Tensor<>::zeros(logits.shape());
+    nn::cross_entropy(logits, labels, &d);
+    auto dx = model.backward(d, mode);
+    std::vector<Tensor<>> out{logits, dx};
+    if (mode == Backward::Full) out.push_back(model.parameters().at("blocks.0.attn.qkv.weight").grad);
+    cpu::set_num_threads(saved);
+    return out;
+  };
+  for (auto mode : {Backward::InputOnly, Backward::Full})
+    for (const nn::TokenIndex* kp : std::array<const nn::TokenIndex*, 2>{nullptr, &keep}) {
+      auto one = run(1, kp, mode), two = run(2, kp, mode);
+      for (std::size_t i = 0; i < one.size(); ++i)
+        MINT_REQUIRE_CLOSE(testing::compare(two[i], one[i], {i < 2 ? 0.0 : 1e-6, 0.0},
+                                            "output " + std::to_string(i) + ", 2 vs 1 thread"));
+    }
+}
+
 TEST_CASE("ViT loading: config inference, heads, and errors naming the key", "[models][vit][io]") {
   auto cfg = tiny_config(true);
   auto w = test::philox_vit_weights(cfg, 7);
@@ -152,7 +203,7 @@ struct SiteLog : LinearInputHook<> {
 };
 }  // namespace
 
-TEST_CASE("ViT linear-input hook: a read-only hook changes nothing; sites in order; edits reach the layer",
+TEST_CASE("ViT linear-input hook: a read-only hook changes nothing, sites in order, edits reach the layer",
           "[models][vit][hook]") {
   for (bool distilled : {false, true}) {
     CAPTURE(distilled);

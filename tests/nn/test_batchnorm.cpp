@@ -72,7 +72,7 @@ testing::Tolerance rel_to_max(const Tensor<>& ref, double amax = 1e-5, double rt
 
 }  // namespace
 
-TEST_CASE("channel_stats matches a naive loop; its backward matches finite differences", "[nn][batchnorm]") {
+TEST_CASE("channel_stats matches a naive loop, its backward matches finite differences", "[nn][batchnorm]") {
   auto x = channel_input(Shape{3, 4, 5, 6}, 1);
   auto st = nn::channel_stats(x);
   const auto ref = naive_stats(x);

@@ -106,7 +106,7 @@ TEST_CASE("max_pool2d and avg_pool2d forward match naive loops", "[nn][pool]") {
   }
 }
 
-TEST_CASE("max_pool2d ties go to the first maximum in scan order; NaN propagates", "[nn][pool]") {
+TEST_CASE("max_pool2d ties go to the first maximum in scan order, NaN propagates", "[nn][pool]") {
   // One 1x1x2x3 plane, kernel 2x2 stride 1: windows over columns {0,1} and {1,2}.
   auto x = Tensor<>::from(Shape{1, 1, 2, 3}, {1.f, 5.f, 5.f, 5.f, 2.f, 5.f});
   nn::MaxPoolSaved saved;

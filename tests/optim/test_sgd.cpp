@@ -87,7 +87,7 @@ TEST_CASE("SGD: three steps match torch.optim.SGD (PRI App. D setting, plain, da
   }
 }
 
-TEST_CASE("SGD: parameters without a gradient are skipped; the decay rule; option errors", "[optim][sgd]") {
+TEST_CASE("SGD: parameters without a gradient are skipped, the decay rule, option errors", "[optim][sgd]") {
   auto ps = two_params();
   optim::SGD<> opt({.lr = 0.1f, .momentum = 0.9f, .weight_decay = 0.5f},
                    [](const std::string& n, const Tensor<>&) { return n != "q"; });

@@ -125,7 +125,7 @@ TEST_CASE("distillation on real training images (offline, through the synthetic-
   REQUIRE(probe_after >= 0.85);
 }
 
-TEST_CASE("alternating protocol: one step per produced batch, each used once; frozen parameters stay put",
+TEST_CASE("alternating protocol: one step per produced batch, each used once, frozen parameters stay put",
           "[distill][teacher]") {
   auto& t = teacher();
   const auto train = load_fashion_mnist(MINT_FASHION_MNIST_DIR, true, 160);
@@ -163,7 +163,7 @@ TEST_CASE("alternating protocol: one step per produced batch, each used once; fr
   REQUIRE(std::isfinite(log.loss.back()));
 }
 
-TEST_CASE("accuracy on a subset of classes; students from scratch or from a backbone with a new head",
+TEST_CASE("accuracy on a subset of classes, students from scratch or from a backbone with a new head",
           "[distill][teacher]") {
   auto& t = teacher();
   const auto& test = test_images();

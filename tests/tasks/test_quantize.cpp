@@ -47,7 +47,7 @@ TEST_CASE("Eq. 5 fake quantization: |x^ - x| <= S/2 inside [lo, hi], clipping ou
   REQUIRE_THROWS_WITH(quant_step(0.0f, 1.0f, 0), Catch::Contains("bits"));
 }
 
-TEST_CASE("weights: per-channel bounds are each row's min/max; per-channel error <= per-tensor error",
+TEST_CASE("weights: per-channel bounds are each row's min/max, per-channel error <= per-tensor error",
           "[quantize]") {
   auto w = testing::uniform(Shape{6, 10}, 4);
   for (std::int64_t i = 0; i < 10; ++i) w[i] *= 8.0f;  // one wide row: per-tensor steps get coarse for all
@@ -86,7 +86,7 @@ const LabeledImages& test_images() {
 }
 }  // namespace
 
-TEST_CASE("calibration: one range per linear input; dense patch-embed range = pixel range; sparse images "
+TEST_CASE("calibration: one range per linear input, dense patch-embed range = pixel range, sparse images "
           "record their kept patches only", "[quantize][teacher]") {
   auto& m = teacher();
   const auto train = load_fashion_mnist(MINT_FASHION_MNIST_DIR, true, 32);

@@ -10,6 +10,7 @@
 #   THREADS [2]  BUILD_DIR [build-bench]  OUT_DIR [$BUILD_DIR/compare-inversion]  PYTHON [/usr/bin/python3]
 #   MINT_REPS [3]  TORCH_REPS [3]   repetitions of each per-iteration case (whole runs run once each)
 #   IDLE_MAX_BUSY [10] IDLE_TIMEOUT [600]  wait for an idle machine before each measurement (idle.sh)
+#   FAMILIES ["iteration run"]  which benchmark families (run = the whole 128-image runs, the long part)
 #   SKIP_BUILD [0]
 # OPENBLAS_CORETYPE reaches PyTorch unchanged (unset it for OpenBLAS's own, faster, kernel choice); the
 # table header prints it.
@@ -22,6 +23,7 @@ BUILD_DIR=${BUILD_DIR:-build-bench}
 OUT_DIR=${OUT_DIR:-$BUILD_DIR/compare-inversion}
 PYTHON=${PYTHON:-/usr/bin/python3}
 MINT_REPS=${MINT_REPS:-3}
+FAMILIES=${FAMILIES:-iteration run}
 TORCH_REPS=${TORCH_REPS:-3}
 export OMP_NUM_THREADS=$THREADS
 source "$(dirname "$(readlink -f "$0")")/idle.sh"
@@ -35,14 +37,15 @@ if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
 fi
 mkdir -p "$OUT_DIR"
 for m in $MODELS; do
+  pat="^($(echo $FAMILIES | tr ' ' '|'))/$m/"
   wait_idle
   echo "$m: mint" >&2
-  "$BUILD_DIR/benchmarks/bench_inversion" --benchmark_filter="/$m/" --benchmark_repetitions="$MINT_REPS" \
+  "$BUILD_DIR/benchmarks/bench_inversion" --benchmark_filter="$pat" --benchmark_repetitions="$MINT_REPS" \
     --benchmark_out="$OUT_DIR/mint_$m.json" --benchmark_out_format=json >"$OUT_DIR/log_$m.txt" 2>&1
   echo "  machine busy right after: $(busy_percent)%" >&2
   wait_idle
   echo "$m: PyTorch" >&2
-  "$PYTHON" -W ignore benchmarks/invert_pytorch.py --threads "$THREADS" --filter "/$m/" --reps "$TORCH_REPS" \
+  "$PYTHON" -W ignore benchmarks/invert_pytorch.py --threads "$THREADS" --filter "$pat" --reps "$TORCH_REPS" \
     --json "$OUT_DIR/torch_$m.json"
   echo "  machine busy right after: $(busy_percent)%" >&2
 done
@@ -61,7 +64,7 @@ for m in models:
     for b in rows:
         name = b["name"].split("/manual_time")[0].split("/iterations:")[0]
         mint.setdefault(name, []).append(b)
-    print(f"\n### {m}: one iteration at K active patches (batch {int(rows[0]['batch'])})\n")
+    print(f"\n### {m}: one iteration at K active patches\n")
     print("| schedule | K | mint ms | PyTorch ms | PyTorch / mint | mint GFLOP/s |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, bs in mint.items():
@@ -71,6 +74,7 @@ for m in models:
         print(f"| {name.split('/')[2]} | {int(bs[0]['active'])} | {ms:.2f} | {pt:.2f} | {pt / ms:.2f} | "
               f"{statistics.median(b['GFLOP/s'] for b in bs):.1f} |")
     runs = {n.split("/")[2]: bs for n, bs in mint.items() if n.startswith("run/")}
+    if not runs: continue
     it = int(runs["dmi"][0]["iterations"])
     print(f"\n### {m}: whole runs producing 128 images (T = {it})\n")
     print("| method | images | mint s | PyTorch s | PyTorch / mint | mint speedup vs DMI | PyTorch speedup vs DMI | "

@@ -1,12 +1,16 @@
 // Shared test helpers: a REQUIRE that prints a CloseReport's message (max difference and where).
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <map>
 #include <random>
 #include <string>
 
 #include <catch2/catch.hpp>
 
+#include "mint/io/safetensors.hpp"
 #include "mint/testing/check.hpp"
 
 #define MINT_REQUIRE_CLOSE(report_expr)   \
@@ -36,5 +40,20 @@ struct TempFile {
   TempFile& operator=(const TempFile&) = delete;
   [[nodiscard]] std::string str() const { return path.string(); }
 };
+
+// A committed fixture file of tests/fixtures, read once per test process.
+inline const io::SafetensorsFile& fixture_file(const std::string& name) {
+  static std::map<std::string, io::SafetensorsFile> files;
+  auto it = files.find(name);
+  if (it == files.end()) it = files.emplace(name, io::load_safetensors(std::string(MINT_FIXTURE_DIR) + "/" + name)).first;
+  return it->second;
+}
+
+// The parity tolerance of the op fixtures: |a - r| <= amax * max|r| + rtol * |r| (tests/fixtures/README.md).
+inline Tolerance rel_to_max(const Tensor<>& ref, double amax = 1e-5, double rtol = 1e-4) {
+  double m = 0;
+  for (std::int64_t i = 0; i < ref.numel(); ++i) m = std::max(m, static_cast<double>(std::abs(ref[i])));
+  return {amax * m, rtol};
+}
 
 }  // namespace mint::testing

@@ -59,16 +59,7 @@ Tensor<> naive_bn(const Tensor<>& x, const std::vector<double>& mean, const std:
   return y;
 }
 
-const io::SafetensorsFile& fixture() {
-  static const auto f = io::load_safetensors(std::string(MINT_FIXTURE_DIR) + "/cnn_ops.safetensors");
-  return f;
-}
-
-testing::Tolerance rel_to_max(const Tensor<>& ref, double amax = 1e-5, double rtol = 1e-4) {
-  double m = 0;
-  for (std::int64_t i = 0; i < ref.numel(); ++i) m = std::max(m, static_cast<double>(std::abs(ref[i])));
-  return {amax * m, rtol};
-}
+const io::SafetensorsFile& fixture() { return testing::fixture_file("cnn_ops.safetensors"); }
 
 }  // namespace
 
@@ -212,23 +203,23 @@ TEST_CASE("batch_norm2d and channel_stats match PyTorch", "[nn][batchnorm][parit
     auto rm = f.at(p + ".running_mean").clone(), rv = f.at(p + ".running_var").clone();
     nn::BatchNormSaved saved;
     auto y = nn::batch_norm2d(x, &g, &b, &rm, &rv, {training}, &saved);
-    MINT_REQUIRE_CLOSE(testing::compare(y, f.at(p + ".y"), rel_to_max(f.at(p + ".y")), p + ".y"));
+    MINT_REQUIRE_CLOSE(testing::compare(y, f.at(p + ".y"), testing::rel_to_max(f.at(p + ".y")), p + ".y"));
     if (training) {
-      MINT_REQUIRE_CLOSE(testing::compare(rm, f.at(p + ".running_mean_out"), rel_to_max(f.at(p + ".running_mean_out")), p + ".running_mean_out"));
-      MINT_REQUIRE_CLOSE(testing::compare(rv, f.at(p + ".running_var_out"), rel_to_max(f.at(p + ".running_var_out")), p + ".running_var_out"));
+      MINT_REQUIRE_CLOSE(testing::compare(rm, f.at(p + ".running_mean_out"), testing::rel_to_max(f.at(p + ".running_mean_out")), p + ".running_mean_out"));
+      MINT_REQUIRE_CLOSE(testing::compare(rv, f.at(p + ".running_var_out"), testing::rel_to_max(f.at(p + ".running_var_out")), p + ".running_var_out"));
     }
     Param<> gp{g, {}}, bp{b, {}};
     auto dx = Tensor<>::zeros(x.shape());
     nn::batch_norm2d_backward(f.at(p + ".dy"), x, &g, saved, &dx, gp.grad_for(Backward::Full), bp.grad_for(Backward::Full));
-    MINT_REQUIRE_CLOSE(testing::compare(dx, f.at(p + ".dx"), rel_to_max(f.at(p + ".dx")), p + ".dx"));
-    MINT_REQUIRE_CLOSE(testing::compare(gp.grad, f.at(p + ".dweight"), rel_to_max(f.at(p + ".dweight")), p + ".dweight"));
-    MINT_REQUIRE_CLOSE(testing::compare(bp.grad, f.at(p + ".dbias"), rel_to_max(f.at(p + ".dbias")), p + ".dbias"));
+    MINT_REQUIRE_CLOSE(testing::compare(dx, f.at(p + ".dx"), testing::rel_to_max(f.at(p + ".dx")), p + ".dx"));
+    MINT_REQUIRE_CLOSE(testing::compare(gp.grad, f.at(p + ".dweight"), testing::rel_to_max(f.at(p + ".dweight")), p + ".dweight"));
+    MINT_REQUIRE_CLOSE(testing::compare(bp.grad, f.at(p + ".dbias"), testing::rel_to_max(f.at(p + ".dbias")), p + ".dbias"));
   }
   const auto& x = f.at("channel_stats.x");
   auto st = nn::channel_stats(x);
-  MINT_REQUIRE_CLOSE(testing::compare(st.mean, f.at("channel_stats.mean"), rel_to_max(f.at("channel_stats.mean")), "channel_stats.mean"));
-  MINT_REQUIRE_CLOSE(testing::compare(st.var, f.at("channel_stats.var"), rel_to_max(f.at("channel_stats.var")), "channel_stats.var"));
+  MINT_REQUIRE_CLOSE(testing::compare(st.mean, f.at("channel_stats.mean"), testing::rel_to_max(f.at("channel_stats.mean")), "channel_stats.mean"));
+  MINT_REQUIRE_CLOSE(testing::compare(st.var, f.at("channel_stats.var"), testing::rel_to_max(f.at("channel_stats.var")), "channel_stats.var"));
   auto dx = Tensor<>::zeros(x.shape());
   nn::channel_stats_backward(x, st, &f.at("channel_stats.dmean"), &f.at("channel_stats.dvar"), dx);
-  MINT_REQUIRE_CLOSE(testing::compare(dx, f.at("channel_stats.dx"), rel_to_max(f.at("channel_stats.dx")), "channel_stats.dx"));
+  MINT_REQUIRE_CLOSE(testing::compare(dx, f.at("channel_stats.dx"), testing::rel_to_max(f.at("channel_stats.dx")), "channel_stats.dx"));
 }

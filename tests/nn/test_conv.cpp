@@ -91,17 +91,7 @@ const std::vector<TCase> kTCases = {
     {Shape{2, 2, 3, 4}, Shape{2, 2, 2, 2}, nn::Conv2dOptions::square(3, 0, 2), true},
 };
 
-const io::SafetensorsFile& fixture() {
-  static const auto f = io::load_safetensors(std::string(MINT_FIXTURE_DIR) + "/cnn_ops.safetensors");
-  return f;
-}
-
-// |a - r| <= amax * max|r| + rtol |r| (README "cnn_ops.safetensors").
-testing::Tolerance rel_to_max(const Tensor<>& ref, double amax = 1e-5, double rtol = 1e-4) {
-  double m = 0;
-  for (std::int64_t i = 0; i < ref.numel(); ++i) m = std::max(m, static_cast<double>(std::abs(ref[i])));
-  return {amax * m, rtol};
-}
+const io::SafetensorsFile& fixture() { return testing::fixture_file("cnn_ops.safetensors"); }
 
 }  // namespace
 
@@ -281,16 +271,16 @@ TEST_CASE("conv2d and conv_transpose2d match PyTorch", "[nn][conv][parity]") {
     const bool t = op == "conv_transpose2d";
     const auto opt = nn::Conv2dOptions::square(2, 1, t ? 1 : 0);
     auto y = t ? nn::conv_transpose2d(x, w, &b, opt) : nn::conv2d(x, w, &b, opt);
-    MINT_REQUIRE_CLOSE(testing::compare(y, f.at(op + ".y"), rel_to_max(f.at(op + ".y")), op + ".y"));
+    MINT_REQUIRE_CLOSE(testing::compare(y, f.at(op + ".y"), testing::rel_to_max(f.at(op + ".y")), op + ".y"));
     for (auto mode : {Backward::InputOnly, Backward::Full}) {
       Param<> wp{w, {}}, bp{b, {}};
       auto dx = Tensor<>::zeros(x.shape());
       if (t) nn::conv_transpose2d_backward(dy, x, w, opt, &dx, wp.grad_for(mode), bp.grad_for(mode));
       else nn::conv2d_backward(dy, x, w, opt, &dx, wp.grad_for(mode), bp.grad_for(mode));
-      MINT_REQUIRE_CLOSE(testing::compare(dx, f.at(op + ".dx"), rel_to_max(f.at(op + ".dx")), op + ".dx"));
+      MINT_REQUIRE_CLOSE(testing::compare(dx, f.at(op + ".dx"), testing::rel_to_max(f.at(op + ".dx")), op + ".dx"));
       if (mode == Backward::Full) {
-        MINT_REQUIRE_CLOSE(testing::compare(wp.grad, f.at(op + ".dweight"), rel_to_max(f.at(op + ".dweight")), op + ".dweight"));
-        MINT_REQUIRE_CLOSE(testing::compare(bp.grad, f.at(op + ".dbias"), rel_to_max(f.at(op + ".dbias")), op + ".dbias"));
+        MINT_REQUIRE_CLOSE(testing::compare(wp.grad, f.at(op + ".dweight"), testing::rel_to_max(f.at(op + ".dweight")), op + ".dweight"));
+        MINT_REQUIRE_CLOSE(testing::compare(bp.grad, f.at(op + ".dbias"), testing::rel_to_max(f.at(op + ".dbias")), op + ".dbias"));
       }
     }
   }

@@ -78,16 +78,7 @@ const std::vector<nn::Pool2dOptions> kPoolCases = {
     nn::Pool2dOptions{3, 2, 2, 1, 1, 0}, nn::Pool2dOptions::square(2, 3, 1),
 };
 
-const io::SafetensorsFile& fixture() {
-  static const auto f = io::load_safetensors(std::string(MINT_FIXTURE_DIR) + "/cnn_ops.safetensors");
-  return f;
-}
-
-testing::Tolerance rel_to_max(const Tensor<>& ref, double amax = 1e-5, double rtol = 1e-4) {
-  double m = 0;
-  for (std::int64_t i = 0; i < ref.numel(); ++i) m = std::max(m, static_cast<double>(std::abs(ref[i])));
-  return {amax * m, rtol};
-}
+const io::SafetensorsFile& fixture() { return testing::fixture_file("cnn_ops.safetensors"); }
 
 }  // namespace
 
@@ -197,23 +188,23 @@ TEST_CASE("pooling matches PyTorch", "[nn][pool][parity]") {
     MINT_REQUIRE_CLOSE(testing::compare(y, f.at("max_pool2d.y"), {0, 0}, "max_pool2d.y"));
     auto dx = Tensor<>::zeros(x.shape());
     nn::max_pool2d_backward(f.at("max_pool2d.dy"), saved, dx);
-    MINT_REQUIRE_CLOSE(testing::compare(dx, f.at("max_pool2d.dx"), rel_to_max(f.at("max_pool2d.dx")), "max_pool2d.dx"));
+    MINT_REQUIRE_CLOSE(testing::compare(dx, f.at("max_pool2d.dx"), testing::rel_to_max(f.at("max_pool2d.dx")), "max_pool2d.dx"));
   }
   {
     const auto& x = f.at("avg_pool2d.x");
     auto y = nn::avg_pool2d(x, o);
-    MINT_REQUIRE_CLOSE(testing::compare(y, f.at("avg_pool2d.y"), rel_to_max(f.at("avg_pool2d.y")), "avg_pool2d.y"));
+    MINT_REQUIRE_CLOSE(testing::compare(y, f.at("avg_pool2d.y"), testing::rel_to_max(f.at("avg_pool2d.y")), "avg_pool2d.y"));
     auto dx = Tensor<>::zeros(x.shape());
     nn::avg_pool2d_backward(f.at("avg_pool2d.dy"), o, dx);
-    MINT_REQUIRE_CLOSE(testing::compare(dx, f.at("avg_pool2d.dx"), rel_to_max(f.at("avg_pool2d.dx")), "avg_pool2d.dx"));
+    MINT_REQUIRE_CLOSE(testing::compare(dx, f.at("avg_pool2d.dx"), testing::rel_to_max(f.at("avg_pool2d.dx")), "avg_pool2d.dx"));
   }
   for (std::string p : {"adaptive_avg_pool2d", "global_avg_pool2d"}) {
     const auto& x = f.at(p + ".x");
     const auto& yr = f.at(p + ".y");
     auto y = nn::adaptive_avg_pool2d(x, yr.dim(2), yr.dim(3));
-    MINT_REQUIRE_CLOSE(testing::compare(y, yr, rel_to_max(yr), p + ".y"));
+    MINT_REQUIRE_CLOSE(testing::compare(y, yr, testing::rel_to_max(yr), p + ".y"));
     auto dx = Tensor<>::zeros(x.shape());
     nn::adaptive_avg_pool2d_backward(f.at(p + ".dy"), dx);
-    MINT_REQUIRE_CLOSE(testing::compare(dx, f.at(p + ".dx"), rel_to_max(f.at(p + ".dx")), p + ".dx"));
+    MINT_REQUIRE_CLOSE(testing::compare(dx, f.at(p + ".dx"), testing::rel_to_max(f.at(p + ".dx")), p + ".dx"));
   }
 }

@@ -3,6 +3,7 @@
 // chance on the real test set; the alternating protocol uses every produced batch exactly once; frozen
 // parameters stay frozen; accuracy restricted to a subset of classes; student construction.
 #include "test_util.hpp"
+#include "tasks/teacher_fixture.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -20,14 +21,8 @@ using namespace mint;
 using namespace mint::tasks;
 
 namespace {
-ViT<>& teacher() {
-  static auto m = ViT<>::load(std::string(MINT_MODELS_DIR) + "/fmnist_vit.safetensors");
-  return m;
-}
-const LabeledImages& test_images() {
-  static auto d = load_fashion_mnist(MINT_FASHION_MNIST_DIR, false, 1000);
-  return d;
-}
+using test::teacher;
+using test::test_images;
 ViTConfig small_student() {
   ViTConfig c;
   c.img_size = 28, c.patch = 4, c.in_chans = 1, c.dim = 32, c.depth = 2, c.heads = 2, c.mlp_hidden = 64, c.classes = 10;

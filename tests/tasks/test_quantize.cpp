@@ -2,6 +2,7 @@
 // per-tensor weights, calibration through ViT's linear-input hook (sparse images: kept patches only), and the
 // embedded teacher fake-quantized to W8/A8 and W4/A8 on 1000 real Fashion-MNIST test images.
 #include "test_util.hpp"
+#include "tasks/teacher_fixture.hpp"
 
 #include <cmath>
 #include <set>
@@ -76,14 +77,8 @@ TEST_CASE("weights: per-channel bounds are each row's min/max, per-channel error
 }
 
 namespace {
-ViT<>& teacher() {
-  static auto m = ViT<>::load(std::string(MINT_MODELS_DIR) + "/fmnist_vit.safetensors");
-  return m;
-}
-const LabeledImages& test_images() {
-  static auto d = load_fashion_mnist(MINT_FASHION_MNIST_DIR, false, 1000);
-  return d;
-}
+using test::teacher;
+using test::test_images;
 }  // namespace
 
 TEST_CASE("calibration: one range per linear input, dense patch-embed range = pixel range, sparse images "

@@ -121,9 +121,10 @@ TEST_CASE("GradViT: matching loss and d loss / d x^ (central-difference HVP) mat
     CAPTURE(key, val.loss, ref_loss, val.step);
     // loss: the float32 G(x^) against the float64 one; relative 1e-4 (measured <= 2e-6, see docs/gradvit.md)
     REQUIRE(std::abs(val.loss - ref_loss) <= 1e-4 * std::abs(ref_loss));
-    // d/dx^: central differences at rel_step 1e-3 -- truncation O(1e-6) relative plus float32 rounding of the
-    // two input gradients divided by the step, O(u / rel_step) ~ 1e-4 of max|ref| (docs/gradvit.md)
-    const auto rep = testing::compare(dx, ref_dx, {3e-3 * max_abs(ref_dx), 1e-2}, "d match / d x^ " + key);
+    // d/dx^: central differences at rel_step 1e-4 -- truncation O(rel_step^2) and float32 rounding of the two
+    // input gradients divided by the step, O(u / rel_step); together measured <= 2.1e-4 of max|ref|, so
+    // 2e-3 max|ref| leaves ~10x margin (docs/gradvit.md)
+    const auto rep = testing::compare(dx, ref_dx, {2e-3 * max_abs(ref_dx), 0.0}, "d match / d x^ " + key);
     std::printf("[gradvit] %-13s loss rel diff %.2e, dx max|diff|/max|ref| %.2e (%.3fx of the tolerance), eps %.3e\n",
                 key.c_str(), std::abs(val.loss - ref_loss) / std::abs(ref_loss), rep.max_abs / max_abs(ref_dx),
                 rep.worst_excess, val.step);
@@ -139,21 +140,32 @@ TEST_CASE("GradViT: matching loss and d loss / d x^ (central-difference HVP) mat
 }
 
 TEST_CASE("GradViT: the HVP step trades truncation against float32 rounding", "[gradvit][parity]") {
-  // rel_step 1e-3 (the default) is within a factor of the best of the decade grid; 1e-5 drowns in rounding.
+  // The default rel_step is within 2x of the best of this grid on both candidates; 1e-3 is truncation-bound
+  // and 1e-6 rounding-bound, both clearly worse (measured values: docs/gradvit.md).
   auto model = fixture_model();
-  const auto& xh = fixture().t.at("xhat.far");
-  const auto& ref = fixture().t.at("far.l2.all.dx");
-  std::vector<double> err;
-  for (double s : {1e-1, 1e-2, 1e-3, 1e-4, 1e-5}) {
-    gv::GradientMatch match(fixture().gstar, fixture().labels, {.rel_step = s});
-    auto dx = Tensor<>::zeros(xh.shape());
-    match.evaluate(model, xh, &dx);
-    err.push_back(testing::compare(dx, ref, {1.0, 0.0}, "dx").max_abs / max_abs(ref));
-    std::printf("[gradvit] rel_step %.0e: max|diff|/max|ref| %.2e\n", s, err.back());
+  const std::vector<double> steps = {1e-3, 1e-4, 3e-5, 1e-5, 1e-6};
+  for (const std::string key : {"far.l2.all", "near.cos.all"}) {
+    const auto& xh = fixture().t.at(key.rfind("far", 0) == 0 ? "xhat.far" : "xhat.near");
+    const auto& ref = fixture().t.at(key + ".dx");
+    const auto dist = key.find("cos") != std::string::npos ? gv::MatchDistance::Cosine : gv::MatchDistance::L2;
+    auto err_at = [&](double s) {
+      gv::GradientMatch match(fixture().gstar, fixture().labels, {.distance = dist, .rel_step = s});
+      auto dx = Tensor<>::zeros(xh.shape());
+      match.evaluate(model, xh, &dx);
+      return testing::compare(dx, ref, {1.0, 0.0}, "dx").max_abs / max_abs(ref);
+    };
+    std::vector<double> err;
+    for (double s : steps) {
+      err.push_back(err_at(s));
+      std::printf("[gradvit] %s rel_step %.0e: max|diff|/max|ref| %.2e\n", key.c_str(), s, err.back());
+    }
+    const double best = *std::min_element(err.begin(), err.end());
+    const double dflt = err_at(gv::GradientMatchOptions{}.rel_step);
+    CAPTURE(key, err, dflt);
+    CHECK(dflt <= 2.0 * best);
+    CHECK(err.front() > 3.0 * dflt);
+    CHECK(err.back() > 3.0 * dflt);
   }
-  const double best = *std::min_element(err.begin(), err.end());
-  CHECK(err[2] <= 3.0 * best);
-  CHECK(err[4] > err[2]);
 }
 
 TEST_CASE("GradViT: parameter filters and their errors", "[gradvit]") {

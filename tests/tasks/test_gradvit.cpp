@@ -194,48 +194,45 @@ TEST_CASE("GradViT: parameter filters and their errors", "[gradvit]") {
   CHECK(at_star.loss < 1e-9 * far.loss + 1e-12);
 }
 
-TEST_CASE("GradViT: label recovery from the head gradient, distinct labels (exact)", "[gradvit][labels]") {
-  // fixture ViT (random weights, torch's G*)
-  {
-    const auto& g = fixture().gstar;
-    auto eq2 = gv::recover_labels_eq2(g.at("head.weight"), 2);
-    auto bias = gv::labels_from_bias_sign(g.at("head.bias"));
-    std::sort(eq2.begin(), eq2.end());
-    std::sort(bias.begin(), bias.end());
-    CHECK(eq2 == fixture().labels);
-    CHECK(bias == fixture().labels);
-  }
-  // the trained Fashion-MNIST teacher on real test images
-  for (const std::vector<int>& classes :
-       {std::vector<int>{3}, std::vector<int>{0, 9}, std::vector<int>{7, 2, 5, 0}, std::vector<int>{1, 3, 5, 7, 9, 0, 2, 4},
-        std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}}) {
-    const auto g = gv::parameter_gradients(teacher(), batch_of(classes), classes);
-    const auto want = std::set<int>(classes.begin(), classes.end());
-    const auto eq2 = gv::recover_labels_eq2(g.at("head.weight"), static_cast<int>(classes.size()));
-    const auto bias = gv::labels_from_bias_sign(g.at("head.bias"));
-    CAPTURE(classes, eq2, bias);
-    CHECK(std::set<int>(eq2.begin(), eq2.end()) == want);
-    CHECK(std::set<int>(bias.begin(), bias.end()) == want);
-    CHECK(bias.size() == want.size());
-  }
+TEST_CASE("GradViT: label recovery on the random fixture ViT (distinct labels)", "[gradvit][labels]") {
+  // torch's G* (labels 1, 4): the bias sign is exact; Eq. 2 is not -- the model puts most softmax mass on the
+  // absent class 2, whose weight-gradient row sum_b p_b2 h_b has the most negative entry of all (documented).
+  const auto& g = fixture().gstar;
+  auto bias = gv::labels_from_bias_sign(g.at("head.bias"));
+  std::sort(bias.begin(), bias.end());
+  CHECK(bias == fixture().labels);
+  CHECK(gv::recover_labels_eq2(g.at("head.weight"), 2) == std::vector<int>{2, 1});
 }
 
-TEST_CASE("GradViT: label recovery with repeated labels recovers the set, not the counts", "[gradvit][labels]") {
-  // documented (docs/gradvit.md): the bias sign returns exactly the distinct labels (no absent class can have a
-  // negative bias gradient); Eq. 2 returns n distinct classes, so it contains the k distinct labels plus n - k
-  // classes that are not in the batch; neither gives multiplicities.
-  for (const std::vector<int>& classes : {std::vector<int>{4, 4}, std::vector<int>{0, 0, 6, 6, 6, 2},
-                                          std::vector<int>{9, 1, 9, 1, 9, 1, 8, 8}}) {
+TEST_CASE("GradViT: label recovery on the trained teacher: exact at batch 1, no false positives from the bias sign",
+          "[gradvit][labels]") {
+  // Batch 1: both rules are exact. Larger batches on this confident teacher: dL/db_c = (sum_b p_bc - n_c) / B is
+  // close to 0 for a correctly classified class and flips sign with small mass from other images, so the bias
+  // sign misses classes, but it never returns an absent one (provable: absent classes have a positive
+  // gradient). Eq. 2 has no such guarantee and does return absent classes here. Counts are never recovered.
+  for (int c = 0; c < 10; ++c) {
+    const std::vector<int> one{c};
+    const auto g = gv::parameter_gradients(teacher(), batch_of(one), one);
+    CHECK(gv::recover_labels_eq2(g.at("head.weight"), 1) == one);
+    CHECK(gv::labels_from_bias_sign(g.at("head.bias")) == one);
+  }
+  for (const std::vector<int>& classes :
+       {std::vector<int>{0, 9}, std::vector<int>{7, 2, 5, 0}, std::vector<int>{1, 3, 5, 7, 9, 0, 2, 4},
+        std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, std::vector<int>{4, 4}, std::vector<int>{0, 0, 6, 6, 6, 2},
+        std::vector<int>{9, 1, 9, 1, 9, 1, 8, 8}}) {
     const auto g = gv::parameter_gradients(teacher(), batch_of(classes), classes);
     const auto want = std::set<int>(classes.begin(), classes.end());
     const auto n = static_cast<int>(classes.size());
     const auto eq2 = gv::recover_labels_eq2(g.at("head.weight"), n);
     const auto bias = gv::labels_from_bias_sign(g.at("head.bias"));
+    std::size_t eq2_hits = 0;
+    for (int c : eq2) eq2_hits += want.count(c);
+    std::printf("[gradvit] labels: batch %d, %zu distinct: bias sign finds %zu (all present), Eq. 2 top-%d has %zu present\n",
+                n, want.size(), bias.size(), n, eq2_hits);
     CAPTURE(classes, eq2, bias);
-    CHECK(std::set<int>(bias.begin(), bias.end()) == want);
+    for (int c : bias) CHECK(want.count(c) == 1);                          // no false positives
+    CHECK(std::set<int>(bias.begin(), bias.end()).size() == bias.size());  // a set: no counts
     CHECK(static_cast<int>(std::set<int>(eq2.begin(), eq2.end()).size()) == n);  // n distinct classes
-    // the k most negative rows are the present classes; the remaining n - k are absent ones
-    CHECK(std::set<int>(eq2.begin(), eq2.begin() + static_cast<std::ptrdiff_t>(want.size())) == want);
   }
 }
 
@@ -246,19 +243,25 @@ TEST_CASE("GradViT: batch-1 attack on the Fashion-MNIST teacher recovers the ima
   const auto g = gv::parameter_gradients(model, xstar, label);
   const auto ylabel = gv::recover_labels_eq2(g.at("head.weight"), 1);
   REQUIRE(ylabel == label);
+  // total cosine: on this confident teacher the L2 form did not move from the noise (7.3 dB after 1000 steps)
   gv::GradientMatch match(g, ylabel, {.distance = gv::MatchDistance::Cosine});
   const float lo = (0.0f - kFashionMnistMean) / kFashionMnistStd, hi = (1.0f - kFashionMnistMean) / kFashionMnistStd;
-  gv::AttackOptions opt{.iterations = 300, .lr = 0.1f, .tv = 1e-4f, .seed = 1, .pixel_lo = lo, .pixel_hi = hi};
+  gv::AttackOptions opt{.iterations = 1000, .lr = 0.1f, .tv = 1e-3f, .seed = 1, .pixel_lo = lo, .pixel_hi = hi};
   const double peak = hi - lo;  // PSNR on the [0, 1] pixel scale
   auto res = gv::attack(model, match, xstar.shape(), opt, [&](int t, double loss, const Tensor<>& x) {
-    if (t % 50 == 0) std::printf("[gradvit] attack t %d loss %.4e psnr %.2f dB\n", t, loss, gv::psnr(x, xstar, peak));
+    if (t % 250 == 0) std::printf("[gradvit] attack t %d loss %.4e psnr %.2f dB\n", t, loss, gv::psnr(x, xstar, peak));
   });
   auto noise = Tensor<>::empty(xstar.shape());
   fill_normal(noise, 1, 0, 0.0f, 1.0f);
   for (std::int64_t i = 0; i < noise.numel(); ++i) noise[i] = std::clamp(noise[i], lo, hi);
   const double p = gv::psnr(res.images, xstar, peak), p0 = gv::psnr(noise, xstar, peak);
-  std::printf("[gradvit] attack: PSNR %.2f dB (initial noise %.2f dB), final loss %.4e\n", p, p0, res.loss.back());
+  const double pz = gv::psnr(Tensor<>::zeros(xstar.shape()), xstar, peak);
+  std::printf("[gradvit] attack: PSNR %.2f dB (initial noise %.2f dB, constant mean image %.2f dB), final loss %.4e\n", p, p0, pz, res.loss.back());
   CAPTURE(p, p0);
   CHECK(res.loss.back() < res.loss.front());
-  REQUIRE(p >= 0.0);  // the bar is set after measuring (docs/gradvit.md)
+  // Measured (OMP 1): 12.39 dB; baselines: the initial noise 7.86 dB, the constant mean image 10.76 dB, the same
+  // loop with the matching weight 0 (TV only) 10.15 dB. The bar 11.5 dB is 0.9 dB under the measurement and
+  // above every baseline, so a broken match gradient fails it (docs/gradvit.md).
+  REQUIRE(p >= 11.5);
+  REQUIRE(p >= pz + 0.5);
 }

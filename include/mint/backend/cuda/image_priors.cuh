@@ -1,0 +1,75 @@
+// mint/backend/cuda/image_priors.cuh -- total variation (SMI Eq. 2, the exact ranges of mint/nn/image_priors.hpp)
+// on Tensor<Cuda>. One thread per (image, term, pixel); per-image sums in double (atomicAdd on double), gradient
+// contributions by float atomicAdd (so the gradient's summation order, not its value, varies run to run).
+#pragma once
+
+#include <vector>
+
+#include "mint/backend/cuda/detail/launch.cuh"
+#include "mint/backend/cuda/tensor.hpp"
+#include "mint/nn/image_priors.hpp"
+
+namespace mint::nn {
+
+namespace cuda_detail {
+struct TvTerms {
+  detail::TvTerm t[4];
+};
+}  // namespace cuda_detail
+
+// Per-image TV of SMI Eq. 2 and (if dimages given) dimages[b] += grad_weight * dTV_b/dX. Waits for the result.
+inline std::vector<double> total_variation_per_image(const Tensor<Cuda>& images, Tensor<Cuda>* dimages = nullptr,
+                                                     float grad_weight = 1.0f) {
+  check_rank(images, 4, "total_variation: images");
+  if (dimages) check_shape(*dimages, images.shape(), "total_variation: d_images");
+  const std::int64_t b = images.dim(0), c = images.dim(1), h = images.dim(2), w = images.dim(3), hw = h * w;
+  std::vector<double> tv(static_cast<std::size_t>(b), 0.0);
+  if (b == 0) return tv;
+  cuda::detail::DeviceBuffer acc(static_cast<std::size_t>(b) * sizeof(double));
+  double* accp = acc.as<double>();
+  MINT_CUDA_CHECK(cudaMemsetAsync(accp, 0, static_cast<std::size_t>(b) * sizeof(double), cuda::stream()));
+  const float* x = images.data();
+  float* g = dimages ? dimages->data() : nullptr;
+  cuda_detail::TvTerms terms{};  // the host table, captured by value (a constexpr array is not device memory)
+  for (int i = 0; i < 4; ++i) terms.t[i] = detail::kTvTerms[i];
+  cuda::detail::for_each(
+      b * 4 * hw,
+      [=] __device__(std::int64_t t) {
+        const std::int64_t p = t % hw, term = (t / hw) % 4, n = t / (4 * hw), i = p / w, j = p % w;
+        const detail::TvTerm tm = terms.t[term];
+        if (i < 1 || j < tm.j_lo || j >= w - tm.j_hi_minus) return;
+        const std::int64_t q = (i + tm.dy) * w + (j + tm.dx);
+        const float* xi = x + n * c * hw;
+        float s = 0.0f;
+        for (std::int64_t ch = 0; ch < c; ++ch) {
+          const float d = xi[ch * hw + p] - xi[ch * hw + q];
+          s += d * d;
+        }
+        const float norm = sqrtf(s);
+        atomicAdd(accp + n, static_cast<double>(norm));
+        if (g && norm > 0.0f) {
+          const float k = grad_weight / norm;
+          float* gi = g + n * c * hw;
+          for (std::int64_t ch = 0; ch < c; ++ch) {
+            const float d = k * (xi[ch * hw + p] - xi[ch * hw + q]);
+            atomicAdd(gi + ch * hw + p, d);
+            atomicAdd(gi + ch * hw + q, -d);
+          }
+        }
+      },
+      "total_variation");
+  MINT_CUDA_CHECK(cudaMemcpyAsync(tv.data(), accp, tv.size() * sizeof(double), cudaMemcpyDeviceToHost, cuda::stream()));
+  MINT_CUDA_CHECK(cudaStreamSynchronize(cuda::stream()));
+  return tv;
+}
+
+// weight * mean_b TV(image_b); dimages += its gradient.
+inline float total_variation(const Tensor<Cuda>& images, float weight, Tensor<Cuda>* dimages = nullptr) {
+  const auto b = static_cast<double>(images.dim(0));
+  const auto tv = total_variation_per_image(images, dimages, static_cast<float>(weight / b));
+  double s = 0.0;
+  for (double v : tv) s += v;
+  return static_cast<float>(weight * s / b);
+}
+
+}  // namespace mint::nn

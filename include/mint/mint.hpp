@@ -29,6 +29,7 @@
 #include "mint/nn/tokens.hpp"
 
 #include "mint/models/init.hpp"
+#include "mint/models/resnet.hpp"
 #include "mint/models/vit.hpp"
 #include "mint/models/vit_config.hpp"
 
@@ -40,6 +41,7 @@
 #include "mint/io/safetensors.hpp"
 
 #include "mint/inversion/augmentation.hpp"
+#include "mint/inversion/bn_prior.hpp"
 #include "mint/inversion/concepts.hpp"
 #include "mint/inversion/inverter.hpp"
 #include "mint/inversion/objectives.hpp"
@@ -51,4 +53,5 @@
 
 #include "mint/tasks/distill.hpp"
 #include "mint/tasks/evaluate.hpp"
+#include "mint/tasks/metrics.hpp"
 #include "mint/tasks/quantize.hpp"

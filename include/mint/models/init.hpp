@@ -14,6 +14,7 @@
 #include <string>
 
 #include "mint/core/rng.hpp"
+#include "mint/models/resnet.hpp"
 #include "mint/models/vit.hpp"
 
 namespace mint {
@@ -50,6 +51,30 @@ inline void reinit_head(ViT<>& model, std::uint64_t seed) {
     if (name == "head.bias" || name == "head_dist.bias") p.value.fill(0.0f);
     ++stream;
   }
+}
+
+// torchvision's ResNet initialisation, from Philox (parameter p in sorted-name order on stream p of `seed`):
+//   conv weights   kaiming_normal_(mode="fan_out", nonlinearity="relu"): N(0, sqrt(2 / (Cout kh kw)))
+//   BN weight 1, BN bias 0, running statistics (0, 1), num_batches_tracked 0
+//   fc.weight, fc.bias   nn.Linear's default U(+-1/sqrt(in_features))
+inline void init_torchvision_like(ResNet<>& model, std::uint64_t seed) {
+  std::uint32_t stream = 0;
+  for (auto& [name, p] : model.parameters()) {
+    auto& t = p.value;
+    if (name == "fc.weight" || name == "fc.bias") {
+      const float bound = 1.0f / std::sqrt(static_cast<float>(model.config().channels(4)));
+      fill_uniform(t, seed, stream, -bound, bound);
+    } else if (t.rank() == 4) {
+      fill_normal(t, seed, stream, 0.0f, std::sqrt(2.0f / static_cast<float>(t.dim(0) * t.dim(2) * t.dim(3))));
+    } else {
+      const bool is_weight = name.size() >= 7 && name.compare(name.size() - 7, 7, ".weight") == 0;
+      t.fill(is_weight ? 1.0f : 0.0f);
+    }
+    ++stream;
+  }
+  const std::string rv = ".running_var";
+  for (auto& [name, b] : model.buffers())
+    b.fill(name.size() >= rv.size() && name.compare(name.size() - rv.size(), rv.size(), rv) == 0 ? 1.0f : 0.0f);
 }
 
 }  // namespace mint

@@ -33,6 +33,28 @@ TEST_CASE("small blocks bypass the cache, the idle limit and empty_cache hold", 
   REQUIRE(cpu::cached_bytes() == 0);
   cpu::set_cache_limit(std::size_t{4} << 30);
 }
+
+// After a prune every activation changes size: the new sizes must displace the stale ones in a full cache.
+TEST_CASE("a full cache gives back the least recently requested sizes first", "[core][allocator]") {
+  cpu::empty_cache();
+  cpu::set_cache_limit(std::size_t{1} << 19);  // 512 KiB: two blocks of 256 KiB
+  {
+    auto a = Tensor<>::empty(Shape{1 << 16}), b = Tensor<>::empty(Shape{1 << 16});
+  }
+  REQUIRE(cpu::cached_bytes() == (std::size_t{1} << 19));
+  const float* first = nullptr;
+  {
+    auto c = Tensor<>::empty(Shape{3 << 14});  // 192 KiB, a new size: freeing it evicts one stale 256 KiB block
+    first = c.data();
+  }
+  REQUIRE(cpu::cached_bytes() == (std::size_t{1} << 18) + (std::size_t{3} << 16));
+  {
+    auto d = Tensor<>::empty(Shape{3 << 14});
+    REQUIRE(d.data() == first);  // the new size is served from the cache
+  }
+  cpu::empty_cache();
+  cpu::set_cache_limit(std::size_t{4} << 30);
+}
 #endif
 
 TEST_CASE("reused storage is zeroed by Tensor(shape)", "[core][allocator]") {

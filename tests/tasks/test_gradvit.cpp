@@ -3,6 +3,7 @@
 // (tests/fixtures/gradvit.safetensors, make_gradvit_fixtures.py); label recovery (Eq. 2 and the bias sign) on
 // distinct and repeated labels; a batch-1 attack on the Fashion-MNIST teacher that must recover the image.
 #include "test_util.hpp"
+#include "tasks/teacher_fixture.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -15,6 +16,7 @@
 #include "mint/models/vit.hpp"
 #include "mint/tasks/evaluate.hpp"
 #include "mint/tasks/gradvit.hpp"
+#include "mint/tasks/metrics.hpp"
 
 using namespace mint;
 using namespace mint::tasks;
@@ -54,14 +56,8 @@ double max_abs(const Tensor<>& t) {
   return m;
 }
 
-ViT<>& teacher() {
-  static auto m = ViT<>::load(std::string(MINT_MODELS_DIR) + "/fmnist_vit.safetensors");
-  return m;
-}
-const LabeledImages& test_images() {
-  static auto d = load_fashion_mnist(MINT_FASHION_MNIST_DIR, false, 1000);
-  return d;
-}
+using test::teacher;
+using test::test_images;
 // The first test image of each class in `classes` (in that order), as one batch.
 Tensor<> batch_of(const std::vector<int>& classes) {
   const auto& d = test_images();
@@ -249,13 +245,13 @@ TEST_CASE("GradViT: batch-1 attack on the Fashion-MNIST teacher recovers the ima
   gv::AttackOptions opt{.iterations = 1000, .lr = 0.1f, .tv = 1e-3f, .seed = 1, .pixel_lo = lo, .pixel_hi = hi};
   const double peak = hi - lo;  // PSNR on the [0, 1] pixel scale
   auto res = gv::attack(model, match, xstar.shape(), opt, [&](int t, double loss, const Tensor<>& x) {
-    if (t % 250 == 0) std::printf("[gradvit] attack t %d loss %.4e psnr %.2f dB\n", t, loss, gv::psnr(x, xstar, peak));
+    if (t % 250 == 0) std::printf("[gradvit] attack t %d loss %.4e psnr %.2f dB\n", t, loss, tasks::psnr(x, xstar, static_cast<float>(peak))[0]);
   });
   auto noise = Tensor<>::empty(xstar.shape());
   fill_normal(noise, 1, 0, 0.0f, 1.0f);
   for (std::int64_t i = 0; i < noise.numel(); ++i) noise[i] = std::clamp(noise[i], lo, hi);
-  const double p = gv::psnr(res.images, xstar, peak), p0 = gv::psnr(noise, xstar, peak);
-  const double pz = gv::psnr(Tensor<>::zeros(xstar.shape()), xstar, peak);
+  const double p = tasks::psnr(res.images, xstar, static_cast<float>(peak))[0], p0 = tasks::psnr(noise, xstar, static_cast<float>(peak))[0];
+  const double pz = tasks::psnr(Tensor<>::zeros(xstar.shape()), xstar, static_cast<float>(peak))[0];
   std::printf("[gradvit] attack: PSNR %.2f dB (initial noise %.2f dB, constant mean image %.2f dB), final loss %.4e\n", p, p0, pz, res.loss.back());
   CAPTURE(p, p0);
   CHECK(res.loss.back() < res.loss.front());

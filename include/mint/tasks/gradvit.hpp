@@ -10,7 +10,6 @@
 //   recover_labels_eq2 / labels_from_bias_sign   label recovery from the classification head's gradient (Eq. 2).
 //   attack          a minimal attack loop: Adam on x^ with the matching loss and TV (no image prior, no
 //                   schedule, no patch prior yet: see docs/gradvit.md "What remains").
-//   psnr            a minimal local PSNR (the metrics header lives on another branch).
 //
 // Layering: this is a task. It needs the whole model (weights it can perturb, Full backward), which is more than
 // the Inverter's Objective concept (logits -> d_logits) offers, so it has its own loop and leaves the Inverter
@@ -359,21 +358,6 @@ AttackResult attack(M& model, const GradientMatch& match, const Shape& shape, co
     if (on_iteration) on_iteration(t, loss, x);
   }
   return res;
-}
-
-// PSNR in dB of x against the reference over all elements: 10 log10(peak^2 / MSE), peak = the data range
-// (e.g. 1 for [0, 1] pixels, 1/std for standardised ones). +inf for identical tensors. A minimal local version:
-// the shared metrics header (mint/tasks/metrics.hpp) is written on another branch.
-inline double psnr(const Tensor<Cpu>& x, const Tensor<Cpu>& reference, double peak) {
-  check_shape(x, reference.shape(), "gradvit::psnr: x");
-  check(peak > 0.0, "gradvit::psnr: peak must be > 0, got ", peak);
-  double se = 0.0;
-  for (std::int64_t i = 0; i < x.numel(); ++i) {
-    const double d = static_cast<double>(x[i]) - reference[i];
-    se += d * d;
-  }
-  const double mse = se / static_cast<double>(x.numel());
-  return mse == 0.0 ? std::numeric_limits<double>::infinity() : 10.0 * std::log10(peak * peak / mse);
 }
 
 }  // namespace mint::tasks::gradvit

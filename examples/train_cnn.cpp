@@ -29,12 +29,19 @@
 #include <nlohmann/json.hpp>
 
 #include <mint/mint.hpp>
+
+#include "training_common.hpp"
 #include <mint/models/init.hpp>
 #include <mint/models/resnet.hpp>
 #include <mint/optim/sgd.hpp>
 #include <mint/tasks/evaluate.hpp>
 
 namespace {
+
+using mint::examples::dec;
+using mint::examples::now_utc;
+using mint::examples::permutation;
+using mint::examples::write_atomically;
 
 constexpr float kMean = mint::tasks::kFashionMnistMean, kStd = mint::tasks::kFashionMnistStd;
 constexpr std::uint32_t kShuffleStream = 1u << 20, kAugStream = 1u << 21;
@@ -55,50 +62,18 @@ const char* kUsage =
     "               [--warmup EPOCHS] [--min-lr LR] [--flip 0|1] [--shift PX] [--seed S] [--out DIR] [--name NAME]\n"
     "               [--data DIR] [--train-limit N] [--test-limit N] [--threads T] [--log-every STEPS]";
 
-std::string shell_quote(const std::string& s) {
-  if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:+,") ==
-                        std::string::npos)
-    return s;
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 0; i < argc; ++i) a.command += (i ? " " : "") + shell_quote(argv[i]);
-  std::map<std::string, std::string> kv;
-  for (int i = 1; i < argc; ++i) {
-    std::string k = argv[i];
-    if (k == "--help" || k == "-h") {
-      std::puts(kUsage);
-      std::exit(0);
-    }
-    mint::check(k.rfind("--", 0) == 0 && i + 1 < argc, "mint-train-cnn: expected --option value, got '", k, "'");
-    kv[k.substr(2)] = argv[++i];
-  }
-  auto num = [&](const std::string& k, auto& dst) {
-    if (auto it = kv.find(k); it != kv.end()) {
-      try {
-        std::size_t used = 0;
-        const double v = std::stod(it->second, &used);
-        mint::check(used == it->second.size(), "trailing characters");
-        dst = static_cast<std::remove_reference_t<decltype(dst)>>(v);
-      } catch (const std::exception&) {
-        throw mint::Error("mint-train-cnn: --" + k + " expects a number, got '" + it->second + "'");
-      }
-      kv.erase(it);
-    }
-  };
-  auto str = [&](const std::string& k, std::string& dst) {
-    if (auto it = kv.find(k); it != kv.end()) dst = it->second, kv.erase(it);
-  };
+  mint::examples::Options o("mint-train-cnn", kUsage, argc, argv);
+  a.command = o.command();
+  auto num = [&](const std::string& k, auto& dst) { o.number(k, dst); };
+  auto str = [&](const std::string& k, std::string& dst) { o.text(k, dst); };
   num("epochs", a.epochs), num("batch", a.batch), num("width", a.width), num("shift", a.shift);
   num("threads", a.threads), num("log-every", a.log_every), num("flip", a.flip), num("lr", a.lr);
   num("momentum", a.momentum), num("wd", a.wd), num("warmup", a.warmup), num("min-lr", a.min_lr);
   num("seed", a.seed), num("train-limit", a.train_limit), num("test-limit", a.test_limit);
   str("opt", a.opt), str("out", a.out), str("name", a.name), str("data", a.data);
-  mint::check(kv.empty(), "mint-train-cnn: unknown option --", kv.empty() ? "" : kv.begin()->first, "\n", kUsage);
+  o.finish();
   mint::check(a.opt == "sgd" || a.opt == "adamw", "mint-train-cnn: --opt must be sgd or adamw, got '", a.opt, "'");
   if (a.lr < 0) a.lr = a.opt == "sgd" ? 0.1f : 2e-3f;
   if (a.wd < 0) a.wd = a.opt == "sgd" ? 5e-4f : 0.05f;
@@ -107,17 +82,6 @@ Args parse(int argc, char** argv) {
               "mint-train-cnn: need --epochs, --width, --lr > 0, --batch > 1, 0 <= --shift < 14, --warmup >= 0, "
               "0 <= --min-lr <= --lr, --threads >= 0");
   return a;
-}
-
-std::vector<std::int32_t> permutation(std::int64_t n, std::uint64_t seed, std::uint32_t stream) {
-  std::vector<std::int32_t> p(static_cast<std::size_t>(n));
-  std::iota(p.begin(), p.end(), 0);
-  for (std::int64_t i = n - 1; i > 0; --i) {
-    const auto w = mint::philox_block(seed, stream, static_cast<std::uint64_t>(i));
-    const std::uint64_t r = (static_cast<std::uint64_t>(w.w[0]) << 32) | w.w[1];
-    std::swap(p[static_cast<std::size_t>(i)], p[static_cast<std::size_t>(r % static_cast<std::uint64_t>(i + 1))]);
-  }
-  return p;
 }
 
 // Copies normalised images idx[0..b) into a batch; with augmentation, image j is flipped horizontally with
@@ -145,26 +109,6 @@ void make_batch(const mint::Tensor<>& src_all, const std::int32_t* idx, std::int
         dst[y * w + x] = (sy < 0 || sy >= h || sx < 0 || sx >= w) ? bg : src[sy * w + sx];
       }
   }, 8);
-}
-
-template <class Write>
-void write_atomically(const std::string& path, Write&& write) {
-  const std::string tmp = path + ".tmp";
-  write(tmp);
-  std::filesystem::rename(tmp, path);
-}
-
-double dec(float x) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.7g", static_cast<double>(x));
-  return std::stod(buf);
-}
-
-std::string now_utc() {
-  const std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
 }
 
 int run(const Args& a) {

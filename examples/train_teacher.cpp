@@ -34,9 +34,16 @@
 #include <nlohmann/json.hpp>
 
 #include <mint/mint.hpp>
+
+#include "training_common.hpp"
 #include <mint/models/init.hpp>
 
 namespace {
+
+using mint::examples::dec;
+using mint::examples::now_utc;
+using mint::examples::permutation;
+using mint::examples::write_atomically;
 
 constexpr float kMean = 0.2860f, kStd = 0.3530f;  // Fashion-MNIST training-set pixel statistics
 // Philox stream layout: parameter p (sorted-name order) uses stream p; shuffles and augmentation use their own.
@@ -57,67 +64,23 @@ const char* kUsage =
     "                   [--dim D] [--depth L] [--heads H] [--mlp M] [--wd WD] [--warmup EPOCHS] [--min-lr LR]\n"
     "                   [--flip 0|1] [--shift PX] [--data DIR] [--train-limit N] [--test-limit N] [--threads T]";
 
-std::string shell_quote(const std::string& s) {
-  if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:+,") ==
-                        std::string::npos)
-    return s;
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 0; i < argc; ++i) a.command += (i ? " " : "") + shell_quote(argv[i]);
-  std::map<std::string, std::string> kv;
-  for (int i = 1; i < argc; ++i) {
-    std::string k = argv[i];
-    if (k == "--help" || k == "-h") {
-      std::puts(kUsage);
-      std::exit(0);
-    }
-    mint::check(k.rfind("--", 0) == 0 && i + 1 < argc, "mint-train-teacher: expected --option value, got '", k, "'");
-    kv[k.substr(2)] = argv[++i];
-  }
-  auto num = [&](const std::string& k, auto& dst) {
-    if (auto it = kv.find(k); it != kv.end()) {
-      try {
-        std::size_t used = 0;
-        const double v = std::stod(it->second, &used);
-        mint::check(used == it->second.size(), "trailing characters");
-        dst = static_cast<std::remove_reference_t<decltype(dst)>>(v);
-      } catch (const std::exception&) {
-        throw mint::Error("mint-train-teacher: --" + k + " expects a number, got '" + it->second + "'");
-      }
-      kv.erase(it);
-    }
-  };
-  auto str = [&](const std::string& k, std::string& dst) {
-    if (auto it = kv.find(k); it != kv.end()) dst = it->second, kv.erase(it);
-  };
+  mint::examples::Options o("mint-train-teacher", kUsage, argc, argv);
+  a.command = o.command();
+  auto num = [&](const std::string& k, auto& dst) { o.number(k, dst); };
+  auto str = [&](const std::string& k, std::string& dst) { o.text(k, dst); };
   num("epochs", a.epochs), num("batch", a.batch), num("dim", a.dim), num("depth", a.depth), num("heads", a.heads);
   num("mlp", a.mlp), num("shift", a.shift), num("flip", a.flip), num("lr", a.lr), num("wd", a.wd);
   num("warmup", a.warmup), num("min-lr", a.min_lr), num("seed", a.seed), num("train-limit", a.train_limit);
   num("test-limit", a.test_limit), num("threads", a.threads);
   str("out", a.out), str("name", a.name), str("data", a.data);
-  mint::check(kv.empty(), "mint-train-teacher: unknown option --", kv.empty() ? "" : kv.begin()->first, "\n", kUsage);
+  o.finish();
   mint::check(a.epochs > 0 && a.batch > 0 && a.lr > 0 && a.shift >= 0 && a.shift < 14 && a.warmup >= 0 &&
                   a.min_lr >= 0 && a.min_lr <= a.lr && a.threads >= 0,
               "mint-train-teacher: need --epochs, --batch, --lr > 0, 0 <= --shift < 14, --warmup >= 0, "
               "0 <= --min-lr <= --lr, --threads >= 0");
   return a;
-}
-
-// A seeded permutation of 0..n-1 (Fisher-Yates on 64 Philox bits per swap).
-std::vector<std::int32_t> permutation(std::int64_t n, std::uint64_t seed, std::uint32_t stream) {
-  std::vector<std::int32_t> p(static_cast<std::size_t>(n));
-  std::iota(p.begin(), p.end(), 0);
-  for (std::int64_t i = n - 1; i > 0; --i) {
-    const auto w = mint::philox_block(seed, stream, static_cast<std::uint64_t>(i));
-    const std::uint64_t r = (static_cast<std::uint64_t>(w.w[0]) << 32) | w.w[1];
-    std::swap(p[static_cast<std::size_t>(i)], p[static_cast<std::size_t>(r % static_cast<std::uint64_t>(i + 1))]);
-  }
-  return p;
 }
 
 // Copies images idx[0..b) of raw [N, 1, H, W] pixels in [0, 1] into a normalised batch; with augmentation,
@@ -168,28 +131,6 @@ double evaluate(mint::ViT<>& model, const mint::io::ImageDataset& ds) {
     for (std::int64_t i = 0; i < b; ++i) correct += argmax_row(logits, i) == ds.labels[static_cast<std::size_t>(s + i)];
   }
   return static_cast<double>(correct) / static_cast<double>(n);
-}
-
-// Writes `path` via a temporary and a rename, so a run killed mid-write leaves the previous file intact.
-template <class Write>
-void write_atomically(const std::string& path, Write&& write) {
-  const std::string tmp = path + ".tmp";
-  write(tmp);
-  std::filesystem::rename(tmp, path);
-}
-
-// A float option as the decimal the user typed (0.002, not 0.0020000000949949026) for the JSON recipe.
-double dec(float x) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.7g", static_cast<double>(x));
-  return std::stod(buf);
-}
-
-std::string now_utc() {
-  const std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
 }
 
 int run(const Args& a) {

@@ -48,7 +48,7 @@ TEST_CASE("Fashion-MNIST CNN teacher: recorded accuracy on the first 2000 test i
   REQUIRE(std::abs(acc - recorded) <= 0.001);  // same weights and data; only summation order may differ
 }
 
-TEST_CASE("DeepInversion through the Inverter on the CNN teacher reaches the target classes", "[models][resnet_teacher][inversion]") {
+TEST_CASE("DeepInversion through the Inverter on the CNN teacher reaches the target classes", "[models][resnet_teacher][inversion][slow]") {
   auto model = ResNet<>::load(std::string(MINT_MODELS_DIR) + "/fmnist_resnet.safetensors");
   model.eval();
   ResNetAdapter adapter(model);

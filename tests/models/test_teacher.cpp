@@ -16,7 +16,7 @@
 
 using namespace mint;
 
-TEST_CASE("Fashion-MNIST teacher: >= 88% on the 10000 test images, as its recipe records", "[models][teacher]") {
+TEST_CASE("Fashion-MNIST teacher: >= 88% on the 10000 test images, as its recipe records", "[models][teacher][slow]") {
   const std::string dir = MINT_MODELS_DIR, data = MINT_FASHION_MNIST_DIR;
   std::ifstream jf(dir + "/fmnist_vit.json");
   INFO("recipe " << dir << "/fmnist_vit.json (written by mint-train-teacher)");

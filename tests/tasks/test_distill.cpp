@@ -77,7 +77,7 @@ TEST_CASE("sparse images: grouped by kept count, each row's logits = forward(ima
 }
 
 TEST_CASE("distillation on real training images (offline, through the synthetic-dataset file) beats chance",
-          "[distill][teacher]") {
+          "[distill][teacher][slow]") {
   auto& t = teacher();
   const auto train = load_fashion_mnist(MINT_FASHION_MNIST_DIR, true, 1600);
   testing::TempFile f(".safetensors");

@@ -119,7 +119,7 @@ TEST_CASE("calibration: one range per linear input, dense patch-embed range = pi
 }
 
 TEST_CASE("teacher W8/A8 and W4/A8 on 1000 real test images (calibrated on 32 real training images)",
-          "[quantize][teacher]") {
+          "[quantize][teacher][slow]") {
   auto& fp = teacher();
   const auto& test = test_images();
   const auto calib = load_fashion_mnist(MINT_FASHION_MNIST_DIR, true, 32);

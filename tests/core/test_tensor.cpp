@@ -51,7 +51,7 @@ TEST_CASE("xview adapts a tensor without copying", "[core][tensor]") {
   REQUIRE(v.shape()[0] == 2);
 }
 
-TEST_CASE("copy_rows copies strided runs and refuses ones that do not fit; to_backend/to_cpu copy", "[core][tensor]") {
+TEST_CASE("copy_rows copies strided runs and refuses ones that do not fit, to_backend and to_cpu copy", "[core][tensor]") {
   auto src = Tensor<>::empty(Shape{3, 4, 2});
   for (std::int64_t i = 0; i < src.numel(); ++i) src[i] = static_cast<float>(i);
   auto dst = Tensor<>::zeros(Shape{3, 2, 2});

@@ -106,12 +106,12 @@ class Inverter {
 
   InversionOptions& options() { return opt_; }
 
-  // Inverts one batch: labels.size() images, each a trajectory that yields one image (DMI, SMI) or v images
-  // (PRI). `on_iteration` (optional) is called after every iteration with its statistics.
-  using Device = model_device_t<M>;
+  using Device = model_device_t<M>;  // the backend the engine runs on (the model's)
   using TensorD = Tensor<Device>;
   static constexpr bool kCpu = std::is_same_v<Device, Cpu>;
 
+  // Inverts one batch: labels.size() images, each a trajectory that yields one image (DMI, SMI) or v images
+  // (PRI). `on_iteration` (optional) is called after every iteration with its statistics.
   InversionResult run(const std::vector<int>& labels, const std::function<void(const IterationStats&)>& on_iteration = {}) {
     const auto& cfg = model_.config();
     const std::int64_t b = static_cast<std::int64_t>(labels.size()), n = model_.num_patches(), p = model_.patch_size();

@@ -1,9 +1,16 @@
 #!/usr/bin/python3
-"""PyTorch eager reference of mint's inversion engine (benchmarks/bench_inversion.cpp), same cases, CPU.
+"""PyTorch eager reference of mint's inversion engine (benchmarks/bench_inversion.cpp on the CPU,
+benchmarks/bench_inversion_cuda.cu on a GPU), the same cases.
 
 Run with Debian's interpreter (python3-torch 1.13):
 
     OMP_NUM_THREADS=2 /usr/bin/python3 benchmarks/invert_pytorch.py --threads 2 --json out.json [--filter teacher]
+
+On a GPU (--device cuda): the per-iteration cases of bench_inversion_cuda (DeiT-Tiny/Small/Base at 224 px,
+batch 128; DMI, SMI 76 %, PRI v = 4 stages), timed after torch.cuda.synchronize(), with the CUDA memory peak:
+
+    python3 benchmarks/invert_pytorch.py --device cuda --models deit_tiny,deit_small,deit_base --batch 128 \
+        --iterations-only --json torch_cuda.json
 
 What one iteration does, as mint::Inverter does it:
   forward on the active patches only (gather the kept patches' pixels, embed them, add their position rows:
@@ -55,9 +62,13 @@ def load_teacher(path):
     return model
 
 
-def deit_tiny():
+DEIT = {"deit_tiny": (192, 3), "deit_small": (384, 6), "deit_base": (768, 12)}  # dim, heads (depth 12, MLP 4x)
+
+
+def deit(name):
+    dim, heads = DEIT[name]
     torch.manual_seed(0)
-    model = ViT(224, 16, 3, 192, 12, 3, 768, 1000)
+    model = ViT(224, 16, 3, dim, 12, heads, 4 * dim, 1000)
     with torch.no_grad():
         for prm in model.parameters():
             prm.uniform_(-0.1, 0.1)
@@ -103,13 +114,13 @@ def tv(images):
 
 def pixel_mask(active, n, grid, p):
     b = active.shape[0]
-    m = torch.zeros(b, n)
+    m = torch.zeros(b, n, device=active.device)
     m.scatter_(1, active, 1.0)
     return m.reshape(b, 1, grid, grid).repeat_interleave(p, 2).repeat_interleave(p, 3).bool()
 
 
 def invert(model, labels, iterations, schedule, seed=7, lr=0.25, betas=(0.5, 0.99), eps=1e-8, tv_w=1e-4,
-           lo=-3.0, hi=3.0):
+           lo=-3.0, hi=3.0, device="cpu"):
     """schedule(t, T, active, N) -> None | ("prune" | "detach", count). Returns (images, per-iteration s, active)."""
     b = len(labels)
     p = model.patch_embed.kernel_size[0]
@@ -118,10 +129,11 @@ def invert(model, labels, iterations, schedule, seed=7, lr=0.25, betas=(0.5, 0.9
     grid = int(math.isqrt(n))
     img = grid * p
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(b, chans, img, img, generator=g).clamp_(lo, hi)
+    x = torch.randn(b, chans, img, img, generator=g).clamp_(lo, hi).to(device)
     m, v = torch.zeros_like(x), torch.zeros_like(x)
-    y = torch.tensor(labels)
-    active = torch.arange(n).repeat(b, 1)
+    y = torch.tensor(labels, device=device)
+    active = torch.arange(n, device=device).repeat(b, 1)
+    sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
     mask = pixel_mask(active, n, grid, p)
     out, secs, counts = [], [], []
     for t in range(1, iterations + 1):
@@ -151,6 +163,7 @@ def invert(model, labels, iterations, schedule, seed=7, lr=0.25, betas=(0.5, 0.9
             mask = pixel_mask(active, n, grid, p)
         if t == iterations:
             out.append((x.clone(), mask.clone(), t))
+        sync()  # on a GPU: the iteration's work is done
         secs.append(time.perf_counter() - t0)
         counts.append(k)
     images = sum(o[0].shape[0] for o in out)
@@ -178,7 +191,8 @@ def start_at(keep):
     return lambda t, total, active, n: ("prune", active - keep) if t == 1 and active > keep else None
 
 
-SETUPS = {"teacher": (128, 280), "deit_tiny": (8, 28)}  # name: (iteration-family batch, run-family T)
+SETUPS = {"teacher": (128, 280), "deit_tiny": (8, 28), "deit_small": (8, 28), "deit_base": (8, 28)}
+# name: (iteration-family batch, run-family T); --batch overrides the batch (bench_inversion_cuda: 128)
 
 
 def cases(name, n):
@@ -201,36 +215,57 @@ def main():
     ap.add_argument("--filter", default="", help="only cases whose name matches this regular expression")
     ap.add_argument("--reps", type=int, default=3, help="repetitions of each iteration case (median reported)")
     ap.add_argument("--json")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--models", default="teacher,deit_tiny", help="comma-separated: teacher, " + ", ".join(DEIT))
+    ap.add_argument("--batch", type=int, default=0, help="batch of the iteration cases (0: the setup's)")
+    ap.add_argument("--iterations-only", action="store_true", help="skip the whole-run cases")
+    ap.add_argument("--timed", type=int, default=4, help="timed iterations per iteration case (after 1 + warmup)")
+    ap.add_argument("--warmup", type=int, default=0, help="untimed iterations after the first, per iteration case")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
+    cuda = dev.type == "cuda"
     res = []
-    for name in SETUPS:
-        model = load_teacher(os.path.join(ROOT, "models", "fmnist_vit.safetensors")) if name == "teacher" else deit_tiny()
+    for name in args.models.split(","):
+        if name not in SETUPS:
+            sys.exit(f"invert_pytorch.py: unknown model '{name}' (known: {', '.join(SETUPS)})")
+        model = load_teacher(os.path.join(ROOT, "models", "fmnist_vit.safetensors")) if name == "teacher" else deit(name)
         model.requires_grad_(False)
+        model.to(dev)
         classes = model.head.out_features
         n = model.pos_embed.shape[1] - 1
         iters, runs = cases(name, n)
         batch, total = SETUPS[name]
+        batch = args.batch or batch
         for cname, keep in iters:
             if not re.search(args.filter, cname):
                 continue
             per = []
+            if cuda:
+                torch.cuda.reset_peak_memory_stats(dev)
+            skip = 1 + args.warmup
             for _ in range(args.reps):
-                _, secs, _ = invert(model, [i % classes for i in range(batch)], 5, start_at(keep))
-                per.append(statistics.mean(secs[1:]))
+                _, secs, _ = invert(model, [i % classes for i in range(batch)], skip + args.timed, start_at(keep),
+                                    device=dev)
+                per.append(statistics.mean(secs[skip:]))
             res.append({"name": cname, "ms": statistics.median(per) * 1e3, "active": keep, "batch": batch})
-            print(f"{cname:<40} {res[-1]['ms']:9.2f} ms/iter", file=sys.stderr)
+            if cuda:
+                res[-1]["peak_mib"] = torch.cuda.max_memory_allocated(dev) / 2**20
+            print(f"{cname:<40} {res[-1]['ms']:9.2f} ms/iter" +
+                  (f"  peak {res[-1]['peak_mib']:.0f} MiB" if cuda else ""), file=sys.stderr)
         for cname, sched, per_traj in runs:
-            if not re.search(args.filter, cname):
+            if args.iterations_only or not re.search(args.filter, cname):
                 continue
             traj = -(-128 // per_traj)
             t0 = time.perf_counter()
-            images, secs, counts = invert(model, [i % classes for i in range(traj)], total, sched)
+            images, secs, counts = invert(model, [i % classes for i in range(traj)], total, sched, device=dev)
             s = time.perf_counter() - t0
             res.append({"name": cname, "seconds": s, "images": images, "trajectories": traj, "iterations": total,
                         "final_active": counts[-1]})
             print(f"{cname:<40} {s:9.2f} s  {images} images  final active {counts[-1]}", file=sys.stderr)
-    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "results": res}
+    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": args.device, "results": res}
+    if cuda:
+        out["device_name"] = torch.cuda.get_device_name(dev)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)

@@ -50,3 +50,22 @@ TEST_CASE("xview adapts a tensor without copying", "[core][tensor]") {
   REQUIRE(a[5] == 3.0f);
   REQUIRE(v.shape()[0] == 2);
 }
+
+TEST_CASE("copy_rows copies strided runs and refuses ones that do not fit, to_backend and to_cpu copy", "[core][tensor]") {
+  auto src = Tensor<>::empty(Shape{3, 4, 2});
+  for (std::int64_t i = 0; i < src.numel(); ++i) src[i] = static_cast<float>(i);
+  auto dst = Tensor<>::zeros(Shape{3, 2, 2});
+  mint::copy_rows(dst, 2, 4, src, 2, 8, 2, 3);  // row 1 of each [4, 2] image -> row 1 of each [2, 2] image
+  for (int b = 0; b < 3; ++b)
+    for (int j = 0; j < 2; ++j) {
+      REQUIRE(dst[b * 4 + j] == 0.0f);
+      REQUIRE(dst[b * 4 + 2 + j] == static_cast<float>(b * 8 + 2 + j));
+    }
+  REQUIRE_THROWS_WITH(mint::copy_rows(dst, 2, 4, src, 2, 8, 2, 4), Catch::Contains("do not fit"));
+  REQUIRE_THROWS_WITH(mint::copy_rows(dst, 0, 4, src, 0, 8, 5, 1), Catch::Contains("do not fit"));
+  auto c = mint::to_backend<mint::Cpu>(src);
+  REQUIRE(c.data() != src.data());
+  auto h = mint::to_cpu(c);
+  REQUIRE(h.data() != c.data());
+  for (std::int64_t i = 0; i < src.numel(); ++i) REQUIRE(h[i] == src[i]);
+}

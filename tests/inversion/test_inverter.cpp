@@ -152,3 +152,11 @@ TEST_CASE("a whole run is reproducible from its seed: same bytes out (Random sel
   REQUIRE(a == b);
   REQUIRE(a != c);
 }
+
+TEST_CASE("cuda_graph on a CPU model is refused with a clear error", "[inversion][inverter]") {
+  auto model = small_model();
+  auto o = opts(2);
+  o.cuda_graph = true;
+  DMI<ViT<>> inv(model, {}, {}, {}, {}, {}, o);
+  REQUIRE_THROWS_WITH(inv.run({0}), Catch::Contains("cuda_graph needs a CUDA model") && Catch::Contains("cpu"));
+}

@@ -250,3 +250,15 @@ TEST_CASE("ViT linear-input hook: a read-only hook changes nothing, sites in ord
     REQUIRE(moved.linear_input_hook() == &log);
   }
 }
+
+TEST_CASE("ViT::to<Cpu> copies the weights into an independent model that computes the same logits", "[models][vit]") {
+  const auto cfg = tiny_config(true);
+  auto a = ViT<>::from_tensors(test::philox_vit_weights(cfg, 5), {.heads = cfg.heads});
+  auto b = a.to<Cpu>();
+  for (auto& [name, p] : a.parameters()) {
+    REQUIRE(b.parameter(name).value.data() != p.value.data());
+    MINT_REQUIRE_CLOSE(testing::compare(b.parameter(name).value, p.value, {0, 0}, name));
+  }
+  auto x = uniform(Shape{2, 2, 8, 8}, 94);
+  MINT_REQUIRE_CLOSE(testing::compare(b.forward(x), a.forward(x), {0, 0}, "logits of the copy"));
+}

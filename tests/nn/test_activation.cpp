@@ -1,4 +1,4 @@
-// ReLU, GELU (erf form) and softmax: values and gradients. These ops have no weights, so input-only and full
+// ReLU, GELU (erf form), the fused linear+GELU, scaling and softmax: values and gradients. These ops have no weights, so input-only and full
 // backward are the same computation; the gradient check covers both.
 #include "test_util.hpp"
 
@@ -6,6 +6,8 @@
 #include <limits>
 
 #include "mint/nn/activation.hpp"
+#include "mint/nn/elementwise.hpp"
+#include "mint/nn/fused.hpp"
 #include "mint/nn/softmax.hpp"
 
 using namespace mint;
@@ -95,4 +97,19 @@ TEST_CASE("softmax backward: finite differences", "[nn][softmax][gradcheck]") {
   auto dx = Tensor<>::zeros(x.shape());
   nn::softmax_backward(r, nn::softmax(x), dx);
   MINT_REQUIRE_CLOSE(testing::check_gradient([&] { return testing::dot(nn::softmax(x), r); }, x, dx, "softmax dx"));
+}
+
+TEST_CASE("linear_gelu is linear then gelu, and keeps the pre-activation", "[nn][gelu]") {
+  auto x = uniform(Shape{2, 5, 7}, 90), w = uniform(Shape{11, 7}, 91), b = uniform(Shape{11}, 92);
+  Tensor<> pre;
+  auto y = nn::linear_gelu(x, w, b, pre);
+  auto ref_pre = nn::linear(x, w, &b);
+  MINT_REQUIRE_CLOSE(testing::compare(pre, ref_pre, {0, 0}, "linear_gelu pre-activation"));
+  MINT_REQUIRE_CLOSE(testing::compare(y, nn::gelu(ref_pre), {0, 0}, "linear_gelu activation"));
+}
+
+TEST_CASE("scale_inplace multiplies every element", "[nn][elementwise]") {
+  auto a = uniform(Shape{3, 7}, 93), ref = a.clone();
+  nn::scale_inplace(a, -0.5f);
+  for (std::int64_t i = 0; i < a.numel(); ++i) REQUIRE(a[i] == -0.5f * ref[i]);
 }

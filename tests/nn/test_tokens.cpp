@@ -42,6 +42,21 @@ TEST_CASE("patchify and gather backward: finite differences", "[nn][tokens][grad
   for (int e = 0; e < 18; ++e) REQUIRE(dp[(0 * 9 + 3) * 18 + e] == 0.0f);
 }
 
+TEST_CASE("patchify with a keep set equals gather(patchify), and so does its backward", "[nn][tokens]") {
+  auto img = uniform(Shape{2, 2, 9, 9}, 66);
+  nn::TokenIndex keep{2, 3, {4, 0, 7, 8, 1, 2}};
+  auto a = nn::patchify(img, 3, &keep), b = nn::gather_tokens(nn::patchify(img, 3), keep);
+  MINT_REQUIRE_CLOSE(testing::compare(a, b, {0, 0}, "patchify(keep)"));
+  MINT_REQUIRE_CLOSE(testing::compare(nn::patchify(img, 3, nullptr), nn::patchify(img, 3), {0, 0}, "patchify(nullptr)"));
+  auto r = uniform(a.shape(), 67);
+  auto d1 = uniform(img.shape(), 68), d2 = d1.clone();
+  nn::patchify_backward(r, 3, &keep, d1);
+  auto dall = Tensor<>::zeros(Shape{2, 9, 18});
+  nn::gather_tokens_backward(r, keep, dall);
+  nn::patchify_backward(dall, 3, d2);
+  MINT_REQUIRE_CLOSE(testing::compare(d1, d2, {0, 0}, "patchify_backward(keep)"));
+}
+
 TEST_CASE("keep sets are validated", "[nn][tokens]") {
   auto x = uniform(Shape{2, 4, 3}, 66);
   REQUIRE_THROWS_WITH(nn::gather_tokens(x, nn::TokenIndex{2, 2, {0, 4, 1, 2}}), Catch::Contains("patch 4 outside"));

@@ -5,7 +5,9 @@
 
 #include "mint/backend/cuda/activation.cuh"
 #include "mint/backend/cuda/adam.cuh"
+#include "mint/backend/cuda/attention.cuh"
 #include "mint/backend/cuda/elementwise.cuh"
+#include "mint/backend/cuda/fused.cuh"
 #include "mint/backend/cuda/gemm.hpp"
 #include "mint/backend/cuda/image_priors.cuh"
 #include "mint/backend/cuda/layernorm.cuh"

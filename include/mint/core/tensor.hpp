@@ -40,6 +40,14 @@ struct Storage<Cpu> {
   static void copy(float* dst, const float* src, std::int64_t n) {
     if (n) std::memcpy(dst, src, static_cast<std::size_t>(n) * sizeof(float));
   }
+  // `rows` runs of `width` floats, row r from src + r * src_pitch to dst + r * dst_pitch (pitches in floats).
+  static void copy_2d(float* dst, std::int64_t dst_pitch, const float* src, std::int64_t src_pitch, std::int64_t width,
+                      std::int64_t rows) {
+    for (std::int64_t r = 0; r < rows; ++r) copy(dst + r * dst_pitch, src + r * src_pitch, width);
+  }
+  // Host <-> storage copies (the CPU storage is host memory).
+  static void from_host(float* dst, const float* host, std::int64_t n) { copy(dst, host, n); }
+  static void to_host(float* host, const float* src, std::int64_t n) { copy(host, src, n); }
 };
 
 template <class Device = Cpu>
@@ -127,6 +135,32 @@ void check_shape(const Tensor<D>& t, const Shape& expected, const char* what) {
 template <class D>
 void check_rank(const Tensor<D>& t, int rank, const char* what) {
   check(t.rank() == rank, what, ": expected a rank-", rank, " tensor, got shape ", t.shape().str());
+}
+
+// Copies between host memory and any backend (for Cpu, a clone). Synchronous: the result is ready at return.
+template <class Device>
+Tensor<Device> to_backend(const Tensor<Cpu>& t) {
+  auto d = Tensor<Device>::empty(t.shape());
+  Storage<Device>::from_host(d.data(), t.data(), t.numel());
+  return d;
+}
+template <class Device>
+Tensor<Cpu> to_cpu(const Tensor<Device>& t) {
+  auto h = Tensor<Cpu>::empty(t.shape());
+  Storage<Device>::to_host(h.data(), t.data(), t.numel());
+  return h;
+}
+
+// dst[d0 + r * dst_pitch + j] = src[s0 + r * src_pitch + j] for r < rows, j < width (floats; one backend).
+template <class Device>
+void copy_rows(Tensor<Device>& dst, std::int64_t d0, std::int64_t dst_pitch, const Tensor<Device>& src, std::int64_t s0,
+               std::int64_t src_pitch, std::int64_t width, std::int64_t rows) {
+  check(rows >= 0 && width >= 0 && width <= dst_pitch && width <= src_pitch &&
+            d0 + (rows > 0 ? (rows - 1) * dst_pitch + width : 0) <= dst.numel() &&
+            s0 + (rows > 0 ? (rows - 1) * src_pitch + width : 0) <= src.numel(),
+        "copy_rows: ", rows, " rows of ", width, " (pitches ", dst_pitch, ", ", src_pitch, ") do not fit ",
+        dst.shape().str(), " <- ", src.shape().str());
+  if (rows && width) Storage<Device>::copy_2d(dst.data() + d0, dst_pitch, src.data() + s0, src_pitch, width, rows);
 }
 
 // Throws if any element is NaN or infinite, naming `what` and the first bad index.

@@ -22,11 +22,27 @@
 
 namespace mint {
 
+// The backend a model runs on: M::device_type where it names one (ViT<Cuda>: Cuda), else Cpu.
 template <class M>
-concept Model = requires(M m, const Tensor<Cpu>& x, const nn::TokenIndex* keep, const Tensor<Cpu>& g) {
-  { m.forward(x, keep) } -> std::same_as<Tensor<Cpu>>;
-  { m.last_cls_attention() } -> std::convertible_to<const Tensor<Cpu>&>;
-  { m.backward(g, Backward::InputOnly) } -> std::same_as<Tensor<Cpu>>;
+struct model_device {
+  using type = Cpu;
+};
+template <class M>
+  requires requires { typename M::device_type; }
+struct model_device<M> {
+  using type = typename M::device_type;
+};
+template <class M>
+using model_device_t = typename model_device<M>::type;
+
+// A model's tensors are Tensor<model_device_t<M>>; objectives and priors are called with that tensor type (the
+// built-in ones are templates over the backend; the concepts below check them on the CPU).
+template <class M>
+concept Model = requires(M m, const Tensor<model_device_t<M>>& x, const nn::TokenIndex* keep,
+                         const Tensor<model_device_t<M>>& g) {
+  { m.forward(x, keep) } -> std::same_as<Tensor<model_device_t<M>>>;
+  { m.last_cls_attention() } -> std::convertible_to<const Tensor<model_device_t<M>>&>;
+  { m.backward(g, Backward::InputOnly) } -> std::same_as<Tensor<model_device_t<M>>>;
   { m.num_patches() } -> std::convertible_to<int>;
   { m.patch_size() } -> std::convertible_to<int>;
   { m.grid() } -> std::convertible_to<int>;

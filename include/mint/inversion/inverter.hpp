@@ -5,14 +5,21 @@
 // -> Adam on the active pixels only -> clip to the valid pixel range -> at a schedule event, rank the active
 // patches by the latest forward's CLS attention and prune (SMI) or detach (PRI) them. Dropped and detached
 // patches are never fed to the model again, so every later iteration costs less.
+//
+// The engine runs on the model's backend (model_device_t<M>): for ViT<Cuda> the images, Adam moments, loss and
+// prior stay on the GPU (include mint/inversion/inverter_cuda.cuh), and only the CLS attention and the images
+// are copied to the host at schedule events. Augmentation runs on the CPU backend only.
 #pragma once
+#define MINT_INVERSION_INVERTER_HPP_INCLUDED 1
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <functional>
+#include <type_traits>
 #include <vector>
 
+#include "mint/backend/cpu/parallel.hpp"
 #include "mint/backend/functors.hpp"
 #include "mint/core/rng.hpp"
 #include "mint/inversion/augmentation.hpp"
@@ -31,6 +38,17 @@ struct InversionOptions {
   float beta1 = 0.5f, beta2 = 0.99f, eps = 1e-8f;
   std::uint64_t seed = 0;                // init noise, random selector, augmentation
   float pixel_lo = -1e30f, pixel_hi = 1e30f;  // valid range in normalised space; clipped after every step
+  // CUDA models only: capture the iteration in a CUDA graph between schedule events (mint/inversion/
+  // inverter_cuda.cuh says how); the built-in objective and priors only.
+  bool cuda_graph = false;
+};
+
+// CUDA-graph capture of an iteration (InversionOptions::cuda_graph): the Cuda specialisation is in
+// mint/inversion/inverter_cuda.cuh; other backends have none.
+template <class Device>
+class IterationGraph {
+ public:
+  static constexpr bool available = false;
 };
 
 // What one iteration did (for progress bars and cost accounting).
@@ -40,6 +58,36 @@ struct IterationStats {
   std::int64_t active = 0;      // active patches per image during this iteration's forward
   double seconds = 0.0;         // wall time of the iteration
 };
+
+// Adam on the pixels of the active patches only, then clip them to [lo, hi] (the CPU kernel; the CUDA overload is
+// in mint/inversion/inverter_cuda.cuh, found by argument-dependent lookup).
+// requires: x, g, m, v [B, C, H, W]; active a keep set for (B, (H/p)*(W/p)).
+inline void masked_adam_step(const fn::AdamStep& step, Tensor<Cpu>& x, const Tensor<Cpu>& g, Tensor<Cpu>& m,
+                             Tensor<Cpu>& v, const nn::TokenIndex& active, std::int64_t p, float lo, float hi) {
+  const std::int64_t c = x.dim(1), h = x.dim(2), w = x.dim(3), gw = w / p;
+  cpu::parallel_for(active.batch * active.count, [&](std::int64_t bk) {
+    const std::int64_t i = bk / active.count;
+    const std::int32_t patch = active.index[static_cast<std::size_t>(bk)];
+    const std::int64_t y0 = (patch / gw) * p, x0 = (patch % gw) * p;
+    for (std::int64_t ch = 0; ch < c; ++ch)
+      for (std::int64_t y = y0; y < y0 + p; ++y)
+        for (std::int64_t xx = x0; xx < x0 + p; ++xx) {
+          const std::int64_t o = ((i * c + ch) * h + y) * w + xx;
+          step(x[o], g[o], m[o], v[o]);
+          x[o] = std::clamp(x[o], lo, hi);
+        }
+  });
+}
+
+// A host tensor with t's values: t itself on the CPU backend (shared, no copy), a copy otherwise.
+template <class D>
+Tensor<Cpu> host_tensor(const Tensor<D>& t) {
+  if constexpr (std::is_same_v<D, Cpu>) {
+    return t;
+  } else {
+    return to_cpu(t);
+  }
+}
 
 struct InversionResult {
   std::vector<SparseImage> images;  // in order of creation (PRI: by detachment point, then image)
@@ -58,6 +106,10 @@ class Inverter {
 
   InversionOptions& options() { return opt_; }
 
+  using Device = model_device_t<M>;  // the backend the engine runs on (the model's)
+  using TensorD = Tensor<Device>;
+  static constexpr bool kCpu = std::is_same_v<Device, Cpu>;
+
   // Inverts one batch: labels.size() images, each a trajectory that yields one image (DMI, SMI) or v images
   // (PRI). `on_iteration` (optional) is called after every iteration with its statistics.
   InversionResult run(const std::vector<int>& labels, const std::function<void(const IterationStats&)>& on_iteration = {}) {
@@ -67,15 +119,29 @@ class Inverter {
     check(b > 0, "Inverter::run: no labels");
     check(total >= 1, "Inverter::run: iterations must be >= 1, got ", total);
     const Shape shape{b, cfg.in_chans, cfg.img_size, cfg.img_size};
-    auto x = Tensor<Cpu>::empty(shape);
-    fill_normal(x, opt_.seed, 0, 0.0f, 1.0f);  // seeded Gaussian noise in normalised space
-    for (std::int64_t i = 0; i < x.numel(); ++i) x[i] = std::clamp(x[i], opt_.pixel_lo, opt_.pixel_hi);
-    auto m = Tensor<Cpu>::zeros(shape), v = Tensor<Cpu>::zeros(shape), xa = Tensor<Cpu>::empty(shape),
-         g = Tensor<Cpu>::empty(shape);
+    auto x0 = Tensor<Cpu>::empty(shape);
+    fill_normal(x0, opt_.seed, 0, 0.0f, 1.0f);  // seeded Gaussian noise in normalised space (drawn on the host)
+    for (std::int64_t i = 0; i < x0.numel(); ++i) x0[i] = std::clamp(x0[i], opt_.pixel_lo, opt_.pixel_hi);
+    TensorD x;
+    if constexpr (kCpu) {
+      x = x0;
+    } else {
+      x = to_backend<Device>(x0);
+    }
+    auto m = TensorD::zeros(shape), v = TensorD::zeros(shape);
+    Tensor<Cpu> xa, g;  // augmentation buffers (CPU backend only)
+    if constexpr (kCpu) {
+      xa = Tensor<Cpu>::empty(shape);
+      g = Tensor<Cpu>::empty(shape);
+    }
     InversionResult res;
     res.update_counts = Tensor<Cpu>::zeros(Shape{b, n});
     nn::TokenIndex active = nn::TokenIndex::all(b, n);  // per image, in token order
     std::vector<PatchTransform> tf(static_cast<std::size_t>(b));
+    check(!opt_.cuda_graph || IterationGraph<Device>::available, "Inverter::run: cuda_graph needs a CUDA model (",
+          Device::name, " here; include mint/inversion/inverter_cuda.cuh)");
+    IterationGraph<Device> graph;
+    InputCheckOff input_check(model_, opt_.cuda_graph);  // a graph cannot contain the NaN check's read-back
 
     for (int t = 1; t <= total; ++t) {
       const auto start = std::chrono::steady_clock::now();
@@ -87,31 +153,55 @@ class Inverter {
         const auto& f = tf[static_cast<std::size_t>(i)];
         if (f.flip || f.shift_x || f.shift_y) augmented = true;
       }
-      if (augmented)
-        for (std::int64_t i = 0; i < b; ++i) {
-          apply_transform(tf[static_cast<std::size_t>(i)], x, xa, i, static_cast<int>(p), false);
-          for (std::int64_t k = 0; k < keep.count; ++k)
-            keep.index[static_cast<std::size_t>(i * keep.count + k)] =
-                transform_patch(tf[static_cast<std::size_t>(i)], active.at(i, k), grid);
+      if constexpr (!kCpu)
+        check(!augmented, "Inverter::run: augmentation runs on the CPU backend only (", Device::name, " model)");
+      if constexpr (kCpu)
+        if (augmented)
+          for (std::int64_t i = 0; i < b; ++i) {
+            apply_transform(tf[static_cast<std::size_t>(i)], x, xa, i, static_cast<int>(p), false);
+            for (std::int64_t k = 0; k < keep.count; ++k)
+              keep.index[static_cast<std::size_t>(i * keep.count + k)] =
+                  transform_patch(tf[static_cast<std::size_t>(i)], active.at(i, k), grid);
+          }
+      float loss = 0.0f;
+      bool done = false;
+      if constexpr (IterationGraph<Device>::available)
+        if (opt_.cuda_graph) {  // steps 2 and 3 below, enqueued uncaptured, captured or replayed (one K per graph)
+          loss = graph.run(keep.count, adam_params(t), [&] {
+            auto logits = model_.forward(x, &keep);
+            auto dlogits = TensorD::zeros(logits.shape());
+            (void)objective_.loss(logits, labels, dlogits);  // deferred: adds into the graph's loss scalar
+            auto dx = model_.backward(dlogits, Backward::InputOnly);
+            (void)prior_.add(x, dx);
+            masked_adam_step(graph, x, dx, m, v, active, p, opt_.pixel_lo, opt_.pixel_hi);
+          });
+          check(std::isfinite(loss), "Inverter::run: the loss became ", loss, " at iteration ", t);
+          count_updates(active, res.update_counts);
+          done = true;
         }
-      // 2. forward on the active tokens, objective, input-only backward, prior
-      auto logits = model_.forward(augmented ? xa : x, &keep);
-      auto dlogits = Tensor<Cpu>::zeros(logits.shape());
-      float loss = objective_.loss(logits, labels, dlogits);
-      auto dxa = model_.backward(dlogits, Backward::InputOnly);
-      if (augmented)
-        for (std::int64_t i = 0; i < b; ++i) apply_transform(tf[static_cast<std::size_t>(i)], dxa, g, i, static_cast<int>(p), true);
-      Tensor<Cpu>& dx = augmented ? g : dxa;
-      loss += prior_.add(x, dx);
-      check(std::isfinite(loss), "Inverter::run: the loss became ", loss, " at iteration ", t);
-      // 3. Adam on the active pixels only, then clip them
-      adam_step(x, dx, m, v, active, t, p, res.update_counts);
-      // 4. schedule: rank by this forward's CLS attention (keep order = active order)
+      if (!done) {
+        // 2. forward on the active tokens, objective, input-only backward, prior
+        auto logits = model_.forward(augmented ? xa_of(xa, x) : x, &keep);
+        auto dlogits = TensorD::zeros(logits.shape());
+        loss = objective_.loss(logits, labels, dlogits);
+        auto dxa = model_.backward(dlogits, Backward::InputOnly);
+        if constexpr (kCpu)
+          if (augmented)
+            for (std::int64_t i = 0; i < b; ++i)
+              apply_transform(tf[static_cast<std::size_t>(i)], dxa, g, i, static_cast<int>(p), true);
+        TensorD& dx = augmented ? xa_of(g, dxa) : dxa;
+        loss += prior_.add(x, dx);
+        check(std::isfinite(loss), "Inverter::run: the loss became ", loss, " at iteration ", t);
+        // 3. Adam on the active pixels only, then clip them
+        masked_adam_step(adam_params(t), x, dx, m, v, active, p, opt_.pixel_lo, opt_.pixel_hi);  // ADL: the backend's
+        count_updates(active, res.update_counts);
+      }
+      // 4. schedule: rank by this forward's CLS attention (keep order = active order); on a device backend the
+      //    attention and the images come to the host only here
       const ScheduleEvent ev = schedule_.event(t, total, static_cast<int>(active.count), static_cast<int>(n));
-      const auto& attn = model_.last_cls_attention();
       if (ev.kind != ScheduleEvent::Kind::None && ev.count > 0)
-        active = apply_event(ev, active, attn, x, labels, t, grid, res);
-      if (t == total) emit_final(active, x, labels, t, res);
+        active = apply_event(ev, active, host_tensor(model_.last_cls_attention()), host_tensor(x), labels, t, grid, res);
+      if (t == total) emit_final(active, host_tensor(x), labels, t, res);
       IterationStats st{t, loss, keep.count, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
       res.history.push_back(st);
       if (on_iteration) on_iteration(st);
@@ -120,25 +210,43 @@ class Inverter {
   }
 
  private:
-  void adam_step(Tensor<Cpu>& x, const Tensor<Cpu>& dx, Tensor<Cpu>& m, Tensor<Cpu>& v, const nn::TokenIndex& active,
-                 int t, std::int64_t p, Tensor<Cpu>& counts) const {
-    const fn::AdamStep step{opt_.lr, opt_.beta1, opt_.beta2, opt_.eps,
-                            1.0f - static_cast<float>(std::pow(opt_.beta1, t)),
-                            1.0f - static_cast<float>(std::pow(opt_.beta2, t))};
-    const std::int64_t b = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3), gw = w / p, n = counts.dim(1);
-    cpu::parallel_for(b * active.count, [&](std::int64_t bk) {
-      const std::int64_t i = bk / active.count;
-      const std::int32_t patch = active.index[static_cast<std::size_t>(bk)];
-      const std::int64_t y0 = (patch / gw) * p, x0 = (patch % gw) * p;
-      for (std::int64_t ch = 0; ch < c; ++ch)
-        for (std::int64_t y = y0; y < y0 + p; ++y)
-          for (std::int64_t xx = x0; xx < x0 + p; ++xx) {
-            const std::int64_t o = ((i * c + ch) * h + y) * w + xx;
-            step(x[o], dx[o], m[o], v[o]);
-            x[o] = std::clamp(x[o], opt_.pixel_lo, opt_.pixel_hi);
-          }
-      counts[i * n + patch] += 1.0f;
-    });
+  // The augmented buffer on the CPU backend; on a device backend (no augmentation) the plain one.
+  static TensorD& xa_of(Tensor<Cpu>& cpu_buffer, TensorD& plain) {
+    if constexpr (kCpu) {
+      (void)plain;
+      return cpu_buffer;
+    } else {
+      (void)cpu_buffer;
+      return plain;
+    }
+  }
+
+  // Turns the model's NaN check of its input off while it lives (when asked and the model has the switch).
+  struct InputCheckOff {
+    M& model;
+    bool off;
+    InputCheckOff(M& m, bool o) : model(m), off(o) {
+      if constexpr (requires { model.set_check_inputs(false); })
+        if (off) model.set_check_inputs(false);
+    }
+    ~InputCheckOff() {
+      if constexpr (requires { model.set_check_inputs(true); })
+        if (off) model.set_check_inputs(true);
+    }
+    InputCheckOff(const InputCheckOff&) = delete;
+    InputCheckOff& operator=(const InputCheckOff&) = delete;
+  };
+
+  // Adam's step at iteration t (bias corrections by the global step).
+  [[nodiscard]] fn::AdamStep adam_params(int t) const {
+    return {opt_.lr, opt_.beta1, opt_.beta2, opt_.eps, 1.0f - static_cast<float>(std::pow(opt_.beta1, t)),
+            1.0f - static_cast<float>(std::pow(opt_.beta2, t))};
+  }
+
+  static void count_updates(const nn::TokenIndex& active, Tensor<Cpu>& counts) {
+    const std::int64_t n = counts.dim(1);
+    for (std::int64_t bk = 0; bk < active.batch * active.count; ++bk)
+      counts[(bk / active.count) * n + active.index[static_cast<std::size_t>(bk)]] += 1.0f;
   }
 
   SparseImage make_image(const Tensor<Cpu>& x, std::int64_t i, const std::vector<std::int32_t>& patches, int label,

@@ -10,9 +10,11 @@
 namespace mint {
 
 // Total variation, SMI Eq. 2 (four directions, L2 across channels). SMI's reference weight is 1e-4.
+// (Templates over the backend: on CUDA the nn::total_variation of mint/backend/cuda/image_priors.cuh runs.)
 struct TV {
   float weight = 1e-4f;
-  float add(const Tensor<Cpu>& images, Tensor<Cpu>& d_images) const {
+  template <class D>
+  float add(const Tensor<D>& images, Tensor<D>& d_images) const {
     return nn::total_variation(images, weight, &d_images);
   }
 };
@@ -25,7 +27,8 @@ struct L2 {
 
 // No prior.
 struct NoPrior {
-  float add(const Tensor<Cpu>&, Tensor<Cpu>&) const { return 0.0f; }
+  template <class D>
+  float add(const Tensor<D>&, Tensor<D>&) const { return 0.0f; }
 };
 
 // The sum of several priors; each keeps its own weight: Sum<TV, L2>{{.weight = 1e-4f}, {.weight = 1e-5f}}.
@@ -34,7 +37,8 @@ struct Sum {
   std::tuple<Rs...> terms;
   Sum() = default;
   explicit Sum(Rs... rs) : terms(std::move(rs)...) {}
-  float add(const Tensor<Cpu>& images, Tensor<Cpu>& d_images) const {
+  template <class D>
+  float add(const Tensor<D>& images, Tensor<D>& d_images) const {
     return std::apply([&](const auto&... r) { return (0.0f + ... + r.add(images, d_images)); }, terms);
   }
 };

@@ -2,11 +2,14 @@
 // unchanged, runs on a per-image keep set of patch tokens, and hands out the last block's head-averaged
 // CLS attention from the same forward pass.
 //
+// ViT<Cuda> is the same template on device tensors: include mint/models/vit_cuda.cuh (nvcc) for the CUDA ops.
+//
 // forward(images, keep) gathers the kept patches before the embedding GEMM and adds their gathered position
 // embeddings (equal to SMI's "prune after the position-embedding add", see mint/nn/tokens.hpp), so the cost of
 // every layer follows the kept count K. backward(d_logits, mode) returns d_images; in Backward::Full it also
 // accumulates every parameter's gradient, in Backward::InputOnly no weight-gradient work runs at all.
 #pragma once
+#define MINT_MODELS_VIT_HPP_INCLUDED 1
 
 #include <map>
 #include <optional>
@@ -21,6 +24,7 @@
 #include "mint/nn/activation.hpp"
 #include "mint/nn/attention.hpp"
 #include "mint/nn/elementwise.hpp"
+#include "mint/nn/fused.hpp"
 #include "mint/nn/layernorm.hpp"
 #include "mint/nn/linear.hpp"
 #include "mint/nn/tokens.hpp"
@@ -48,7 +52,7 @@ struct LinearInputHook {
 
 template <class Device = Cpu>
 class ViT {
-  static_assert(std::is_same_v<Device, Cpu>, "ViT<Cuda> comes with the CUDA backend (its own issue)");
+  static_assert(std::is_same_v<Device, Cpu> || std::is_same_v<Device, Cuda>, "ViT: Device is Cpu or Cuda");
 
  public:
   using device_type = Device;
@@ -82,10 +86,24 @@ class ViT {
     return m;
   }
 
-  // Reads a timm safetensors checkpoint (F32, F16 or BF16 stored; converted to float32).
+  // Reads a timm safetensors checkpoint (F32, F16 or BF16 stored; converted to float32). ViT<Cuda> reads it
+  // on the host, checks it there and copies every weight to the device once.
   static ViT load(const std::string& path, const ViTLoadOptions& opt = {}) {
     auto file = io::load_safetensors(path);
-    return from_tensors(file.tensors, opt, file.metadata, path);
+    if constexpr (std::is_same_v<Device, Cpu>) {
+      return from_tensors(file.tensors, opt, file.metadata, path);
+    } else {
+      return ViT<Cpu>::from_tensors(file.tensors, opt, file.metadata, path).template to<Device>();
+    }
+  }
+
+  // A copy of this model on another backend (weights only; gradients and the saved pass are not copied).
+  template <class To>
+  [[nodiscard]] ViT<To> to() const {
+    ViT<To> out(cfg_);
+    for (auto& [n, p] : out.parameters()) p.value = to_backend<To>(to_cpu(params_.at(n).value));
+    out.rebind();
+    return out;
   }
 
   // A model of the given shape with its parameters zeroed (the trainer initialises them).
@@ -125,7 +143,9 @@ class ViT {
     bind();
   }
 
-  ViT(ViT&& o) noexcept : cfg_(o.cfg_), params_(std::move(o.params_)), cache_(std::move(o.cache_)), hook_(o.hook_) {
+  ViT(ViT&& o) noexcept
+      : cfg_(o.cfg_), params_(std::move(o.params_)), cache_(std::move(o.cache_)), hook_(o.hook_),
+        check_inputs_(o.check_inputs_) {
     bind();
   }
   ViT& operator=(ViT&& o) noexcept {
@@ -133,6 +153,7 @@ class ViT {
     params_ = std::move(o.params_);
     cache_ = std::move(o.cache_);
     hook_ = o.hook_;
+    check_inputs_ = o.check_inputs_;
     bind();
     return *this;
   }
@@ -168,8 +189,22 @@ class ViT {
   }
   void save(const std::string& path, std::map<std::string, std::string> metadata = {}) const {
     metadata["mint.num_heads"] = std::to_string(cfg_.heads);
-    io::save_safetensors(path, state_dict(), metadata);
+    if constexpr (std::is_same_v<Device, Cpu>) {
+      io::save_safetensors(path, state_dict(), metadata);
+    } else {
+      std::map<std::string, Tensor<Cpu>> host;
+      for (const auto& [n, p] : params_) host[n] = to_cpu(p.value);
+      io::save_safetensors(path, host, metadata);
+    }
   }
+
+  // Whether forward() scans the images for NaN/Inf (default on). On CUDA the scan ends in a 4-byte copy to the
+  // host, i.e. a stream synchronisation, which a CUDA graph capture cannot contain: the inversion engine turns
+  // it off for captured iterations (it checks the loss instead).
+  void set_check_inputs(bool on) { check_inputs_ = on; }
+
+  // Re-resolves the parameter pointers after parameters() values were replaced (to<>() uses it).
+  void rebind() { bind(); }
 
   // requires: images [B, C, H, W] matching the config, finite (a NaN or Inf pixel throws naming its index);
   //           keep == nullptr (all patches) or a valid keep set for (B, N).
@@ -179,7 +214,7 @@ class ViT {
               images.dim(3) == cfg_.img_size,
           "ViT::forward: images have shape ", images.shape().str(), " but the model expects [B, ", cfg_.in_chans, ", ",
           cfg_.img_size, ", ", cfg_.img_size, "]");
-    check_finite(images, "ViT::forward: images");
+    if (check_inputs_) check_finite(images, "ViT::forward: images");
     const std::int64_t b = images.dim(0), n = cfg_.num_patches(), e = cfg_.extra_tokens();
     if (keep) keep->validate(b, n);
     Cache& c = cache_;
@@ -188,11 +223,11 @@ class ViT {
     c.has_keep = keep != nullptr;
     if (keep) c.keep = *keep;
     c.image_shape = images.shape();
-    auto patches = nn::patchify(images, cfg_.patch);
-    c.patches = keep ? nn::gather_tokens(patches, *keep) : patches;
+    c.patches = nn::patchify(images, cfg_.patch, keep);  // [B, K, C*p*p], the kept patches only
     observe(LinearSite::PatchEmbed, -1, c.patches);
     auto tok = nn::linear(c.patches, pe_w_flat_, &pe_b_->value);
-    TensorT x = nn::embed_tokens(tok, keep, {&cls_->value, cfg_.distilled ? &dist_->value : nullptr, &pos_->value});
+    TensorT x = nn::embed_tokens(tok, keep,
+                                 nn::TokenEmbedParamsT<Device>{&cls_->value, cfg_.distilled ? &dist_->value : nullptr, &pos_->value});
     c.tokens = x.dim(1);
     c.blocks.resize(static_cast<std::size_t>(cfg_.depth));
     for (int l = 0; l < cfg_.depth; ++l) {
@@ -234,17 +269,14 @@ class ViT {
                           head_b_->grad_for(mode));
     } else {
       TensorT half = dlogits.clone();
-      for (std::int64_t i = 0; i < half.numel(); ++i) half[i] *= 0.5f;
+      nn::scale_inplace(half, 0.5f);
       auto cls_rows = select_row(c.head_in, 0), dist_rows = select_row(c.head_in, 1);
       auto dcls = TensorT::zeros(Shape{b, d}), ddist = TensorT::zeros(Shape{b, d});
       nn::linear_backward(half, cls_rows, head_w_->value, &dcls, head_w_->grad_for(mode), head_b_->grad_for(mode));
       nn::linear_backward(half, dist_rows, head_dist_w_->value, &ddist, head_dist_w_->grad_for(mode),
                           head_dist_b_->grad_for(mode));
-      for (std::int64_t i = 0; i < b; ++i)
-        for (std::int64_t j = 0; j < d; ++j) {
-          dhead_in[(i * 2) * d + j] = dcls[i * d + j];
-          dhead_in[(i * 2 + 1) * d + j] = ddist[i * d + j];
-        }
+      copy_rows(dhead_in, 0, 2 * d, dcls, 0, d, d, b);  // row 0 of every image
+      copy_rows(dhead_in, d, 2 * d, ddist, 0, d, d, b);  // row 1
     }
     auto dx = TensorT::zeros(Shape{b, e, d});  // d loss / d (last block's output rows)
     nn::layernorm_backward(dhead_in, c.head_in_raw, norm_w_->value, c.ln_final, &dx, norm_w_->grad_for(mode),
@@ -254,20 +286,15 @@ class ViT {
     // tokens -> patches -> pixels
     const nn::TokenIndex* keep = c.has_keep ? &c.keep : nullptr;
     auto dtok = TensorT::zeros(Shape{b, t - e, d});
-    nn::embed_tokens_backward(dx, keep, e, {&dtok, cls_->grad_for(mode), cfg_.distilled ? dist_->grad_for(mode) : nullptr,
-                                            pos_->grad_for(mode)});
+    nn::embed_tokens_backward(dx, keep, e,
+                              nn::TokenEmbedGradsT<Device>{&dtok, cls_->grad_for(mode),
+                                                           cfg_.distilled ? dist_->grad_for(mode) : nullptr, pos_->grad_for(mode)});
     auto dpatches = TensorT::zeros(c.patches.shape());
     TensorT* dpe_w = pe_w_->grad_for(mode);
     TensorT dpe_w_flat = dpe_w ? dpe_w->reshape(pe_w_flat_.shape()) : TensorT{};
     nn::linear_backward(dtok, c.patches, pe_w_flat_, &dpatches, dpe_w ? &dpe_w_flat : nullptr, pe_b_->grad_for(mode));
     auto dimages = TensorT::zeros(c.image_shape);
-    if (keep) {
-      auto dall = TensorT::zeros(Shape{b, cfg_.num_patches(), dpatches.dim(2)});
-      nn::gather_tokens_backward(dpatches, *keep, dall);
-      nn::patchify_backward(dall, cfg_.patch, dimages);
-    } else {
-      nn::patchify_backward(dpatches, cfg_.patch, dimages);
-    }
+    nn::patchify_backward(dpatches, cfg_.patch, keep, dimages);
     return dimages;
   }
 
@@ -277,8 +304,8 @@ class ViT {
   };
   struct BlockCache {
     TensorT x_in, h1, qkv, att_out, x_mid, h2, fc1_out, act;
-    nn::LayerNormSaved ln1, ln2;
-    nn::AttentionSaved att;
+    nn::LayerNormSavedT<Device> ln1, ln2;
+    nn::AttentionSavedT<Device> att;
   };
   struct Cache {
     std::int64_t batch = 0, tokens = 0;
@@ -286,7 +313,7 @@ class ViT {
     nn::TokenIndex keep;
     Shape image_shape;
     TensorT patches, head_in_raw, head_in, cls_attn;
-    nn::LayerNormSaved ln_final;
+    nn::LayerNormSavedT<Device> ln_final;
     std::vector<BlockCache> blocks;
   };
 
@@ -386,8 +413,7 @@ class ViT {
     nn::add_inplace(s.x_mid, rows == x.dim(1) ? x : leading_rows(x, rows));
     s.h2 = nn::layernorm(s.x_mid, w.ln2_w->value, w.ln2_b->value, cfg_.eps, &s.ln2);
     observe(LinearSite::Fc1, l, s.h2);
-    s.fc1_out = nn::linear(s.h2, w.fc1_w->value, &w.fc1_b->value);
-    s.act = nn::gelu(s.fc1_out);
+    s.act = nn::linear_gelu(s.h2, w.fc1_w->value, w.fc1_b->value, s.fc1_out);  // one bias+GELU kernel on CUDA
     observe(LinearSite::Fc2, l, s.act);
     TensorT y = nn::linear(s.act, w.fc2_w->value, &w.fc2_b->value);
     nn::add_inplace(y, s.x_mid);
@@ -418,7 +444,7 @@ class ViT {
     } else {  // the residual reached only the leading rows
       dx = TensorT::zeros(s.x_in.shape());
       const std::int64_t b = dx.dim(0), t = dx.dim(1), r = dmid.dim(1), d = dx.dim(2);
-      for (std::int64_t i = 0; i < b; ++i) std::copy(dmid.data() + i * r * d, dmid.data() + (i + 1) * r * d, dx.data() + i * t * d);
+      copy_rows(dx, 0, t * d, dmid, 0, r * d, r * d, b);
     }
     nn::layernorm_backward(dh1, s.x_in, w.ln1_w->value, s.ln1, &dx, w.ln1_w->grad_for(mode), w.ln1_b->grad_for(mode));
     return dx;
@@ -437,7 +463,8 @@ class ViT {
     observe(LinearSite::HeadDist, -1, dist_rows);
     auto a = nn::linear(cls_rows, head_w_->value, &head_b_->value);
     auto z = nn::linear(dist_rows, head_dist_w_->value, &head_dist_b_->value);
-    for (std::int64_t i = 0; i < a.numel(); ++i) a[i] = 0.5f * (a[i] + z[i]);
+    nn::add_inplace(a, z);
+    nn::scale_inplace(a, 0.5f);  // 0.5 (a + z), as timm's distilled head in eval mode
     return a;
   }
 
@@ -449,7 +476,7 @@ class ViT {
   static TensorT leading_rows(const TensorT& x, std::int64_t rows) {
     const std::int64_t b = x.dim(0), t = x.dim(1), d = x.dim(2);
     auto y = TensorT::empty(Shape{b, rows, d});
-    for (std::int64_t i = 0; i < b; ++i) std::copy(x.data() + i * t * d, x.data() + (i * t + rows) * d, y.data() + i * rows * d);
+    copy_rows(y, 0, rows * d, x, 0, t * d, rows * d, b);
     return y;
   }
 
@@ -457,7 +484,7 @@ class ViT {
   static TensorT select_row(const TensorT& x, std::int64_t r) {
     const std::int64_t b = x.dim(0), rows = x.dim(1), d = x.dim(2);
     auto y = TensorT::empty(Shape{b, d});
-    for (std::int64_t i = 0; i < b; ++i) std::copy(x.data() + (i * rows + r) * d, x.data() + (i * rows + r + 1) * d, y.data() + i * d);
+    copy_rows(y, 0, d, x, r * d, rows * d, d, b);
     return y;
   }
 
@@ -470,6 +497,7 @@ class ViT {
   TensorT pe_w_flat_;
   std::vector<Block> blocks_;
   LinearInputHook<Device>* hook_ = nullptr;
+  bool check_inputs_ = true;
 };
 
 }  // namespace mint

@@ -16,9 +16,11 @@
 
 namespace mint::nn {
 
-struct AttentionSaved {
-  Tensor<Cpu> probs;  // [B, H, Q, T]
+template <class Device = Cpu>
+struct AttentionSavedT {
+  Tensor<Device> probs;  // [B, H, Q, T]
 };
+using AttentionSaved = AttentionSavedT<Cpu>;
 
 // requires: qkv [B, T, 3*D] with D divisible by heads; 1 <= query_rows <= T (-1: all T).
 // ensures:  returns out [B, Q, D] (heads concatenated, before the output projection) for the first Q = query_rows

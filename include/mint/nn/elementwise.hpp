@@ -1,4 +1,4 @@
-// mint/nn/elementwise.hpp -- residual add.
+// mint/nn/elementwise.hpp -- residual add, scaling.
 #pragma once
 
 #include "mint/backend/cpu/parallel.hpp"
@@ -22,6 +22,12 @@ inline void add_inplace(Tensor<Cpu>& a, const Tensor<Cpu>& b) {
   float* ap = a.data();
   const float* bp = b.data();
   cpu::parallel_for(a.numel(), [&](std::int64_t i) { ap[i] += bp[i]; }, 16384);
+}
+
+// In place: a *= s.
+inline void scale_inplace(Tensor<Cpu>& a, float s) {
+  float* ap = a.data();
+  cpu::parallel_for(a.numel(), [&](std::int64_t i) { ap[i] *= s; }, 16384);
 }
 
 // backward of <a + b, dy>: da += dy, db += dy (nullptr skips).

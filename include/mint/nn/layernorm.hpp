@@ -9,9 +9,12 @@
 
 namespace mint::nn {
 
-struct LayerNormSaved {
-  Tensor<Cpu> mean, rstd;  // [rows]
+// What the backward needs, per backend (the CUDA op fills LayerNormSavedT<Cuda>).
+template <class Device = Cpu>
+struct LayerNormSavedT {
+  Tensor<Device> mean, rstd;  // [rows]
 };
+using LayerNormSaved = LayerNormSavedT<Cpu>;
 
 // requires: x [..., D], gamma [D], beta [D].
 // ensures:  y = (x - mean) / sqrt(var + eps) * gamma + beta (biased variance), saved mean and 1/std.

@@ -117,12 +117,32 @@ inline void gather_tokens_backward(const Tensor<Cpu>& dy, const TokenIndex& keep
   });
 }
 
+// The kept patches of every image, [B, K, C*p*p] (keep == nullptr: all N, = patchify(images, p)).
+// Equal to gather_tokens(patchify(images, p), *keep); the CUDA op reads the kept pixels directly.
+inline Tensor<Cpu> patchify(const Tensor<Cpu>& images, std::int64_t p, const TokenIndex* keep) {
+  auto patches = patchify(images, p);
+  return keep ? gather_tokens(patches, *keep) : patches;
+}
+
+// backward of <patchify(images, p, keep), dpatches>: dimages += the kept patches written back to their pixels.
+inline void patchify_backward(const Tensor<Cpu>& dpatches, std::int64_t p, const TokenIndex* keep, Tensor<Cpu>& dimages) {
+  if (!keep) return patchify_backward(dpatches, p, dimages);
+  check_rank(dimages, 4, "patchify_backward: d_images");
+  check_rank(dpatches, 3, "patchify_backward: d_patches");
+  const std::int64_t n = (dimages.dim(2) / p) * (dimages.dim(3) / p);
+  auto dall = Tensor<Cpu>::zeros(Shape{dimages.dim(0), n, dpatches.dim(2)});
+  gather_tokens_backward(dpatches, *keep, dall);
+  patchify_backward(dall, p, dimages);
+}
+
 // The CLS (and, for distilled DeiT, distillation) tokens and the position embedding.
-struct TokenEmbedParams {
-  const Tensor<Cpu>* cls;   // [1, 1, D]
-  const Tensor<Cpu>* dist;  // [1, 1, D] or nullptr
-  const Tensor<Cpu>* pos;   // [1, E + N, D], E = 1 + (dist != nullptr)
+template <class Device = Cpu>
+struct TokenEmbedParamsT {
+  const Tensor<Device>* cls;   // [1, 1, D]
+  const Tensor<Device>* dist;  // [1, 1, D] or nullptr
+  const Tensor<Device>* pos;   // [1, E + N, D], E = 1 + (dist != nullptr)
 };
+using TokenEmbedParams = TokenEmbedParamsT<Cpu>;
 
 // requires: patch_tokens [B, K, D] (embedded kept patches), keep (nullptr = all N patches in order).
 // ensures:  returns [B, E + K, D]: row 0 = cls + pos[0], (row 1 = dist + pos[1]), row E + k =
@@ -158,12 +178,14 @@ inline Tensor<Cpu> embed_tokens(const Tensor<Cpu>& patch_tokens, const TokenInde
   return out;
 }
 
-struct TokenEmbedGrads {
-  Tensor<Cpu>* patch_tokens;  // [B, K, D] or nullptr
-  Tensor<Cpu>* cls;           // nullptr in InputOnly mode
-  Tensor<Cpu>* dist;
-  Tensor<Cpu>* pos;
+template <class Device = Cpu>
+struct TokenEmbedGradsT {
+  Tensor<Device>* patch_tokens;  // [B, K, D] or nullptr
+  Tensor<Device>* cls;           // nullptr in InputOnly mode
+  Tensor<Device>* dist;
+  Tensor<Device>* pos;
 };
+using TokenEmbedGrads = TokenEmbedGradsT<Cpu>;
 
 // backward of <embed_tokens(...), dy>: d_patch_tokens += dy[:, E:], d_cls += sum_b dy[b, 0],
 // d_dist += sum_b dy[b, 1], d_pos[row] += every dy row that used it.

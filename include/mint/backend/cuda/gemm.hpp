@@ -12,6 +12,7 @@
 // about 1e-3 relative error, faster on Ampere and later.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 
@@ -50,6 +51,13 @@ inline cublasHandle_t handle() {
     (void)stream();  // "no usable GPU" before cuBLAS's own less specific error
     MINT_CUBLAS_CHECK(cublasCreate(&hh));
     MINT_CUBLAS_CHECK(cublasSetStream(hh, stream()));
+    // An explicit workspace (never freed, like the handle), so no cuBLAS call allocates one lazily: a CUDA graph
+    // capture (mint/inversion/inverter_cuda.cuh) must not see an allocation inside cuBLAS. 32 MiB is cuBLAS's
+    // recommendation for Hopper.
+    constexpr std::size_t kWorkspace = std::size_t{32} << 20;
+    void* ws = nullptr;
+    MINT_CUDA_CHECK(cudaMalloc(&ws, kWorkspace));
+    MINT_CUBLAS_CHECK(cublasSetWorkspace(hh, ws, kWorkspace));
     return hh;
   }();
   return h;

@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "mint/backend/cuda/detail/deferred_loss.cuh"
 #include "mint/backend/cuda/detail/launch.cuh"
 #include "mint/backend/cuda/tensor.hpp"
 #include "mint/nn/image_priors.hpp"
@@ -17,16 +18,10 @@ struct TvTerms {
 };
 }  // namespace cuda_detail
 
-// Per-image TV of SMI Eq. 2 and (if dimages given) dimages[b] += grad_weight * dTV_b/dX. Waits for the result.
-inline std::vector<double> total_variation_per_image(const Tensor<Cuda>& images, Tensor<Cuda>* dimages = nullptr,
-                                                     float grad_weight = 1.0f) {
-  check_rank(images, 4, "total_variation: images");
-  if (dimages) check_shape(*dimages, images.shape(), "total_variation: d_images");
+namespace cuda_detail {
+// accp[b] = TV of image b (zeroed here), and (if dimages given) dimages[b] += grad_weight * dTV_b/dX. Enqueued only.
+inline void total_variation_launch(const Tensor<Cuda>& images, Tensor<Cuda>* dimages, float grad_weight, double* accp) {
   const std::int64_t b = images.dim(0), c = images.dim(1), h = images.dim(2), w = images.dim(3), hw = h * w;
-  std::vector<double> tv(static_cast<std::size_t>(b), 0.0);
-  if (b == 0) return tv;
-  cuda::detail::DeviceBuffer acc(static_cast<std::size_t>(b) * sizeof(double));
-  double* accp = acc.as<double>();
   MINT_CUDA_CHECK(cudaMemsetAsync(accp, 0, static_cast<std::size_t>(b) * sizeof(double), cuda::stream()));
   const float* x = images.data();
   float* g = dimages ? dimages->data() : nullptr;
@@ -58,14 +53,38 @@ inline std::vector<double> total_variation_per_image(const Tensor<Cuda>& images,
         }
       },
       "total_variation");
-  MINT_CUDA_CHECK(cudaMemcpyAsync(tv.data(), accp, tv.size() * sizeof(double), cudaMemcpyDeviceToHost, cuda::stream()));
+}
+}  // namespace cuda_detail
+
+// Per-image TV of SMI Eq. 2 and (if dimages given) dimages[b] += grad_weight * dTV_b/dX. Waits for the result.
+inline std::vector<double> total_variation_per_image(const Tensor<Cuda>& images, Tensor<Cuda>* dimages = nullptr,
+                                                     float grad_weight = 1.0f) {
+  check_rank(images, 4, "total_variation: images");
+  if (dimages) check_shape(*dimages, images.shape(), "total_variation: d_images");
+  const std::int64_t b = images.dim(0);
+  std::vector<double> tv(static_cast<std::size_t>(b), 0.0);
+  if (b == 0) return tv;
+  cuda::detail::DeviceBuffer acc(static_cast<std::size_t>(b) * sizeof(double));
+  cuda_detail::total_variation_launch(images, dimages, grad_weight, acc.as<double>());
+  MINT_CUDA_CHECK(cudaMemcpyAsync(tv.data(), acc.as<double>(), tv.size() * sizeof(double), cudaMemcpyDeviceToHost,
+                                  cuda::stream()));
   MINT_CUDA_CHECK(cudaStreamSynchronize(cuda::stream()));
   return tv;
 }
 
-// weight * mean_b TV(image_b); dimages += its gradient.
+// weight * mean_b TV(image_b); dimages += its gradient. While cuda::detail::deferred_loss() is on (a CUDA-graph
+// iteration) the value is added on the device and 0 is returned.
 inline float total_variation(const Tensor<Cuda>& images, float weight, Tensor<Cuda>* dimages = nullptr) {
   const auto b = static_cast<double>(images.dim(0));
+  if (double* sink = cuda::detail::deferred_loss().sum) {
+    check_rank(images, 4, "total_variation: images");
+    if (dimages) check_shape(*dimages, images.shape(), "total_variation: d_images");
+    if (images.dim(0) == 0) return 0.0f;
+    cuda::detail::DeviceBuffer acc(static_cast<std::size_t>(images.dim(0)) * sizeof(double));
+    cuda_detail::total_variation_launch(images, dimages, static_cast<float>(weight / b), acc.as<double>());
+    cuda::detail::add_scaled_sum(acc.as<double>(), images.dim(0), weight / b, sink);
+    return 0.0f;
+  }
   const auto tv = total_variation_per_image(images, dimages, static_cast<float>(weight / b));
   double s = 0.0;
   for (double v : tv) s += v;

@@ -5,6 +5,7 @@
 
 #include "mint/backend/cuda/detail/launch.cuh"
 #include "mint/backend/cuda/tensor.hpp"
+#include "mint/nn/layernorm.hpp"
 
 
 namespace mint::nn {
@@ -52,9 +53,7 @@ __global__ void layernorm_dx_kernel(const T* dy, const T* x, const T* g, const T
 
 }  // namespace cuda_detail
 
-struct LayerNormSavedCuda {
-  Tensor<Cuda> mean, rstd;  // [rows]
-};
+using LayerNormSavedCuda = LayerNormSavedT<Cuda>;  // mean, rstd [rows]
 
 // requires: x [..., D], gamma [D], beta [D]. ensures: as the CPU layernorm; mean and 1/std saved if asked.
 inline Tensor<Cuda> layernorm(const Tensor<Cuda>& x, const Tensor<Cuda>& gamma, const Tensor<Cuda>& beta, float eps,

@@ -43,6 +43,27 @@ struct Storage<Cuda> {
       MINT_CUDA_CHECK(cudaMemcpyAsync(dst, src, static_cast<std::size_t>(n) * sizeof(float), cudaMemcpyDeviceToDevice,
                                       cuda::stream()));
   }
+  // `rows` runs of `width` floats (pitches in floats), one cudaMemcpy2DAsync on the stream.
+  static void copy_2d(float* dst, std::int64_t dst_pitch, const float* src, std::int64_t src_pitch, std::int64_t width,
+                      std::int64_t rows) {
+    constexpr auto f = sizeof(float);
+    MINT_CUDA_CHECK(cudaMemcpy2DAsync(dst, static_cast<std::size_t>(dst_pitch) * f, src, static_cast<std::size_t>(src_pitch) * f,
+                                      static_cast<std::size_t>(width) * f, static_cast<std::size_t>(rows),
+                                      cudaMemcpyDeviceToDevice, cuda::stream()));
+  }
+  // Host <-> device, synchronous (returns when the copy is done, so the host buffer may change afterwards).
+  static void from_host(float* dst, const float* host, std::int64_t n) {
+    if (!n) return;
+    MINT_CUDA_CHECK(cudaMemcpyAsync(dst, host, static_cast<std::size_t>(n) * sizeof(float), cudaMemcpyHostToDevice,
+                                    cuda::stream()));
+    MINT_CUDA_CHECK(cudaStreamSynchronize(cuda::stream()));
+  }
+  static void to_host(float* host, const float* src, std::int64_t n) {
+    if (!n) return;
+    MINT_CUDA_CHECK(cudaMemcpyAsync(host, src, static_cast<std::size_t>(n) * sizeof(float), cudaMemcpyDeviceToHost,
+                                    cuda::stream()));
+    MINT_CUDA_CHECK(cudaStreamSynchronize(cuda::stream()));
+  }
 };
 
 namespace cuda {

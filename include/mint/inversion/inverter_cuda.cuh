@@ -1,0 +1,189 @@
+// mint/inversion/inverter_cuda.cuh -- the inversion engine on CUDA (nvcc only): Inverter<ViT<Cuda>, ...> keeps
+// the images, the Adam moments, the loss (cross-entropy) and the TV prior on the GPU. This header adds the
+// masked Adam kernel and makes the CUDA ops visible to the engine's policy templates, so include it before
+// anything that includes mint/models/vit.hpp or mint/inversion/*.hpp.
+//
+// Per iteration the host sees: the loss (cross-entropy's row losses and TV's per-image sums are read back to
+// check for non-finite values and report the loss), and, at schedule events only, the last block's CLS
+// attention [B, K] and the images.
+//
+// InversionOptions::cuda_graph = true captures the iteration (forward, CE, input-only backward, TV, masked Adam)
+// in a CUDA graph between schedule events, where the active count K is fixed: the iteration after the start or
+// an event runs uncaptured (it also uploads the keep set and labels once), the next one is captured and
+// launched, later ones replay the graph; an event drops the graph (K changes) and the cycle starts again. In a
+// graph iteration the loss terms add into one device scalar (cuda::detail::deferred_loss) read once per
+// iteration, Adam's bias corrections come from a device copy of fn::AdamStep written before each launch, the
+// model's NaN check of its input is off (the loss check remains), and the memory the graph uses belongs to its
+// allocator pool (cuda::detail::DeviceCache::Pool) until it is dropped. Only the built-in policies are
+// supported there (ClassObjective, TV / NoPrior / Sum of them): their CUDA ops know the deferred mode.
+#pragma once
+
+#if defined(MINT_MODELS_VIT_HPP_INCLUDED)
+#error "include mint/inversion/inverter_cuda.cuh before mint/models/vit.hpp (the CUDA ops must be declared first)"
+#endif
+
+#include "mint/backend/cuda.cuh"
+#include "mint/backend/cuda/losses.cuh"
+#include "mint/models/vit_cuda.cuh"
+#include "mint/nn/tokens.hpp"
+
+#if defined(MINT_INVERSION_INVERTER_HPP_INCLUDED)
+#error "include mint/inversion/inverter_cuda.cuh before mint/inversion/inverter.hpp (IterationGraph<Cuda> first)"
+#endif
+
+namespace mint {
+
+template <class Device>
+class IterationGraph;  // (the primary template is in inverter.hpp: no graphs on that backend)
+
+namespace detail {
+// The kernel of masked_adam_step: `step` is read per thread from *sp (device) or taken by value (sp == nullptr).
+inline void masked_adam_launch(const fn::AdamStep& step, const fn::AdamStep* sp, Tensor<Cuda>& x, const Tensor<Cuda>& g,
+                               Tensor<Cuda>& m, Tensor<Cuda>& v, const nn::TokenIndex& active, std::int64_t p, float lo,
+                               float hi) {
+  check_rank(x, 4, "masked_adam_step: images");
+  check_shape(g, x.shape(), "masked_adam_step: gradient");
+  check_shape(m, x.shape(), "masked_adam_step: first moment");
+  check_shape(v, x.shape(), "masked_adam_step: second moment");
+  const std::int64_t c = x.dim(1), h = x.dim(2), w = x.dim(3), gw = w / p, k = active.count;
+  active.validate(x.dim(0), (h / p) * gw);
+  nn::cuda_detail::DeviceIndex idx(active);
+  const std::int32_t* ip = idx.ptr;
+  float *xp = x.data(), *mp = m.data(), *vp = v.data();
+  const float* gp = g.data();
+  const std::int64_t per = c * p * p;
+  cuda::detail::for_each(
+      active.batch * k * per,
+      [=] __device__(std::int64_t t) {
+        const std::int64_t bk = t / per, e = t % per, i = bk / k, patch = ip[bk];
+        const std::int64_t ch = e / (p * p), y = (patch / gw) * p + (e / p) % p, xx = (patch % gw) * p + e % p;
+        const std::int64_t o = ((i * c + ch) * h + y) * w + xx;
+        float px = xp[o], pm = mp[o], pv = vp[o];
+        if (sp) {
+          const fn::AdamStep s = *sp;
+          s(px, gp[o], pm, pv);
+        } else {
+          step(px, gp[o], pm, pv);
+        }
+        xp[o] = px < lo ? lo : (hi < px ? hi : px);  // std::clamp's rule (NaN stays NaN)
+        mp[o] = pm;
+        vp[o] = pv;
+      },
+      "masked_adam_step");
+}
+}  // namespace detail
+
+// The CUDA masked Adam step (the CPU one is in inverter.hpp): fn::AdamStep and the clip on the pixels of the
+// active patches only, one thread per active pixel. Distinct patches own distinct pixels: no write conflicts.
+inline void masked_adam_step(const fn::AdamStep& step, Tensor<Cuda>& x, const Tensor<Cuda>& g, Tensor<Cuda>& m,
+                             Tensor<Cuda>& v, const nn::TokenIndex& active, std::int64_t p, float lo, float hi) {
+  detail::masked_adam_launch(step, nullptr, x, g, m, v, active, p, lo, hi);
+}
+
+// The engine's CUDA-graph state (see the header comment); the Inverter drives it through run().
+template <>
+class IterationGraph<Cuda> {
+ public:
+  static constexpr bool available = true;
+  IterationGraph() : step_(sizeof(fn::AdamStep)), loss_(sizeof(double)) {}
+  ~IterationGraph() { reset(); }
+  IterationGraph(const IterationGraph&) = delete;
+  IterationGraph& operator=(const IterationGraph&) = delete;
+
+  // Drops the graph (a schedule event changes K) and gives its memory back to the shared cache.
+  void reset() {
+    if (exec_) {
+      (void)cudaStreamSynchronize(cuda::stream());  // no replay may still be running
+      (void)cudaGraphExecDestroy(exec_);
+      (void)cudaGraphDestroy(graph_);
+      exec_ = nullptr;
+      graph_ = nullptr;
+    }
+    cuda::detail::DeviceCache::instance().release(&pool_);
+    k_ = -1;
+    warm_k_ = -1;
+  }
+
+  // One iteration with K active patches: `body` enqueues it, adding its loss terms into the deferred scalar and
+  // reading Adam's step from adam_step(). The first time at this K it runs uncaptured, the second time it is
+  // captured and the graph launched, after that the graph is replayed. Returns the loss (one read back).
+  template <class Body>
+  float run(std::int64_t k, const fn::AdamStep& step, Body&& body) {
+    MINT_CUDA_CHECK(cudaMemcpyAsync(step_.as<fn::AdamStep>(), &step, sizeof step, cudaMemcpyHostToDevice, cuda::stream()));
+    if (exec_ && k_ == k) {
+      MINT_CUDA_CHECK(cudaGraphLaunch(exec_, cuda::stream()));
+    } else {
+      const std::int64_t warm = warm_k_;
+      if (exec_) reset();
+      Deferred on(loss_.as<double>());
+      if (warm != k) {  // uncaptured: uploads the keep set and labels, warms cuBLAS at these shapes
+        enqueue(body);
+        warm_k_ = k;
+      } else {
+        capture(body);
+        k_ = k;
+        warm_k_ = k;
+        MINT_CUDA_CHECK(cudaGraphLaunch(exec_, cuda::stream()));  // the capture itself ran nothing
+      }
+    }
+    double loss = 0.0;
+    MINT_CUDA_CHECK(cudaMemcpyAsync(&loss, loss_.as<double>(), sizeof loss, cudaMemcpyDeviceToHost, cuda::stream()));
+    MINT_CUDA_CHECK(cudaStreamSynchronize(cuda::stream()));
+    return static_cast<float>(loss);
+  }
+
+  // Device copy of this iteration's Adam step (its bias corrections change every iteration).
+  [[nodiscard]] const fn::AdamStep* adam_step() const { return step_.as<fn::AdamStep>(); }
+  [[nodiscard]] bool captured() const { return exec_ != nullptr; }
+
+ private:
+  struct Deferred {  // the loss ops add into `sum` while this lives
+    explicit Deferred(double* sum) { cuda::detail::deferred_loss().sum = sum; }
+    ~Deferred() { cuda::detail::deferred_loss().sum = nullptr; }
+    Deferred(const Deferred&) = delete;
+    Deferred& operator=(const Deferred&) = delete;
+  };
+
+  template <class Body>
+  void enqueue(Body& body) {
+    MINT_CUDA_CHECK(cudaMemsetAsync(loss_.as<double>(), 0, sizeof(double), cuda::stream()));
+    body();
+  }
+
+  template <class Body>
+  void capture(Body& body) {
+    auto& cache = cuda::detail::DeviceCache::instance();
+    MINT_CUDA_CHECK(cudaStreamBeginCapture(cuda::stream(), cudaStreamCaptureModeRelaxed));
+    cache.begin_capture(&pool_);
+    try {
+      enqueue(body);
+    } catch (...) {
+      cache.end_capture();
+      cudaGraph_t broken = nullptr;
+      (void)cudaStreamEndCapture(cuda::stream(), &broken);
+      if (broken) (void)cudaGraphDestroy(broken);
+      (void)cudaGetLastError();
+      reset();
+      throw;
+    }
+    cache.end_capture();
+    MINT_CUDA_CHECK(cudaStreamEndCapture(cuda::stream(), &graph_));
+    MINT_CUDA_CHECK(cudaGraphInstantiate(&exec_, graph_, 0));
+  }
+
+  cuda::detail::DeviceBuffer step_, loss_;
+  cuda::detail::DeviceCache::Pool pool_;
+  cudaGraph_t graph_ = nullptr;
+  cudaGraphExec_t exec_ = nullptr;
+  std::int64_t k_ = -1, warm_k_ = -1;
+};
+
+// The masked Adam step of a graph iteration: the step's parameters are read on the device from `graph`.
+inline void masked_adam_step(const IterationGraph<Cuda>& graph, Tensor<Cuda>& x, const Tensor<Cuda>& g, Tensor<Cuda>& m,
+                             Tensor<Cuda>& v, const nn::TokenIndex& active, std::int64_t p, float lo, float hi) {
+  detail::masked_adam_launch(fn::AdamStep{}, graph.adam_step(), x, g, m, v, active, p, lo, hi);
+}
+
+}  // namespace mint
+
+#include "mint/inversion/inverter.hpp"  // (its IterationGraph declaration is specialised above)

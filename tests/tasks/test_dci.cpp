@@ -83,8 +83,9 @@ TEST_CASE("DCI modules mirror the blocks: input = block output shape, output = b
   auto x = testing::uniform(Shape{2, 1, 16, 16}, 4);
   std::vector<Shape> stage = {x.shape()};
   for (int k = 0; k < tasks::kDciDepths; ++k) stage.push_back(target.forward_to(x, static_cast<Stage>(k)).shape());
-  // stage[k + 1] is block k's output: [2,4,16,16] [2,4,16,16] [2,8,8,8] [2,16,4,4] [2,32,2,2]
+  // stage[k + 1] is block k's output: [2,4,16,16] [2,4,16,16] [2,8,8,8] [2,16,4,4] [2,32,2,2] [2,10]
   REQUIRE(stage[5] == Shape({2, 32, 2, 2}));
+  REQUIRE(stage[6] == Shape({2, 10}));
   for (int k = 0; k < tasks::kDciDepths; ++k) {
     tasks::DciModule m(target.config(), k, 1);
     CAPTURE(k);
@@ -106,8 +107,9 @@ TEST_CASE("DCI modules mirror the blocks: input = block output shape, output = b
 
 TEST_CASE("DCI module backward matches finite differences (input and weights, training-mode BN)", "[dci][gradcheck]") {
   const auto cfg = tiny_config();
-  // module 0 (stem mirror, conv bias), 2 (transposed conv + 1x1 transposed shortcut), 1 (identity shortcut)
-  for (int k : {0, 1, 2})
+  // module 0 (stem mirror, conv bias), 2 (transposed conv + 1x1 transposed shortcut), 1 (identity shortcut),
+  // 5 (the logits' mirror: linear + ReLU)
+  for (int k : {0, 1, 2, 5})
   for (bool train : {true, false}) {
     CAPTURE(k, train);
     tasks::DciModule m(cfg, k, 7);
@@ -222,15 +224,17 @@ TEST_CASE("Teacher agreement and recovery metrics", "[dci][metrics]") {
 TEST_CASE("DCI bad input: unsupported split, wrong feature shape, stages out of order, wrong module file", "[dci]") {
   auto target = tiny_target();
   tasks::DCI dci(target, 1);
-  REQUIRE_THROWS_WITH(dci.invert(Tensor<Cpu>::zeros(Shape{2, 10}), Stage::Logits),
-                      Contains("split point 'logits' is not supported"));
+  REQUIRE_THROWS_WITH(dci.invert(Tensor<Cpu>::zeros(Shape{2, 10}), static_cast<Stage>(6)),
+                      Contains("split point 6 is not supported"));
+  REQUIRE_THROWS_WITH(dci.invert(Tensor<Cpu>::zeros(Shape{2, 9}), Stage::Logits),
+                      Contains("input has shape [2, 9] but block 5 (logits) outputs [B, 10]"));
   REQUIRE_THROWS_WITH(dci.invert(Tensor<Cpu>::zeros(Shape{2, 8, 4, 4}), Stage::Layer2),
                       Contains("input has shape [2, 8, 4, 4] but block 2 (layer2) outputs [B, 8, 8, 8]"));
   REQUIRE_THROWS_WITH(dci.train_stage(smooth_images(8, 1), 2, {.batch = 4}), Contains("needs stages 0..1 trained first"));
   REQUIRE_THROWS_WITH(dci.train_stage(Tensor<Cpu>::zeros(Shape{8, 1, 28, 28}), 0, {.batch = 4}),
                       Contains("data has shape [8, 1, 28, 28] but the target expects [M, 1, 16, 16]"));
   REQUIRE_THROWS_WITH(dci.train_stage(smooth_images(8, 1), 0, {.batch = 1}), Contains("batch must be >= 2"));
-  REQUIRE_THROWS_WITH(tasks::DciModule(tiny_config(), 5, 0), Contains("block index 5 out of range"));
+  REQUIRE_THROWS_WITH(tasks::DciModule(tiny_config(), 6, 0), Contains("block index 6 out of range"));
   // modules trained for another architecture
   ResNetConfig other_cfg = tiny_config();
   other_cfg.width = 8;

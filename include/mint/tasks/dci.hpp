@@ -7,6 +7,7 @@
 //   k = 2  layer2  2 BasicBlocks, the first with stride 2  [w, 28, 28]   -> [2w, 14, 14]
 //   k = 3  layer3                                          [2w, 14, 14]  -> [4w, 7, 7]
 //   k = 4  layer4                                          [4w, 7, 7]    -> [8w, 4, 4]
+//   k = 5  logits  global average pool + fc                 [8w, 4, 4]    -> [classes]
 // Inversion module k maps block k's output shape back to its input shape (seed Fig. 10: the block's mirror
 // with reversed input and output dimensions). For a layer of BasicBlocks B_0 (C_in -> C, stride s), B_1 (C -> C)
 // it is InvB_1 then InvB_0, each an "inverse BasicBlock":
@@ -21,7 +22,8 @@
 // the last, as a transposed convolution. Outputs of layer modules end in a ReLU because the features they
 // reconstruct (the previous block's output) are ReLU outputs. The stem's mirror (conv - BN - ReLU reversed) is
 //   x = conv_b(relu(bn(conv_a(z))))    conv_a: 3x3 w -> w (no bias), conv_b: 3x3 w -> in_chans with bias
-// and has no final activation: it produces a normalised image.
+// and has no final activation: it produces a normalised image. The logits' mirror (pool + fc reversed) is one
+// linear layer classes -> 8w * 4 * 4 (with bias) and a ReLU, reshaped to layer4's output [8w, 4, 4].
 //
 // Loss L_k (the seed names it but its main text is not in the seed file; docs/dci.md has the choice): for
 // target features z_k = F_{0..k}(x) and the image x_hat = G_0(G_1(...G_k(z_k))),
@@ -55,18 +57,19 @@
 #include "mint/nn/batchnorm.hpp"
 #include "mint/nn/conv.hpp"
 #include "mint/nn/elementwise.hpp"
+#include "mint/nn/linear.hpp"
 #include "mint/optim/adam.hpp"
 #include "mint/tasks/metrics.hpp"
 
 namespace mint::tasks {
 
-// The deepest split point DCI inverts: stem and layer1..layer4 (Stage::Logits is not a split point here).
-inline constexpr int kDciDepths = 5;
+// The split points DCI inverts: stem, layer1..layer4 and the logits (Stage 0..5).
+inline constexpr int kDciDepths = 6;
 
 inline int dci_depth(Stage s) {
   const int k = static_cast<int>(s);
-  check(k >= 0 && k < kDciDepths, "DCI: split point '", ResNet<>::stage_name(s),
-        "' is not supported; the split points are stem, layer1, layer2, layer3, layer4");
+  check(k >= 0 && k < kDciDepths, "DCI: split point ", k,
+        " is not supported; the split points are 0..5 (stem, layer1, layer2, layer3, layer4, logits)");
   return k;
 }
 
@@ -83,9 +86,13 @@ class DciModule {
     in_shape_ = k == 0 ? std::array<std::int64_t, 3>{cfg.in_chans, cfg.img_size, cfg.img_size}
                        : std::array<std::int64_t, 3>{cfg.channels(k - 1), cfg.spatial(k - 1), cfg.spatial(k - 1)};
     out_shape_ = {cfg.channels(k), cfg.spatial(k), cfg.spatial(k)};
+    if (k == kLogits) out_shape_ = {cfg.classes, 0, 0};
     eps_ = cfg.eps;
     momentum_ = cfg.momentum;
-    if (k == 0) {
+    if (k == kLogits) {
+      params_["fc.weight"].value = Tensor<Cpu>::zeros(Shape{in_shape_[0] * in_shape_[1] * in_shape_[2], cfg.classes});
+      params_["fc.bias"].value = Tensor<Cpu>::zeros(Shape{in_shape_[0] * in_shape_[1] * in_shape_[2]});
+    } else if (k == 0) {
       const std::int64_t w = cfg.width;
       unit("stem.conv_a", w, w, 3, false, 1, 0, true, false);
       unit("stem.conv_b", w, cfg.in_chans, 3, false, 1, 0, false, true);
@@ -109,8 +116,13 @@ class DciModule {
     init(seed);
   }
 
+  static constexpr int kLogits = 5;
+
   [[nodiscard]] int index() const { return k_; }
-  [[nodiscard]] Shape input_shape(std::int64_t batch) const { return Shape{batch, out_shape_[0], out_shape_[1], out_shape_[2]}; }
+  [[nodiscard]] Shape input_shape(std::int64_t batch) const {
+    if (k_ == kLogits) return Shape{batch, out_shape_[0]};
+    return Shape{batch, out_shape_[0], out_shape_[1], out_shape_[2]};
+  }
   [[nodiscard]] Shape output_shape(std::int64_t batch) const { return Shape{batch, in_shape_[0], in_shape_[1], in_shape_[2]}; }
   ParamMap& parameters() { return params_; }
   std::map<std::string, Tensor<Cpu>>& buffers() { return buffers_; }
@@ -124,11 +136,16 @@ class DciModule {
   // ensures:  returns [B, C_{k-1}, S_{k-1}, S_{k-1}] (block k's input shape; the image for k = 0); the pass is
   //           saved for backward().
   Tensor<Cpu> forward(const Tensor<Cpu>& z) {
-    check(z.rank() == 4 && z.dim(1) == out_shape_[0] && z.dim(2) == out_shape_[1] && z.dim(3) == out_shape_[2],
-          "DciModule ", k_, ": input has shape ", z.shape().str(), " but block ", k_, " (", block_name(),
-          ") outputs [B, ", out_shape_[0], ", ", out_shape_[1], ", ", out_shape_[2], "]");
+    check(z.rank() >= 1 && z.shape() == input_shape(z.dim(0)), "DciModule ", k_, ": input has shape ", z.shape().str(),
+          " but block ", k_, " (", block_name(), ") outputs [B", input_shape(1).str().substr(2));
     check_finite(z, "DciModule: input features");
     cache_ = Cache{};
+    if (k_ == kLogits) {
+      cache_.units.resize(1);
+      cache_.units[0].x = z;
+      cache_.a = nn::linear(z, params_.at("fc.weight").value, &params_.at("fc.bias").value);
+      return nn::relu(cache_.a).reshape(output_shape(z.dim(0)));
+    }
     cache_.units.resize(units_.size());
     cache_.blocks.resize(blocks_.size());
     if (k_ == 0) {
@@ -155,6 +172,17 @@ class DciModule {
   //           needs no input gradient); Full mode adds the parameter gradients into Param::grad.
   Tensor<Cpu> backward(const Tensor<Cpu>& dy, Backward mode, bool want_dx = true) {
     check(!cache_.units.empty(), "DciModule::backward: call forward() first");
+    if (k_ == kLogits) {
+      const auto& z = cache_.units[0].x;
+      check_shape(dy, output_shape(z.dim(0)), "DciModule::backward: d_output");
+      auto da = Tensor<Cpu>::zeros(cache_.a.shape());
+      nn::relu_backward(dy.reshape(cache_.a.shape()), cache_.a, da);
+      auto& w = params_.at("fc.weight");
+      auto& b = params_.at("fc.bias");
+      Tensor<Cpu> dz = want_dx ? Tensor<Cpu>::zeros(z.shape()) : Tensor<Cpu>{};
+      nn::linear_backward(da, z, w.value, want_dx ? &dz : nullptr, w.grad_for(mode), b.grad_for(mode));
+      return dz;
+    }
     if (k_ == 0) {
       check_shape(dy, output_shape(cache_.units[0].x.dim(0)), "DciModule::backward: d_output");
       auto dr = unit_backward(1, dy, mode, true);
@@ -188,6 +216,7 @@ class DciModule {
   [[nodiscard]] std::int64_t forward_macs() const {
     std::int64_t m = 0;
     for (const auto& u : units_) m += u.w->value.numel() * u.out_hw;
+    if (k_ == kLogits) m += params_.at("fc.weight").value.numel();
     return m;
   }
 
@@ -258,7 +287,10 @@ class DciModule {
     std::uint32_t stream = static_cast<std::uint32_t>(k_) * 1000u;
     for (auto& [name, p] : params_) {
       auto& t = p.value;
-      if (t.rank() == 4) {
+      if (t.rank() == 2 || (k_ == kLogits && name == "fc.bias")) {
+        const float bound = 1.0f / std::sqrt(static_cast<float>(out_shape_[0]));  // nn.Linear: U(+-1/sqrt(in))
+        fill_uniform(t, seed, stream, -bound, bound);
+      } else if (t.rank() == 4) {
         // fan_out of the layer's output channels: dim 0 for conv2d [Cout, Cin, k, k], dim 1 for transposed
         const bool tr = name.find("conv2") != std::string::npos || name.find("shortcut") != std::string::npos;
         const std::int64_t fan_out = (tr && k_ > 0 ? t.dim(1) : t.dim(0)) * t.dim(2) * t.dim(3);
@@ -277,7 +309,8 @@ class DciModule {
     for (auto& [name, b] : buffers_) b.fill(name.find("running_var") != std::string::npos ? 1.0f : 0.0f);
     // the unit's output spatial size, for forward_macs
     std::int64_t hw = out_shape_[1] * out_shape_[2];
-    if (k_ == 0) {
+    if (k_ == kLogits) {
+    } else if (k_ == 0) {
       units_[0].out_hw = units_[1].out_hw = hw;
     } else {
       for (const auto& b : blocks_) {

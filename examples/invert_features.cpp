@@ -85,6 +85,6 @@ int main(int argc, char** argv) try {
   std::printf("wrote %s (original | recovered)\n", out.c_str());
   return 0;
 } catch (const std::exception& e) {
-  std::fprintf(stderr, "mint-invert-features: %s\n", e.what());
+  std::fprintf(stderr, "%s\n", e.what());
   return 1;
 }

@@ -48,9 +48,12 @@ Tensor<Cpu> smooth_images(std::int64_t n, std::uint64_t seed) {
 // ReLU nets any usable float32 step crosses kinks at some coordinates (tests/models/test_resnet.cpp met the same:
 // 4e-3 fails there, 3e-4 drowns in rounding). A crossed kink shows as a second difference |L+ - 2 L0 + L-|
 // comparable to the first |L+ - L-| (for a smooth loss their ratio is ~f'' eps / f' ~ 1e-3), so coordinates
-// whose second difference exceeds 1% of the first (+ 1e-6 for rounding) are skipped. Shared parameters (a BN
-// bias moves hundreds of units) are skipped most often; the callers require that most coordinates overall were
-// checked. The rest must agree within atol 5e-4 + rtol 2e-2 (the tolerance test_resnet.cpp uses at this step).
+// whose second difference exceeds 1% of the first (+ 1e-5, the rounding noise below) are skipped. Shared
+// parameters (a BN bias moves hundreds of units) are skipped most often; the callers require that most
+// coordinates overall were checked. The rest must agree within atol 2e-3 + rtol 2e-2, the project's finite-
+// difference tolerance (docs/architecture.md): the loss sums ~500 float32 outputs of size ~1, whose rounding
+// (~6e-8 each, and every output moves when batch statistics do) gives ~1.5e-6 of noise in each loss value,
+// ~7e-4 after dividing by 2 eps = 2e-3 (measured: 6.5e-4 on one coordinate with -O2 -march=native).
 // Returns {checked, skipped}.
 std::pair<int, int> check_coords(const std::function<double()>& loss, Tensor<Cpu>& x, const Tensor<Cpu>& analytic,
                   const std::string& what, double eps = 1e-3) {
@@ -66,13 +69,13 @@ std::pair<int, int> check_coords(const std::function<double()>& loss, Tensor<Cpu
     x[i] = static_cast<float>(orig - eps);
     const double lm = loss();
     x[i] = orig;
-    if (std::abs(lp - 2 * l0 + lm) > 0.01 * std::abs(lp - lm) + 1e-6) {
+    if (std::abs(lp - 2 * l0 + lm) > 0.01 * std::abs(lp - lm) + 1e-5) {
       ++skipped;
       continue;
     }
     const double fd = (lp - lm) / (2 * eps), an = analytic[i];
     INFO(what << " coordinate " << i << ": analytic " << an << " finite differences " << fd);
-    REQUIRE(std::abs(fd - an) <= 5e-4 + 2e-2 * std::abs(an));
+    REQUIRE(std::abs(fd - an) <= 2e-3 + 2e-2 * std::abs(an));
   }
   return {static_cast<int>(m) - skipped, skipped};
 }

@@ -17,7 +17,8 @@ using namespace mint;
 
 namespace {
 const char* kUsage = R"(mint-invert-features: invert a CNN's intermediate features back to the image (DCI).
-  --modules PATH   trained DCI modules (mint-dci-results writes dci_out/dci_<source>_<n>_depth<k>.safetensors)
+  --modules PATH   trained DCI modules (mint-dci-results writes dci_out/dci_<source>_<n>_depth<k>.safetensors:
+                   the modules right after stage k, the ones to use for split k)
   --split NAME     stem | layer1 | layer2 | layer3 | layer4 | logits (default layer2)
   --index I        Fashion-MNIST test image index (default 0), or
   --png PATH       a 28 x 28 grayscale PNG (any PNG is converted to one channel; must be 28 x 28)
@@ -56,6 +57,11 @@ int main(int argc, char** argv) try {
   check(dci.trained_depth() >= static_cast<int>(st), "mint-invert-features: '", modules, "' has modules trained up to depth ",
         dci.trained_depth(), " but --split ", split, " needs depth ", static_cast<int>(st));
 
+  if (dci.trained_depth() > static_cast<int>(st))
+    std::printf("note: '%s' holds modules fine-tuned up to depth %d; modules 0..%d were fine-tuned further for the "
+                "deeper L_k. The file saved right after stage %d (mint-dci-results: ..._depth%d.safetensors) is the "
+                "one trained for this split.\n",
+                modules.c_str(), dci.trained_depth(), static_cast<int>(st), static_cast<int>(st), static_cast<int>(st));
   Tensor<Cpu> x;
   std::string what;
   if (!png.empty()) {

@@ -87,6 +87,9 @@ class Inverter {
         const auto& f = tf[static_cast<std::size_t>(i)];
         if (f.flip || f.shift_x || f.shift_y) augmented = true;
       }
+      check(!(augmented && reads_model_activations<R>), "Inverter::run: the prior reads the model's activations "
+            "(BNPrior) and cannot be combined with an augmentation that transforms the images (jitter/flip): its "
+            "gradient would be taken in the transformed frame; use NoAugmentation or JitterFlip{false, false}");
       if (augmented)
         for (std::int64_t i = 0; i < b; ++i) {
           apply_transform(tf[static_cast<std::size_t>(i)], x, xa, i, static_cast<int>(p), false);

@@ -8,7 +8,7 @@
 //   mint-attack-gradients [--batch 8] [--first 0] [--iterations 400] [--seeds 1] [--labels true|eq2|bias]
 //       [--distance l2|cos] [--alpha-grad 1] [--schedule 0|1] [--alpha-image 0] [--patch 0] [--registration 0]
 //       [--tv 1e-4] [--l2 0] [--lr 0.1] [--filter all|attn|mlp|blocks:A-B|no-blocks:A-B] [--seed 0]
-//       [--register-every 50] [--model PATH] [--prior PATH] [--data DIR] [--out DIR] [--name attack] [--log-every 0]
+//       [--register-every 50] [--register-from 0] [--model PATH] [--prior PATH] [--data DIR] [--out DIR] [--name attack] [--log-every 0]
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -37,7 +37,7 @@ const char* kUsage =
     "mint-attack-gradients [--batch 8] [--first 0] [--iterations 400] [--seeds 1] [--labels true|eq2|bias]\n"
     "    [--distance l2|cos] [--alpha-grad 1] [--schedule 0|1] [--alpha-image 0] [--patch 0] [--registration 0]\n"
     "    [--tv 1e-4] [--l2 0] [--lr 0.1] [--filter all|attn|mlp|blocks:A-B|no-blocks:A-B] [--seed 0]\n"
-    "    [--register-every 50] [--model PATH] [--prior PATH] [--data DIR] [--out DIR] [--name attack] [--log-every 0]\n"
+    "    [--register-every 50] [--register-from 0] [--model PATH] [--prior PATH] [--data DIR] [--out DIR] [--name attack] [--log-every 0]\n"
     "  The hidden batch is Fashion-MNIST test images first .. first+batch-1. --labels true gives the attack the true\n"
     "  labels; eq2 / bias recover them from the head's gradient (eq2 needs batch <= classes; bias must find batch\n"
     "  distinct classes). --alpha-image > 0 turns on the BN prior of the CNN --prior; with --schedule 1 the matching\n"
@@ -87,12 +87,13 @@ int main(int argc, char** argv) try {
   using namespace mint;
   examples::Options o("mint-attack-gradients", kUsage, argc, argv);
   int batch = 8, first = 0, iterations = 400, seeds = 1, schedule = 0, register_every = 50, log_every = 0;
-  float alpha_grad = 1.0f, alpha_image = 0.0f, patch = 0.0f, registration = 0.0f, tv = 1e-4f, l2 = 0.0f, lr = 0.1f;
+  float register_from = 0.0f, alpha_grad = 1.0f, alpha_image = 0.0f, patch = 0.0f, registration = 0.0f, tv = 1e-4f, l2 = 0.0f, lr = 0.1f;
   double seed = 0;
   std::string labels_mode = "true", distance = "cos", filter = "all", model_path = MINT_DEFAULT_MODEL,
               prior_path = MINT_DEFAULT_PRIOR, data_dir = "/usr/share/datasets/fashion-mnist", out = "out/attack", name = "attack";
   o.number("batch", batch), o.number("first", first), o.number("iterations", iterations), o.number("seeds", seeds);
-  o.number("schedule", schedule), o.number("register-every", register_every), o.number("log-every", log_every);
+  o.number("schedule", schedule), o.number("register-every", register_every), o.number("register-from", register_from);
+  o.number("log-every", log_every);
   o.number("alpha-grad", alpha_grad), o.number("alpha-image", alpha_image), o.number("patch", patch);
   o.number("registration", registration), o.number("tv", tv), o.number("l2", l2), o.number("lr", lr), o.number("seed", seed);
   o.text("labels", labels_mode), o.text("distance", distance), o.text("filter", filter), o.text("model", model_path);
@@ -137,6 +138,7 @@ int main(int argc, char** argv) try {
   gv::AttackOptions opt{.iterations = iterations, .lr = lr, .tv = tv, .l2 = l2, .patch = patch, .patch_size = cfg.patch,
                         .schedule = {.enabled = schedule == 1, .alpha_grad = alpha_grad, .alpha_image = alpha_image},
                         .seeds = seeds, .registration = registration, .register_every = register_every,
+                        .register_from = register_from,
                         .seed = static_cast<std::uint64_t>(seed), .pixel_lo = lo, .pixel_hi = hi};
   if (alpha_image > 0.0f) {
     prior.emplace(ResNet<>::load(prior_path));
@@ -201,7 +203,8 @@ int main(int argc, char** argv) try {
         {"iterations", iterations}, {"seeds", seeds}, {"lr", examples::dec(lr)}, {"alpha_grad", examples::dec(alpha_grad)},
         {"schedule", schedule == 1}, {"alpha_image", examples::dec(alpha_image)},
         {"prior", alpha_image > 0.0f ? prior_path : ""}, {"patch", examples::dec(patch)},
-        {"registration", examples::dec(registration)}, {"register_every", register_every}, {"tv", examples::dec(tv)},
+        {"registration", examples::dec(registration)}, {"register_every", register_every},
+        {"register_from", examples::dec(register_from)}, {"tv", examples::dec(tv)},
         {"l2", examples::dec(l2)}, {"seed", static_cast<std::uint64_t>(seed)}}},
       {"recovered", m},
       {"consensus", mc},

@@ -62,7 +62,7 @@ L.append("**Setting.** The victim is the embedded teacher `models/fmnist_vit.saf
          "reported: it needs pretrained AlexNet/VGG weights that no Debian package ships.\n")
 L.append("Weights (cosine matching loss, so not the paper's absolute values; docs/gradvit.md): α_grad = 1 "
          "(halved after T/2 with the scheduler), α_image = 1e-2 (BN prior of `models/fmnist_resnet`, from T/2 with the "
-         "scheduler), α_1 = 1e-3 (patch prior), α_2 = 1e-2 (registration, 2 seeds, consensus every 50 iterations), "
+         "scheduler), α_1 = 1e-3 (patch prior), α_2 = 1e-2 (registration over 2 seeds from T/2, consensus every 50 iterations), "
          "R_prior = 1e-3 TV + 1e-4 L2.\n")
 L.append("## Baselines and the ablation of GradViT Table 2 (batch 8)\n")
 L.append(HEAD)

@@ -95,6 +95,8 @@ TEST_CASE("registration: the pull brings the seeds of an attack together", "[gra
     REQUIRE(res.distance.size() == 2);
     return sqdist(res.images, res.consensus);  // how far the returned seed is from the consensus of both
   };
+  REQUIRE_THROWS_WITH(gv::attack(model, match, x.shape(), {.seeds = 2, .registration = 1.0f, .register_from = 1.0f}),
+                      Catch::Contains("register_from must be in [0, 1)"));
   const double free = spread(0.0f), pulled = spread(1.0f);
   std::printf("[gradvit] registration: ||x_best - x_C||^2 without the pull %.3f, with it %.3f\n", free, pulled);
   REQUIRE(pulled < 0.5 * free);

@@ -457,6 +457,7 @@ struct AttackOptions {
   int seeds = 1;
   float registration = 0.0f;
   int register_every = 50;
+  float register_from = 0.0f;   // the pull (and consensus updates) run for t > register_from * T (0: from t = 1)
   int align_shift = 2;          // the alignment searches |dy|, |dx| <= align_shift pixels
   bool align_flip = true;       // ... and a horizontal flip
   std::uint64_t seed = 0;       // Gaussian init of x^ (seed s uses seed + s)
@@ -483,6 +484,7 @@ AttackResult attack(M& model, const GradientMatch& match, const Shape& shape, co
         shape.str(), " does not hold one image per label (", match.labels().size(), ")");
   check(opt.seeds >= 1, "gradvit::attack: seeds must be >= 1, got ", opt.seeds);
   check(opt.register_every >= 1, "gradvit::attack: register_every must be >= 1, got ", opt.register_every);
+  check(opt.register_from >= 0.0f && opt.register_from < 1.0f, "gradvit::attack: register_from must be in [0, 1), got ", opt.register_from);
   check(opt.patch == 0.0f || opt.patch_size >= 1, "gradvit::attack: the patch prior needs patch_size >= 1");
   check(opt.schedule.alpha_image == 0.0f || opt.image_prior.model != nullptr,
         "gradvit::attack: alpha_image = ", opt.schedule.alpha_image, " but no image-prior CNN is set");
@@ -502,7 +504,9 @@ AttackResult attack(M& model, const GradientMatch& match, const Shape& shape, co
   Tensor<Cpu> xc;
   const double pi = 3.14159265358979323846;
   for (int t = 1; t <= opt.iterations; ++t) {
-    if (registering && (t - 1) % opt.register_every == 0) xc = consensus(xs, opt.align_shift, opt.align_flip);
+    const int reg_t0 = static_cast<int>(opt.register_from * static_cast<float>(opt.iterations));  // pull for t > reg_t0
+    const bool pulling = registering && t > reg_t0;
+    if (pulling && (t - reg_t0 - 1) % opt.register_every == 0) xc = consensus(xs, opt.align_shift, opt.align_flip);
     const float gamma = opt.schedule.gamma(t, opt.iterations), upsilon = opt.schedule.upsilon(t, opt.iterations);
     const float lr = opt.cosine_lr ? static_cast<float>(0.5 * opt.lr * (1.0 + std::cos(pi * (t - 1) / opt.iterations))) : opt.lr;
     const fn::AdamStep step{lr, opt.beta1, opt.beta2, opt.adam_eps, 1.0f - static_cast<float>(std::pow(opt.beta1, t)),
@@ -528,7 +532,7 @@ AttackResult attack(M& model, const GradientMatch& match, const Shape& shape, co
         prior.model->forward(x);
         loss += prior.add(x, g);
       }
-      if (registering) loss += registration_pull(x, xc, opt.registration, &g);
+      if (pulling) loss += registration_pull(x, xc, opt.registration, &g);
       check(std::isfinite(loss), "gradvit::attack: the loss became ", loss, " at iteration ", t, " (seed ", s, ")");
       auto& m = ms[s];
       auto& v = vs[s];

@@ -131,7 +131,8 @@ inline std::vector<double> fft2d(const Tensor<Cpu>& a, const Tensor<Cpu>& b) {
     for (std::int64_t u = 0; u < h; ++u)
       for (std::int64_t v = 0; v < w; ++v) {
         cd s = 0.0;
-        for (std::int64_t i = 0; i < h; ++i) s += t[static_cast<std::size_t>(i * w + v)] * std::polar(1.0, -2.0 * pi * double(u * i % h) / double(h));
+        for (std::int64_t i = 0; i < h; ++i)
+          s += t[static_cast<std::size_t>(i * w + v)] * std::polar(1.0, -2.0 * pi * double(u * i % h) / double(h));
         mag[static_cast<std::size_t>(u * w + v)] = std::abs(s);
       }
   };
@@ -209,8 +210,10 @@ inline Tensor<Cpu> match_images(const Tensor<Cpu>& recovered, const Tensor<Cpu>&
     }
   const auto col = optimal_assignment(cost, static_cast<int>(n));
   auto out = Tensor<Cpu>::empty(recovered.shape());
-  for (std::int64_t i = 0; i < n; ++i)
-    std::copy(recovered.data() + col[static_cast<std::size_t>(i)] * per, recovered.data() + (col[static_cast<std::size_t>(i)] + 1) * per, out.data() + i * per);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::int64_t j = col[static_cast<std::size_t>(i)];
+    std::copy(recovered.data() + j * per, recovered.data() + (j + 1) * per, out.data() + i * per);
+  }
   if (order) *order = col;
   return out;
 }

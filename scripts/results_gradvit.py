@@ -22,13 +22,13 @@ for f in sorted(os.listdir(out)):
 def row(name, label, paper=""):
     r = R[name]
     m, ref = r["recovered"], r["reference_mean_image"]
-    return (f"| {label} | {m['psnr']:.2f} | {m['ssim']:.3f} | {m['fft2d']:.4f} | {r['consensus']['psnr']:.2f} | "
-            f"{ref['psnr']:.2f} | {r['options']['seeds']} | {r['seconds']:.0f} | {paper} | "
+    return (f"| {label} | {m['psnr']:.2f} | {m['psnr'] - ref['psnr']:+.2f} | {m['ssim']:.3f} | {m['fft2d']:.4f} | "
+            f"{r['consensus']['psnr']:.2f} | {ref['psnr']:.2f} | {r['options']['seeds']} | {r['seconds']:.0f} | {paper} | "
             f"![](figures/gradvit/{name}.png) |")
 
 
-HEAD = ("| run | PSNR dB ↑ | SSIM ↑ | FFT2D ↓ | consensus PSNR | mean-image PSNR | seeds | s | paper (PSNR / FFT2D) | "
-        "originals / recovered |\n|---|---|---|---|---|---|---|---|---|---|")
+HEAD = ("| run | PSNR dB ↑ | Δ vs mean image | SSIM ↑ | FFT2D ↓ | consensus PSNR | mean-image PSNR | seeds | s | "
+        "paper (PSNR / FFT2D) | originals / recovered |\n|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def cmd(name):

@@ -2,7 +2,7 @@
 # Regenerates docs/results_gradvit.md and its figures (docs/figures/gradvit/*.png): GradViT's gradient-inversion
 # attack on the embedded Fashion-MNIST ViT teacher, every run a call of mint-attack-gradients (docs/gradvit.md).
 #
-#   bash scripts/results_gradvit.sh            the quick size (T = 800 iterations; ~15 min on one busy core)
+#   bash scripts/results_gradvit.sh            the quick size (T = 800 iterations; 10.3 min measured, up to ~25 under heavy load)
 #   bash scripts/results_gradvit.sh --full     T = 4000 (5x longer)
 #   ITER=1000 bash scripts/results_gradvit.sh  any T
 #   BIN=/path/to/mint-attack-gradients ...     use a binary already built (otherwise cmake builds it in build/)

@@ -30,6 +30,9 @@
 namespace mint {
 
 struct BNPrior {
+  // It reads the model's latest forward: the Inverter refuses it with an augmentation that transforms the images
+  // (the gradient would be in the transformed frame but added in the original one).
+  static constexpr bool reads_model_activations = true;
   ResNet<>* model = nullptr;
   float weight = 1e-2f;           // scale of the whole prior (DeepInversion's r_feature, 0.01 for ResNet-50)
   float first_multiplier = 10.0f; // m_1 (DeepInversion's first_bn_multiplier)

@@ -58,6 +58,15 @@ concept Regularizer = requires(const R r, const Tensor<Cpu>& images, Tensor<Cpu>
   { r.add(images, d_images) } -> std::convertible_to<float>;
 };
 
+// A regularizer that reads the model's latest forward (BNPrior) declares `static constexpr bool
+// reads_model_activations = true`: its gradient is with respect to the images the model saw, so it cannot be
+// combined with an augmentation that transforms them (the Inverter refuses it; Sum<...> inherits the flag).
+template <class R>
+inline constexpr bool reads_model_activations = false;
+template <class R>
+  requires requires { R::reads_model_activations; }
+inline constexpr bool reads_model_activations<R> = static_cast<bool>(R::reads_model_activations);
+
 // What a selector sees for one image: its active patches (patch numbers, in token order) and the last
 // block's head-averaged CLS attention to each of them from the latest forward pass (same order).
 struct RankInput {

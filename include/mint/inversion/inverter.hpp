@@ -155,6 +155,9 @@ class Inverter {
       }
       if constexpr (!kCpu)
         check(!augmented, "Inverter::run: augmentation runs on the CPU backend only (", Device::name, " model)");
+      check(!(augmented && reads_model_activations<R>), "Inverter::run: the prior reads the model's activations "
+            "(BNPrior) and cannot be combined with an augmentation that transforms the images (jitter/flip): its "
+            "gradient would be taken in the transformed frame; use NoAugmentation or JitterFlip{false, false}");
       if constexpr (kCpu)
         if (augmented)
           for (std::int64_t i = 0; i < b; ++i) {

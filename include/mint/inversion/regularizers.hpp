@@ -35,6 +35,7 @@ struct NoPrior {
 template <Regularizer... Rs>
 struct Sum {
   std::tuple<Rs...> terms;
+  static constexpr bool reads_model_activations = (false || ... || mint::reads_model_activations<Rs>);
   Sum() = default;
   explicit Sum(Rs... rs) : terms(std::move(rs)...) {}
   template <class D>

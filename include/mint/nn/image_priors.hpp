@@ -1,5 +1,5 @@
-// mint/nn/image_priors.hpp -- image priors on a batch of images [B, C, H, W]: total variation (SMI Eq. 2)
-// and L2. Each returns weight * mean over the batch of the per-image prior and, when asked, ADDS its
+// mint/nn/image_priors.hpp -- image priors on a batch of images [B, C, H, W]: total variation (SMI Eq. 2),
+// L2, and GradViT's patch prior on patch borders (Eq. 8). Each returns weight * mean over the batch of the per-image prior and, when asked, ADDS its
 // gradient into d_images. Batch mean, so the prior's scale matches cross_entropy's batch mean in Eq. 1.
 #pragma once
 
@@ -86,6 +86,41 @@ inline float l2_prior(const Tensor<Cpu>& images, float weight, Tensor<Cpu>* dima
     if (dimages) (*dimages)[i] += k * x[i];
   }
   return static_cast<float>(weight * s / b);
+}
+
+// GradViT Eq. 8, the patch prior: squared differences across the borders of the P x P patch grid,
+//   R_patch(x) = sum_{k=1}^{H/P-1} ||x[:, P k, :, :] - x[:, P k - 1, :, :]||^2
+//              + sum_{k=1}^{W/P-1} ||x[:, :, P k, :] - x[:, :, P k - 1, :]||^2
+// (rows P k - 1 and P k are the last row of one patch and the first of the next; the norm runs over every
+// column and channel). Eq. 8 sums over the whole batch; mint divides by B like the other priors here (a constant
+// factor, absorbed in the weight alpha_1; docs/gradvit.md).
+// requires: images [B, C, H, W] with H, W divisible by patch (patch >= 1).
+// ensures:  returns weight * mean_b R_patch(image_b); dimages += its gradient.
+inline float patch_prior(const Tensor<Cpu>& images, int patch, float weight, Tensor<Cpu>* dimages = nullptr) {
+  check_rank(images, 4, "patch_prior: images");
+  const std::int64_t b = images.dim(0), c = images.dim(1), h = images.dim(2), w = images.dim(3);
+  check(patch >= 1 && h % patch == 0 && w % patch == 0, "patch_prior: patch size ", patch,
+        " does not divide the image size ", h, " x ", w);
+  check(b > 0, "patch_prior: empty batch");
+  if (dimages) check_shape(*dimages, images.shape(), "patch_prior: d_images");
+  const double k = 2.0 * weight / static_cast<double>(b);
+  double s = 0.0;
+  auto pair = [&](std::int64_t p, std::int64_t q) {  // flat indices of the two pixels across a border
+    const double d = static_cast<double>(images[p]) - images[q];
+    s += d * d;
+    if (dimages) {
+      (*dimages)[p] += static_cast<float>(k * d);
+      (*dimages)[q] -= static_cast<float>(k * d);
+    }
+  };
+  for (std::int64_t plane = 0; plane < b * c; ++plane) {
+    const std::int64_t o = plane * h * w;
+    for (std::int64_t r = patch; r < h; r += patch)  // horizontal borders: rows r - 1 | r
+      for (std::int64_t j = 0; j < w; ++j) pair(o + r * w + j, o + (r - 1) * w + j);
+    for (std::int64_t i = 0; i < h; ++i)  // vertical borders: columns q - 1 | q
+      for (std::int64_t q = patch; q < w; q += patch) pair(o + i * w + q, o + i * w + q - 1);
+  }
+  return static_cast<float>(weight * s / static_cast<double>(b));
 }
 
 }  // namespace mint::nn

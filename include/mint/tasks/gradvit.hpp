@@ -8,8 +8,11 @@
 //                   input gradients (two extra forward + input-only backward passes).
 //   parameter_gradients   what a client shares: G = dL(x, y)/dW for the batch-mean cross-entropy.
 //   recover_labels_eq2 / labels_from_bias_sign   label recovery from the classification head's gradient (Eq. 2).
-//   attack          a minimal attack loop: Adam on x^ with the matching loss and TV (no image prior, no
-//                   schedule, no patch prior yet: see docs/gradvit.md "What remains").
+//   LossSchedule    Gamma(t), Upsilon(t) of Eq. 5-6: the weights of the matching loss and the image prior.
+//   align / consensus / registration_pull   registration across seeds (Eq. 9-10) with a simple alignment
+//                   (integer shift + horizontal flip maximising correlation) in place of RANSAC-flow.
+//   attack          Adam on x^ (one or several seeds) with the matching loss under the schedule, the CNN BN
+//                   image prior (Eq. 4), the patch prior (Eq. 8), L2 + TV (Eq. 11) and registration (Eq. 10).
 //
 // Layering: this is a task. It needs the whole model (weights it can perturb, Full backward), which is more than
 // the Inverter's Objective concept (logits -> d_logits) offers, so it has its own loop and leaves the Inverter
@@ -33,6 +36,7 @@
 #include "mint/core/error.hpp"
 #include "mint/core/rng.hpp"
 #include "mint/core/tensor.hpp"
+#include "mint/inversion/bn_prior.hpp"
 #include "mint/nn/image_priors.hpp"
 #include "mint/nn/losses.hpp"
 
@@ -308,7 +312,128 @@ inline std::vector<int> labels_from_bias_sign(const Tensor<Cpu>& head_bias_grad)
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// A minimal attack loop and PSNR
+// Loss schedule (Sec. 3.3, Eq. 5-6)
+// ---------------------------------------------------------------------------------------------------------------
+
+// Gamma(t) = alpha_grad for 0 < t <= T/2, alpha_grad / 2 for T/2 < t <= T (Eq. 5);
+// Upsilon(t) = 0 for 0 < t <= T/2, alpha_image for T/2 < t <= T (Eq. 6); t = 1..T. With enabled = false both
+// are constant (alpha_grad, alpha_image): the "without scheduler" rows of the ablation (Table 2).
+struct LossSchedule {
+  bool enabled = false;
+  float alpha_grad = 1.0f;
+  float alpha_image = 0.0f;
+  [[nodiscard]] float gamma(int t, int total) const {
+    check_t(t, total);
+    return (!enabled || 2 * static_cast<std::int64_t>(t) <= total) ? alpha_grad : 0.5f * alpha_grad;
+  }
+  [[nodiscard]] float upsilon(int t, int total) const {
+    check_t(t, total);
+    return (!enabled || 2 * static_cast<std::int64_t>(t) > total) ? alpha_image : 0.0f;
+  }
+
+ private:
+  static void check_t(int t, int total) {
+    check(total >= 1 && t >= 1 && t <= total, "LossSchedule: iteration ", t, " outside 1..", total);
+  }
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// Registration across seeds (Sec. 3.4.2, Eq. 9-10)
+// ---------------------------------------------------------------------------------------------------------------
+
+// A rigid, integer alignment: out(y, x) = in(y - dy, x' - dx) with x' = W - 1 - x when flipped, zero outside.
+struct Alignment {
+  int dy = 0, dx = 0;
+  bool flip = false;
+  double correlation = 0.0;  // Pearson correlation of the aligned source with the target
+};
+
+// Writes image b of src aligned by a into image b of dst ([B, C, H, W]).
+inline void apply_alignment(const Alignment& a, const Tensor<Cpu>& src, Tensor<Cpu>& dst, std::int64_t b) {
+  const std::int64_t c = src.dim(1), h = src.dim(2), w = src.dim(3);
+  for (std::int64_t ch = 0; ch < c; ++ch)
+    for (std::int64_t y = 0; y < h; ++y)
+      for (std::int64_t x = 0; x < w; ++x) {
+        const std::int64_t sy = y - a.dy, sx0 = x - a.dx, sx = a.flip ? w - 1 - sx0 : sx0;
+        const std::int64_t o = ((b * c + ch) * h + y) * w + x;
+        dst[o] = (sy >= 0 && sy < h && sx0 >= 0 && sx0 < w) ? src[((b * c + ch) * h + sy) * w + sx] : 0.0f;
+      }
+}
+
+// The alignment of image b of src to image b of target that maximises the Pearson correlation over the
+// integer shifts |dy|, |dx| <= max_shift and (if flips) a horizontal flip. Ties keep the identity first.
+// This is mint's stand-in for RANSAC-flow (docs/gradvit.md).
+inline Alignment best_alignment(const Tensor<Cpu>& src, const Tensor<Cpu>& target, std::int64_t b, int max_shift, bool flips) {
+  check(src.rank() == 4 && src.shape() == target.shape(), "best_alignment: shapes ", src.shape().str(), " and ",
+        target.shape().str(), " differ or are not [B, C, H, W]");
+  check(max_shift >= 0, "best_alignment: max_shift must be >= 0, got ", max_shift);
+  const std::int64_t per = src.numel() / src.dim(0);
+  auto one = Tensor<Cpu>::empty(src.shape());
+  auto corr = [&](const float* p, const float* q) {
+    double sp = 0, sq = 0, pp = 0, qq = 0, pq = 0;
+    for (std::int64_t k = 0; k < per; ++k) sp += p[k], sq += q[k], pp += double(p[k]) * p[k], qq += double(q[k]) * q[k], pq += double(p[k]) * q[k];
+    const double n = static_cast<double>(per), vp = pp - sp * sp / n, vq = qq - sq * sq / n;
+    return (vp > 0 && vq > 0) ? (pq - sp * sq / n) / std::sqrt(vp * vq) : 0.0;
+  };
+  Alignment best{0, 0, false, -2.0};
+  for (int f = 0; f <= (flips ? 1 : 0); ++f)
+    for (int r = 0; r <= max_shift; ++r)  // rings of growing shift, so smaller moves win ties
+      for (int dy = -r; dy <= r; ++dy)
+        for (int dx = -r; dx <= r; ++dx) {
+          if (std::max(std::abs(dy), std::abs(dx)) != r) continue;
+          Alignment a{dy, dx, f == 1, 0.0};
+          apply_alignment(a, src, one, b);
+          a.correlation = corr(one.data() + b * per, target.data() + b * per);
+          if (a.correlation > best.correlation) best = a;
+        }
+  return best;
+}
+
+// Eq. 9: x_m = mean_s x_s (pixel-wise); each x_s is aligned to x_m image by image (best_alignment); the
+// consensus x_C is the mean of the aligned solutions. Image b of every seed is taken to be the same image
+// (slot b carries label y^_b in every seed).
+// requires: seeds non-empty, all of one shape [B, C, H, W].
+inline Tensor<Cpu> consensus(const std::vector<Tensor<Cpu>>& seeds, int max_shift = 2, bool flips = true,
+                             std::vector<Alignment>* alignments = nullptr) {
+  check(!seeds.empty(), "gradvit::consensus: no seeds");
+  const auto& shape = seeds[0].shape();
+  check(shape.rank() == 4, "gradvit::consensus: seeds must be [B, C, H, W], got ", shape.str());
+  for (const auto& x : seeds) check(x.shape() == shape, "gradvit::consensus: seed shapes differ: ", x.shape().str(), " vs ", shape.str());
+  const double inv = 1.0 / static_cast<double>(seeds.size());
+  auto mean = Tensor<Cpu>::zeros(shape);
+  for (const auto& x : seeds)
+    for (std::int64_t i = 0; i < x.numel(); ++i) mean[i] += static_cast<float>(inv * x[i]);
+  auto out = Tensor<Cpu>::zeros(shape);
+  auto aligned = Tensor<Cpu>::empty(shape);
+  if (alignments) alignments->clear();
+  const std::int64_t per = mean.numel() / shape[0];
+  for (const auto& x : seeds)
+    for (std::int64_t b = 0; b < shape[0]; ++b) {
+      const auto a = best_alignment(x, mean, b, max_shift, flips);
+      if (alignments) alignments->push_back(a);
+      apply_alignment(a, x, aligned, b);
+      for (std::int64_t k = b * per; k < (b + 1) * per; ++k) out[k] += static_cast<float>(inv * aligned[k]);
+    }
+  return out;
+}
+
+// Eq. 10: R_reg(x) = weight * mean_b ||x_b - x_C,b||^2 (batch mean, as the other priors); d_x += its gradient.
+inline float registration_pull(const Tensor<Cpu>& x, const Tensor<Cpu>& target, float weight, Tensor<Cpu>* d_x = nullptr) {
+  check(x.rank() == 4 && x.shape() == target.shape(), "registration_pull: x ", x.shape().str(), " and consensus ",
+        target.shape().str(), " differ or are not [B, C, H, W]");
+  if (d_x) check_shape(*d_x, x.shape(), "registration_pull: d_x");
+  const double b = static_cast<double>(x.dim(0));
+  double s = 0.0;
+  for (std::int64_t i = 0; i < x.numel(); ++i) {
+    const double d = static_cast<double>(x[i]) - target[i];
+    s += d * d;
+    if (d_x) (*d_x)[i] += static_cast<float>(2.0 * weight / b * d);
+  }
+  return static_cast<float>(weight * s / b);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The attack loop
 // ---------------------------------------------------------------------------------------------------------------
 
 struct AttackOptions {
@@ -316,47 +441,116 @@ struct AttackOptions {
   float lr = 0.1f;              // Adam, the paper's initial rate, decayed by a cosine to 0 when cosine_lr
   bool cosine_lr = true;
   float beta1 = 0.9f, beta2 = 0.999f, adam_eps = 1e-8f;
-  float tv = 1e-4f;             // weight of SMI-Eq.-2 TV (batch mean), the paper's alpha_3-style R_TV (Eq. 11)
-  std::uint64_t seed = 0;       // Gaussian init of x^
+  float tv = 1e-4f;             // weight of SMI-Eq.-2 TV (batch mean): R_TV of Eq. 11 (alpha_3)
+  float l2 = 0.0f;              // weight of the L2 prior (nn::l2_prior, batch mean of ||x||^2): R_l2 of Eq. 11
+  float patch = 0.0f;           // alpha_1 of Eq. 7: weight of the patch prior (Eq. 8, nn::patch_prior)
+  int patch_size = 0;           // its patch size (required when patch > 0)
+  // Gamma(t) multiplies the matching loss (on top of GradientMatch's own weight), Upsilon(t) the BN prior's
+  // weight. The default (disabled, alpha_grad 1, alpha_image 0) is no schedule and no image prior.
+  LossSchedule schedule = {};
+  // The CNN BN-statistics image prior (Eq. 4): its model (nullptr = none), run in eval mode on x^ every
+  // iteration where Upsilon(t) > 0; its `weight` is multiplied by Upsilon(t).
+  BNPrior image_prior = {nullptr, 1.0f, 1.0f};
+  // Registration (Eq. 9-10): `seeds` independent x^ optimised side by side (seed, seed + 1, ...); every
+  // register_every iterations the consensus x_C of all of them is recomputed (consensus()), and each is pulled
+  // to it with weight `registration` (alpha_2; 0 or seeds == 1: no registration).
+  int seeds = 1;
+  float registration = 0.0f;
+  int register_every = 50;
+  float register_from = 0.0f;   // the pull (and consensus updates) run for t > register_from * T (0: from t = 1)
+  int align_shift = 2;          // the alignment searches |dy|, |dx| <= align_shift pixels
+  bool align_flip = true;       // ... and a horizontal flip
+  std::uint64_t seed = 0;       // Gaussian init of x^ (seed s uses seed + s)
   float init_std = 1.0f;
   float pixel_lo = -1e30f, pixel_hi = 1e30f;  // valid range of x^ (normalised space), clipped after every step
 };
 
 struct AttackResult {
-  Tensor<Cpu> images;            // the reconstruction x^
-  std::vector<double> loss;      // matching loss (weighted) + TV per iteration
+  Tensor<Cpu> images;             // the reconstruction x^: the seed with the least final matching distance
+  Tensor<Cpu> consensus;          // the final consensus x_C of all seeds (Eq. 9; with one seed, x^ itself)
+  std::vector<double> loss;       // total loss per iteration (mean over seeds)
+  std::vector<double> distance;   // final unweighted matching distance of each seed
+  int best_seed = 0;
 };
 
-// Minimises match(x^) + tv * TV(x^) over x^ with Adam, from seeded Gaussian noise of `shape`.
-// `on_iteration(t, loss, x^)` (optional) is called after every step.
+// Minimises Gamma(t) match(x^) + Upsilon(t) R_image(x^) + patch R_patch + l2 R_l2 + tv R_TV + registration R_reg
+// over x^ with Adam, from seeded Gaussian noise of `shape`, for every seed.
+// `on_iteration(t, loss, x^ of seed 0)` (optional) is called after every step.
 template <WhiteBoxModel M>
 AttackResult attack(M& model, const GradientMatch& match, const Shape& shape, const AttackOptions& opt = {},
                     const std::function<void(int, double, const Tensor<Cpu>&)>& on_iteration = {}) {
   check(opt.iterations >= 1, "gradvit::attack: iterations must be >= 1, got ", opt.iterations);
   check(shape.rank() == 4 && shape[0] == static_cast<std::int64_t>(match.labels().size()), "gradvit::attack: shape ",
         shape.str(), " does not hold one image per label (", match.labels().size(), ")");
+  check(opt.seeds >= 1, "gradvit::attack: seeds must be >= 1, got ", opt.seeds);
+  check(opt.register_every >= 1, "gradvit::attack: register_every must be >= 1, got ", opt.register_every);
+  check(opt.register_from >= 0.0f && opt.register_from < 1.0f, "gradvit::attack: register_from must be in [0, 1), got ", opt.register_from);
+  check(opt.patch == 0.0f || opt.patch_size >= 1, "gradvit::attack: the patch prior needs patch_size >= 1");
+  check(opt.schedule.alpha_image == 0.0f || opt.image_prior.model != nullptr,
+        "gradvit::attack: alpha_image = ", opt.schedule.alpha_image, " but no image-prior CNN is set");
+  if (opt.image_prior.model) check(!opt.image_prior.model->training(), "gradvit::attack: the image-prior CNN must be in eval mode");
+  const auto S = static_cast<std::size_t>(opt.seeds);
+  const bool registering = S > 1 && opt.registration > 0.0f;
   AttackResult res;
-  res.images = Tensor<Cpu>::empty(shape);
-  auto& x = res.images;
-  fill_normal(x, opt.seed, 0, 0.0f, opt.init_std);
-  for (std::int64_t i = 0; i < x.numel(); ++i) x[i] = std::clamp(x[i], opt.pixel_lo, opt.pixel_hi);
-  auto m = Tensor<Cpu>::zeros(shape), v = Tensor<Cpu>::zeros(shape), g = Tensor<Cpu>::zeros(shape);
+  std::vector<Tensor<Cpu>> xs(S), ms(S), vs(S);
+  for (std::size_t s = 0; s < S; ++s) {
+    xs[s] = Tensor<Cpu>::empty(shape);
+    fill_normal(xs[s], opt.seed + s, 0, 0.0f, opt.init_std);
+    for (std::int64_t i = 0; i < xs[s].numel(); ++i) xs[s][i] = std::clamp(xs[s][i], opt.pixel_lo, opt.pixel_hi);
+    ms[s] = Tensor<Cpu>::zeros(shape);
+    vs[s] = Tensor<Cpu>::zeros(shape);
+  }
+  auto g = Tensor<Cpu>::zeros(shape), gm = Tensor<Cpu>::zeros(shape);
+  Tensor<Cpu> xc;
   const double pi = 3.14159265358979323846;
   for (int t = 1; t <= opt.iterations; ++t) {
-    g.fill(0.0f);
-    double loss = match.evaluate(model, x, &g).loss;
-    if (opt.tv > 0.0f) loss += nn::total_variation(x, opt.tv, &g);
-    check(std::isfinite(loss), "gradvit::attack: the loss became ", loss, " at iteration ", t);
+    const int reg_t0 = static_cast<int>(opt.register_from * static_cast<float>(opt.iterations));  // pull for t > reg_t0
+    const bool pulling = registering && t > reg_t0;
+    if (pulling && (t - reg_t0 - 1) % opt.register_every == 0) xc = consensus(xs, opt.align_shift, opt.align_flip);
+    const float gamma = opt.schedule.gamma(t, opt.iterations), upsilon = opt.schedule.upsilon(t, opt.iterations);
     const float lr = opt.cosine_lr ? static_cast<float>(0.5 * opt.lr * (1.0 + std::cos(pi * (t - 1) / opt.iterations))) : opt.lr;
     const fn::AdamStep step{lr, opt.beta1, opt.beta2, opt.adam_eps, 1.0f - static_cast<float>(std::pow(opt.beta1, t)),
                             1.0f - static_cast<float>(std::pow(opt.beta2, t))};
-    for (std::int64_t i = 0; i < x.numel(); ++i) {
-      step(x[i], g[i], m[i], v[i]);
-      x[i] = std::clamp(x[i], opt.pixel_lo, opt.pixel_hi);
+    double mean_loss = 0.0;
+    for (std::size_t s = 0; s < S; ++s) {
+      auto& x = xs[s];
+      g.fill(0.0f);
+      double loss = 0.0;
+      if (gamma == 1.0f) {
+        loss = match.evaluate(model, x, &g).loss;
+      } else if (gamma != 0.0f) {
+        gm.fill(0.0f);
+        loss = gamma * match.evaluate(model, x, &gm).loss;
+        for (std::int64_t i = 0; i < g.numel(); ++i) g[i] += gamma * gm[i];
+      }
+      if (opt.tv > 0.0f) loss += nn::total_variation(x, opt.tv, &g);
+      if (opt.l2 > 0.0f) loss += nn::l2_prior(x, opt.l2, &g);
+      if (opt.patch > 0.0f) loss += nn::patch_prior(x, opt.patch_size, opt.patch, &g);
+      if (upsilon > 0.0f) {
+        BNPrior prior = opt.image_prior;
+        prior.weight *= upsilon;
+        prior.model->forward(x);
+        loss += prior.add(x, g);
+      }
+      if (pulling) loss += registration_pull(x, xc, opt.registration, &g);
+      check(std::isfinite(loss), "gradvit::attack: the loss became ", loss, " at iteration ", t, " (seed ", s, ")");
+      auto& m = ms[s];
+      auto& v = vs[s];
+      for (std::int64_t i = 0; i < x.numel(); ++i) {
+        step(x[i], g[i], m[i], v[i]);
+        x[i] = std::clamp(x[i], opt.pixel_lo, opt.pixel_hi);
+      }
+      mean_loss += loss / static_cast<double>(S);
     }
-    res.loss.push_back(loss);
-    if (on_iteration) on_iteration(t, loss, x);
+    res.loss.push_back(mean_loss);
+    if (on_iteration) on_iteration(t, mean_loss, xs[0]);
   }
+  for (std::size_t s = 0; s < S; ++s) {
+    res.distance.push_back(match.evaluate(model, xs[s]).distance);
+    if (res.distance.back() < res.distance[static_cast<std::size_t>(res.best_seed)]) res.best_seed = static_cast<int>(s);
+  }
+  res.images = xs[static_cast<std::size_t>(res.best_seed)];
+  res.consensus = S > 1 ? consensus(xs, opt.align_shift, opt.align_flip) : res.images.clone();
   return res;
 }
 

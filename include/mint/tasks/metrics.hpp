@@ -1,4 +1,6 @@
-// mint/tasks/metrics.hpp -- image-reconstruction metrics: PSNR and SSIM, per image of an NCHW batch.
+// mint/tasks/metrics.hpp -- image-reconstruction metrics: PSNR, SSIM and GradViT's FFT2D, per image of an NCHW
+// batch, and optimal_assignment / match_images (the Hungarian algorithm) to pair each recovered image with its
+// original before measuring (a gradient attack returns the batch in no particular order).
 //
 // PSNR = 10 log10(L^2 / MSE), MSE over all C*H*W values of the image, L = data_range (the span of valid pixel
 // values: 1 for [0, 1] images, 255 for bytes; pass the range of the space the images are in, e.g. 1/std for
@@ -14,6 +16,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <complex>
 #include <cstdint>
 #include <limits>
 #include <vector>
@@ -99,6 +102,119 @@ inline std::vector<double> ssim(const Tensor<Cpu>& a, const Tensor<Cpu>& b, floa
     }
     out[static_cast<std::size_t>(i)] = acc / static_cast<double>(c);
   }
+  return out;
+}
+
+// GradViT's FFT2D ("cosine similarity in the Fourier space", lower is better; docs/gradvit.md): per image,
+//   FFT2D(a, b) = 1 - sum |A| |B| / ( sqrt(sum |A|^2) sqrt(sum |B|^2) ),
+// A, B the 2-D discrete Fourier transforms over (H, W) of each channel, the sums over every channel and
+// frequency. Magnitudes, not complex values: the DFT is unitary up to a constant, so the cosine of the complex
+// spectra would equal the cosine of the pixels (Parseval) and say nothing a pixel metric does not. The value is
+// in [0, 1]; it ignores phase, so it is invariant to circular shifts of an image. Images are taken as given
+// (pass them on the [0, 1] pixel scale: the DC term depends on the offset). If exactly one image is all zeros
+// the value is 1, if both are it is 0.
+// requires: a, b [N, C, H, W] of the same shape.
+inline std::vector<double> fft2d(const Tensor<Cpu>& a, const Tensor<Cpu>& b) {
+  detail::check_pair(a, b, 1.0f, "fft2d");
+  const std::int64_t n = a.dim(0), c = a.dim(1), h = a.dim(2), w = a.dim(3);
+  using cd = std::complex<double>;
+  const double pi = 3.14159265358979323846;
+  // separable DFT: along rows (W) then columns (H), O(H W (H + W)) per plane
+  auto magnitudes = [&](const float* x, std::vector<double>& mag) {
+    std::vector<cd> t(static_cast<std::size_t>(h * w));
+    for (std::int64_t i = 0; i < h; ++i)
+      for (std::int64_t v = 0; v < w; ++v) {
+        cd s = 0.0;
+        for (std::int64_t j = 0; j < w; ++j) s += double(x[i * w + j]) * std::polar(1.0, -2.0 * pi * double(v * j % w) / double(w));
+        t[static_cast<std::size_t>(i * w + v)] = s;
+      }
+    for (std::int64_t u = 0; u < h; ++u)
+      for (std::int64_t v = 0; v < w; ++v) {
+        cd s = 0.0;
+        for (std::int64_t i = 0; i < h; ++i)
+          s += t[static_cast<std::size_t>(i * w + v)] * std::polar(1.0, -2.0 * pi * double(u * i % h) / double(h));
+        mag[static_cast<std::size_t>(u * w + v)] = std::abs(s);
+      }
+  };
+  std::vector<double> out(static_cast<std::size_t>(n)), ma(static_cast<std::size_t>(h * w)), mb(ma.size());
+  for (std::int64_t i = 0; i < n; ++i) {
+    double ab = 0.0, aa = 0.0, bb = 0.0;
+    for (std::int64_t ch = 0; ch < c; ++ch) {
+      magnitudes(a.data() + (i * c + ch) * h * w, ma);
+      magnitudes(b.data() + (i * c + ch) * h * w, mb);
+      for (std::size_t k = 0; k < ma.size(); ++k) ab += ma[k] * mb[k], aa += ma[k] * ma[k], bb += mb[k] * mb[k];
+    }
+    out[static_cast<std::size_t>(i)] = (aa == 0.0 && bb == 0.0) ? 0.0 : (aa == 0.0 || bb == 0.0) ? 1.0 : 1.0 - ab / std::sqrt(aa * bb);
+  }
+  return out;
+}
+
+// The Hungarian algorithm (Kuhn-Munkres with potentials, O(n^3)): the assignment of n rows to n columns with the
+// least total cost. cost is row-major n x n, finite. Returns col with col[i] = the column assigned to row i.
+inline std::vector<int> optimal_assignment(const std::vector<double>& cost, int n) {
+  check(n >= 1 && cost.size() == static_cast<std::size_t>(n) * static_cast<std::size_t>(n), "optimal_assignment: ",
+        cost.size(), " costs for n = ", n, " (need n * n, n >= 1)");
+  for (double v : cost) check(std::isfinite(v), "optimal_assignment: a cost is not finite (", v, ")");
+  const double inf = std::numeric_limits<double>::infinity();
+  const auto N = static_cast<std::size_t>(n);
+  // 1-based rows/columns; p[j] = row matched to column j (0 = none); u, v potentials
+  std::vector<double> u(N + 1, 0.0), v(N + 1, 0.0);
+  std::vector<std::size_t> p(N + 1, 0), way(N + 1, 0);
+  for (std::size_t i = 1; i <= N; ++i) {
+    p[0] = i;
+    std::size_t j0 = 0;
+    std::vector<double> minv(N + 1, inf);
+    std::vector<char> used(N + 1, 0);
+    do {
+      used[j0] = 1;
+      const std::size_t i0 = p[j0];
+      double delta = inf;
+      std::size_t j1 = 0;
+      for (std::size_t j = 1; j <= N; ++j)
+        if (!used[j]) {
+          const double cur = cost[(i0 - 1) * N + (j - 1)] - u[i0] - v[j];
+          if (cur < minv[j]) minv[j] = cur, way[j] = j0;
+          if (minv[j] < delta) delta = minv[j], j1 = j;
+        }
+      for (std::size_t j = 0; j <= N; ++j)
+        if (used[j]) u[p[j]] += delta, v[j] -= delta;
+        else minv[j] -= delta;
+      j0 = j1;
+    } while (p[j0] != 0);
+    do {
+      const std::size_t j1 = way[j0];
+      p[j0] = p[j1];
+      j0 = j1;
+    } while (j0 != 0);
+  }
+  std::vector<int> col(N);
+  for (std::size_t j = 1; j <= N; ++j) col[p[j] - 1] = static_cast<int>(j - 1);
+  return col;
+}
+
+// Pairs each original with a recovered image: the assignment of least total MSE (optimal_assignment on the
+// N x N MSE matrix). Returns `recovered` reordered so that image i is the one matched to originals[i].
+// requires: recovered, originals [N, C, H, W] of the same shape.
+inline Tensor<Cpu> match_images(const Tensor<Cpu>& recovered, const Tensor<Cpu>& originals, std::vector<int>* order = nullptr) {
+  detail::check_pair(recovered, originals, 1.0f, "match_images");
+  const std::int64_t n = originals.dim(0), per = originals.numel() / std::max<std::int64_t>(n, 1);
+  std::vector<double> cost(static_cast<std::size_t>(n * n));
+  for (std::int64_t i = 0; i < n; ++i)  // row: original i, column: recovered j
+    for (std::int64_t j = 0; j < n; ++j) {
+      double se = 0.0;
+      for (std::int64_t k = 0; k < per; ++k) {
+        const double d = double(originals[i * per + k]) - recovered[j * per + k];
+        se += d * d;
+      }
+      cost[static_cast<std::size_t>(i * n + j)] = se / static_cast<double>(per);
+    }
+  const auto col = optimal_assignment(cost, static_cast<int>(n));
+  auto out = Tensor<Cpu>::empty(recovered.shape());
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::int64_t j = col[static_cast<std::size_t>(i)];
+    std::copy(recovered.data() + j * per, recovered.data() + (j + 1) * per, out.data() + i * per);
+  }
+  if (order) *order = col;
   return out;
 }
 

@@ -1,0 +1,227 @@
+// mint-attack-gradients: GradViT's gradient-inversion attack on the embedded Fashion-MNIST ViT teacher
+// (docs/gradvit.md). A batch of real test images is the client's hidden data; the attacker sees the batch-mean
+// cross-entropy gradient of every parameter (or of the matched subset), recovers or is given the labels, and
+// optimises noise to match the gradient. Writes DIR/NAME.png (originals on top, the matched recoveries below,
+// then the consensus of the seeds) and DIR/NAME.json (every option, PSNR / SSIM / FFT2D per image after the
+// optimal assignment, label recovery, time).
+//
+//   mint-attack-gradients [--batch 8] [--first 0] [--iterations 400] [--seeds 1] [--labels true|eq2|bias]
+//       [--distance l2|cos] [--alpha-grad 1] [--schedule 0|1] [--alpha-image 0] [--patch 0] [--registration 0]
+//       [--tv 1e-4] [--l2 0] [--lr 0.1] [--filter all|attn|mlp|blocks:A-B|no-blocks:A-B] [--seed 0]
+//       [--register-every 50] [--register-from 0] [--model PATH] [--prior PATH] [--data DIR] [--out DIR] [--name attack] [--log-every 0]
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <set>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include <mint/mint.hpp>
+#include <mint/tasks/gradvit.hpp>
+
+#include "training_common.hpp"
+
+#ifndef MINT_DEFAULT_MODEL
+#define MINT_DEFAULT_MODEL "models/fmnist_vit.safetensors"
+#endif
+#ifndef MINT_DEFAULT_PRIOR
+#define MINT_DEFAULT_PRIOR "models/fmnist_resnet.safetensors"
+#endif
+
+namespace {
+
+const char* kUsage =
+    "mint-attack-gradients [--batch 8] [--first 0] [--iterations 400] [--seeds 1] [--labels true|eq2|bias]\n"
+    "    [--distance l2|cos] [--alpha-grad 1] [--schedule 0|1] [--alpha-image 0] [--patch 0] [--registration 0]\n"
+    "    [--tv 1e-4] [--l2 0] [--lr 0.1] [--filter all|attn|mlp|blocks:A-B|no-blocks:A-B] [--seed 0]\n"
+    "    [--register-every 50] [--register-from 0] [--model PATH] [--prior PATH] [--data DIR] [--out DIR] [--name attack] [--log-every 0]\n"
+    "  The hidden batch is Fashion-MNIST test images first .. first+batch-1. --labels true gives the attack the true\n"
+    "  labels; eq2 / bias recover them from the head's gradient (eq2 needs batch <= classes; bias must find batch\n"
+    "  distinct classes). --alpha-image > 0 turns on the BN prior of the CNN --prior; with --schedule 1 the matching\n"
+    "  weight halves and the image prior starts at iteration T/2 (Eq. 5-6).";
+
+namespace gv = mint::tasks::gradvit;
+
+gv::ParamFilter parse_filter(const std::string& f) {
+  if (f == "all") return gv::all_parameters();
+  if (f == "attn") return gv::attention_parameters();
+  if (f == "mlp") return gv::mlp_parameters();
+  for (const std::string pre : {"blocks:", "no-blocks:"})
+    if (f.rfind(pre, 0) == 0) {
+      int a = -1, b = -1;
+      mint::check(std::sscanf(f.c_str() + pre.size(), "%d-%d", &a, &b) == 2 && a >= 0 && b >= a,
+                  "mint-attack-gradients: --filter ", f, ": expected ", pre, "A-B with 0 <= A <= B");
+      auto in = gv::block_parameters(a, b);
+      return pre == "blocks:" ? in : gv::except(in);
+    }
+  throw mint::Error("mint-attack-gradients: --filter '" + f + "' is not all, attn, mlp, blocks:A-B or no-blocks:A-B");
+}
+
+// normalised -> [0, 1] pixels
+mint::Tensor<> to_pixels(const mint::Tensor<>& x) {
+  auto y = x.clone();
+  for (std::int64_t i = 0; i < y.numel(); ++i) y[i] = y[i] * mint::tasks::kFashionMnistStd + mint::tasks::kFashionMnistMean;
+  return y;
+}
+
+nlohmann::json metrics(const mint::Tensor<>& rec01, const mint::Tensor<>& orig01, mint::Tensor<>* matched) {
+  std::vector<int> order;
+  auto m = mint::tasks::match_images(rec01, orig01, &order);
+  const auto p = mint::tasks::psnr(m, orig01, 1.0f), s = mint::tasks::ssim(m, orig01, 1.0f), f = mint::tasks::fft2d(m, orig01);
+  auto mean = [](const std::vector<double>& v) {
+    double a = 0;
+    for (double x : v) a += x;
+    return a / static_cast<double>(v.size());
+  };
+  if (matched) *matched = m;
+  return {{"psnr", mean(p)}, {"ssim", mean(s)}, {"fft2d", mean(f)}, {"psnr_per_image", p}, {"ssim_per_image", s},
+          {"fft2d_per_image", f}, {"assignment", order}};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  using namespace mint;
+  examples::Options o("mint-attack-gradients", kUsage, argc, argv);
+  int batch = 8, first = 0, iterations = 400, seeds = 1, schedule = 0, register_every = 50, log_every = 0;
+  float register_from = 0.0f, alpha_grad = 1.0f, alpha_image = 0.0f, patch = 0.0f, registration = 0.0f, tv = 1e-4f, l2 = 0.0f, lr = 0.1f;
+  double seed = 0;
+  std::string labels_mode = "true", distance = "cos", filter = "all", model_path = MINT_DEFAULT_MODEL,
+              prior_path = MINT_DEFAULT_PRIOR, data_dir = "/usr/share/datasets/fashion-mnist", out = "out/attack", name = "attack";
+  o.number("batch", batch), o.number("first", first), o.number("iterations", iterations), o.number("seeds", seeds);
+  o.number("schedule", schedule), o.number("register-every", register_every), o.number("register-from", register_from);
+  o.number("log-every", log_every);
+  o.number("alpha-grad", alpha_grad), o.number("alpha-image", alpha_image), o.number("patch", patch);
+  o.number("registration", registration), o.number("tv", tv), o.number("l2", l2), o.number("lr", lr), o.number("seed", seed);
+  o.text("labels", labels_mode), o.text("distance", distance), o.text("filter", filter), o.text("model", model_path);
+  o.text("prior", prior_path), o.text("data", data_dir), o.text("out", out), o.text("name", name);
+  o.finish();
+  check(batch >= 1 && first >= 0 && iterations >= 1, "mint-attack-gradients: --batch and --iterations must be >= 1, --first >= 0");
+  check(distance == "l2" || distance == "cos", "mint-attack-gradients: --distance must be l2 or cos, got '", distance, "'");
+  check(labels_mode == "true" || labels_mode == "eq2" || labels_mode == "bias",
+        "mint-attack-gradients: --labels must be true, eq2 or bias, got '", labels_mode, "'");
+  check(schedule == 0 || schedule == 1, "mint-attack-gradients: --schedule must be 0 or 1");
+
+  auto model = ViT<>::load(model_path);
+  const auto& cfg = model.config();
+  const auto data = tasks::load_fashion_mnist(data_dir, false, first + batch);
+  check(data.size() == first + batch, "mint-attack-gradients: the test set has only ", data.size(), " images");
+  const std::int64_t per = data.images.numel() / data.size();
+  auto xstar = Tensor<>::empty(Shape{batch, data.images.dim(1), data.images.dim(2), data.images.dim(3)});
+  std::copy(data.images.data() + first * per, data.images.data() + (first + batch) * per, xstar.data());
+  const std::vector<int> ystar(data.labels.begin() + first, data.labels.end());
+
+  // the client's shared gradient, and what the attacker can read from the head
+  const auto gstar = gv::parameter_gradients(model, xstar, ystar);
+  const auto bias = gv::labels_from_bias_sign(gstar.at("head.bias"));
+  std::vector<int> eq2;
+  if (batch <= cfg.classes) eq2 = gv::recover_labels_eq2(gstar.at("head.weight"), batch);
+  std::vector<int> labels = ystar;
+  if (labels_mode == "eq2") {
+    check(!eq2.empty(), "mint-attack-gradients: --labels eq2 needs batch <= ", cfg.classes, " classes");
+    labels = eq2;
+  } else if (labels_mode == "bias") {
+    check(static_cast<int>(bias.size()) == batch, "mint-attack-gradients: --labels bias found ", bias.size(),
+          " classes for a batch of ", batch);
+    labels = bias;
+  }
+
+  gv::GradientMatch match(gstar, labels,
+                          {.distance = distance == "l2" ? gv::MatchDistance::L2 : gv::MatchDistance::Cosine,
+                           .filter = parse_filter(filter)});
+  std::optional<ResNet<>> prior;
+  const float lo = (0.0f - tasks::kFashionMnistMean) / tasks::kFashionMnistStd,
+              hi = (1.0f - tasks::kFashionMnistMean) / tasks::kFashionMnistStd;
+  gv::AttackOptions opt{.iterations = iterations, .lr = lr, .tv = tv, .l2 = l2, .patch = patch, .patch_size = cfg.patch,
+                        .schedule = {.enabled = schedule == 1, .alpha_grad = alpha_grad, .alpha_image = alpha_image},
+                        .seeds = seeds, .registration = registration, .register_every = register_every,
+                        .register_from = register_from,
+                        .seed = static_cast<std::uint64_t>(seed), .pixel_lo = lo, .pixel_hi = hi};
+  if (alpha_image > 0.0f) {
+    prior.emplace(ResNet<>::load(prior_path));
+    prior->eval();
+    opt.image_prior.model = &*prior;
+  }
+
+  const auto orig01 = to_pixels(xstar);
+  std::printf("mint-attack-gradients: batch %d (test images %d..%d, labels", batch, first, first + batch - 1);
+  for (int y : ystar) std::printf(" %d", y);
+  std::printf("), %zu of %zu parameter tensors matched, %d iterations x %d seed(s)\n", match.matched().size(),
+              gstar.size(), iterations, seeds);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto res = gv::attack(model, match, xstar.shape(), opt, [&](int t, double loss, const Tensor<>& x) {
+    if (log_every > 0 && (t % log_every == 0 || t == iterations)) {
+      const auto m = metrics(to_pixels(x), orig01, nullptr);
+      std::printf("  t %5d  loss %.4e  seed-0 PSNR %.2f dB\n", t, loss, m["psnr"].get<double>());
+      std::fflush(stdout);
+    }
+  });
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  Tensor<> matched, matched_c;
+  const auto m = metrics(to_pixels(res.images), orig01, &matched);
+  const auto mc = metrics(to_pixels(res.consensus), orig01, &matched_c);
+  std::filesystem::create_directories(out);
+  // grid: originals | recovered (best seed, matched) | consensus (matched, only with several seeds)
+  const int rows = seeds > 1 ? 3 : 2;
+  auto grid = Tensor<>::empty(Shape{rows * batch, xstar.dim(1), xstar.dim(2), xstar.dim(3)});
+  std::copy(orig01.data(), orig01.data() + orig01.numel(), grid.data());
+  std::copy(matched.data(), matched.data() + matched.numel(), grid.data() + orig01.numel());
+  if (rows == 3) std::copy(matched_c.data(), matched_c.data() + matched_c.numel(), grid.data() + 2 * orig01.numel());
+  io::write_png(out + "/" + name + ".png", io::image_grid(grid, batch, 1));
+
+  // references an attack must beat: the constant dataset-mean image and the clipped initial noise of seed 0
+  auto mean_img = Tensor<>::empty(xstar.shape());
+  mean_img.fill(tasks::kFashionMnistMean);
+  auto noise = Tensor<>::empty(xstar.shape());
+  fill_normal(noise, static_cast<std::uint64_t>(seed), 0, 0.0f, 1.0f);
+  for (std::int64_t i = 0; i < noise.numel(); ++i) noise[i] = std::clamp(noise[i], lo, hi);
+  const auto m_mean = metrics(mean_img, orig01, nullptr), m_noise = metrics(to_pixels(noise), orig01, nullptr);
+
+  std::set<int> present(ystar.begin(), ystar.end());
+  auto hits = [&](const std::vector<int>& v) {
+    int h = 0;
+    for (int c : v) h += static_cast<int>(present.count(c));
+    return h;
+  };
+  nlohmann::json rep = {
+      {"command", o.command()},
+      {"model", model_path},
+      {"batch", batch},
+      {"test_images", {first, first + batch - 1}},
+      {"true_labels", ystar},
+      {"labels_mode", labels_mode},
+      {"labels_used", labels},
+      {"label_recovery",
+       {{"eq2", eq2}, {"eq2_present", hits(eq2)}, {"bias_sign", bias}, {"bias_sign_present", hits(bias)},
+        {"distinct_true", present.size()}}},
+      {"options",
+       {{"distance", distance}, {"filter", filter}, {"matched_tensors", match.matched().size()},
+        {"iterations", iterations}, {"seeds", seeds}, {"lr", examples::dec(lr)}, {"alpha_grad", examples::dec(alpha_grad)},
+        {"schedule", schedule == 1}, {"alpha_image", examples::dec(alpha_image)},
+        {"prior", alpha_image > 0.0f ? prior_path : ""}, {"patch", examples::dec(patch)},
+        {"registration", examples::dec(registration)}, {"register_every", register_every},
+        {"register_from", examples::dec(register_from)}, {"tv", examples::dec(tv)},
+        {"l2", examples::dec(l2)}, {"seed", static_cast<std::uint64_t>(seed)}}},
+      {"recovered", m},
+      {"consensus", mc},
+      {"reference_mean_image", {{"psnr", m_mean["psnr"]}, {"ssim", m_mean["ssim"]}, {"fft2d", m_mean["fft2d"]}}},
+      {"reference_init_noise", {{"psnr", m_noise["psnr"]}, {"ssim", m_noise["ssim"]}, {"fft2d", m_noise["fft2d"]}}},
+      {"best_seed", res.best_seed},
+      {"final_distance", res.distance},
+      {"final_loss", res.loss.back()},
+      {"seconds", secs},
+      {"threads", cpu::num_threads()},
+  };
+  std::ofstream(out + "/" + name + ".json") << rep.dump(1) << "\n";
+  std::printf("  PSNR %.2f dB  SSIM %.3f  FFT2D %.4f  (consensus: %.2f dB; mean image %.2f dB)  in %.1f s -> %s/%s.{png,json}\n",
+              m["psnr"].get<double>(), m["ssim"].get<double>(), m["fft2d"].get<double>(), mc["psnr"].get<double>(),
+              m_mean["psnr"].get<double>(), secs, out.c_str(), name.c_str());
+  return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "%s\n", e.what());
+  return 1;
+}

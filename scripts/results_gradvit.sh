@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Regenerates docs/results_gradvit.md and its figures (docs/figures/gradvit/*.png): GradViT's gradient-inversion
+# attack on the embedded Fashion-MNIST ViT teacher, every run a call of mint-attack-gradients (docs/gradvit.md).
+#
+#   bash scripts/results_gradvit.sh            the quick size (T = 800 iterations; 10.3 min measured, up to ~25 under heavy load)
+#   bash scripts/results_gradvit.sh --full     T = 4000 (5x longer)
+#   ITER=1000 bash scripts/results_gradvit.sh  any T
+#   BIN=/path/to/mint-attack-gradients ...     use a binary already built (otherwise cmake builds it in build/)
+#
+# Runs with OMP_NUM_THREADS=1 under nice. Per-run JSON reports and grids go to out/results_gradvit/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ITER=${ITER:-800}
+[[ "${1:-}" == "--full" ]] && ITER=4000
+if [[ -z "${BIN:-}" ]]; then
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMINT_BUILD_TESTS=OFF -DMINT_BUILD_EXAMPLES=ON >/dev/null
+  cmake --build build -j1 --target mint_attack_gradients
+  BIN=./build/examples/mint-attack-gradients
+fi
+OUT=out/results_gradvit
+rm -rf "$OUT" && mkdir -p "$OUT"
+export OMP_NUM_THREADS=1
+start=$(date +%s)
+run() {  # run NAME BATCH ARGS...
+  local name=$1 batch=$2
+  shift 2
+  nice -n 10 "$BIN" --batch "$batch" --iterations "$ITER" --out "$OUT" --name "$name" "$@" | tail -1 | sed "s|^|$name:|"
+}
+# the priors as GradViT Sec. 3.4 weighs them, on mint's cosine matching loss (docs/results_gradvit.md)
+PRIOR=(--tv 1e-3 --l2 1e-4)                      # R_prior (Eq. 11): TV + L2
+REG=(--seeds 2 --registration 1e-2 --register-from 0.5)  # R_reg (Eq. 9-10) over 2 seeds, from T/2
+IMAGE=(--alpha-image 1e-2)                       # R_image (Eq. 4), the CNN prior models/fmnist_resnet
+PATCH=(--patch 1e-3)                             # R_patch (Eq. 8)
+GRADVIT=(--distance cos "${PRIOR[@]}" "${REG[@]}" "${IMAGE[@]}" --schedule 1 "${PATCH[@]}")
+
+# baselines (batch 8)
+run dlg 8 --distance l2 --tv 0
+run ig 8 --distance cos --tv 1e-3
+# ablation, GradViT Table 2 (batch 8)
+run abl_reg 8 --distance cos "${PRIOR[@]}" "${REG[@]}"
+run abl_image 8 --distance cos "${PRIOR[@]}" "${REG[@]}" "${IMAGE[@]}"
+run abl_sched 8 --distance cos "${PRIOR[@]}" "${REG[@]}" "${IMAGE[@]}" --schedule 1
+run gradvit_b8 8 "${GRADVIT[@]}"
+# batch sizes (batch 8 is the last ablation row)
+run gradvit_b1 1 "${GRADVIT[@]}"
+run gradvit_b4 4 "${GRADVIT[@]}"
+run gradvit_b16 16 "${GRADVIT[@]}"
+# leakage studies, GradViT Tables 4-5 (batch 8), on the IG configuration (cosine + TV, one seed) to keep them cheap
+run layer_wo0 8 --distance cos --tv 1e-3 --filter no-blocks:0-0
+run layer_wo12 8 --distance cos --tv 1e-3 --filter no-blocks:1-2
+run layer_wo3 8 --distance cos --tv 1e-3 --filter no-blocks:3-3
+run comp_mlp 8 --distance cos --tv 1e-3 --filter mlp
+run comp_attn 8 --distance cos --tv 1e-3 --filter attn
+secs=$(( $(date +%s) - start ))
+python3 scripts/results_gradvit.py "$OUT" "$ITER" "$secs" "bash scripts/results_gradvit.sh $*"

@@ -171,7 +171,7 @@ TEST_CASE("DCI L_k with the cycle term: gradients of every trainable module matc
   for (auto& [n, p] : dci2.module(k).parameters()) REQUIRE(p.grad.defined());
 }
 
-TEST_CASE("DCI progressive training lowers L_k; inversion is a forward pass; save/load round trip", "[dci]") {
+TEST_CASE("DCI progressive training lowers L_k, inversion is a forward pass, save/load round trip", "[dci]") {
   auto target = tiny_target();
   tasks::DCI dci(target, 1);
   const auto data = smooth_images(64, 12);

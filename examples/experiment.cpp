@@ -22,6 +22,7 @@
 // --efficiency-only 1 re-runs the inversions of seed 0 without the cache and writes only the efficiency table
 // (<out>/efficiency.md): run it on an idle machine for clean timings.
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -707,11 +708,12 @@ int run(const Args& a) {
   }
 
   md << "\n## Downstream (PRI Table 3): distillation and data-free quantization\n\n"
-        "Student top-1 (%) on the real test set: on the five classes its backbone never saw (5-9), on all ten, on "
-        "0-4. Teacher fake-quantized W4/A8 and W8/A8, calibrated on the set (top-1 %, all ten classes). Mean ± sd "
+        "Student top-1 (%) on the real test set: on the five classes its backbone never saw (5-9) with the argmax "
+        "over all ten classes; the same with the argmax over 5-9 only (5-way, chance 20 %); on all ten; on 0-4. "
+        "Teacher fake-quantized W4/A8 and W8/A8, calibrated on the set (top-1 %, all ten classes). Mean ± sd "
         "over seeds.\n\n"
-     << "| data | student 5-9 (unseen) | student all 10 | student 0-4 | W4/A8 | W8/A8 | distillation s |\n"
-     << "|---|---:|---:|---:|---:|---:|---:|\n";
+     << "| data | student 5-9 (unseen) | student 5-9, 5-way | student all 10 | student 0-4 | W4/A8 | W8/A8 | distillation s |\n"
+     << "|---|---:|---:|---:|---:|---:|---:|---:|\n";
   std::vector<std::string> rows = names;
   rows.push_back("real");
   rows.push_back("gaussian");
@@ -719,35 +721,44 @@ int run(const Args& a) {
     const auto& v = down[n];
     unseen[n] = col(v, [](const Downstream& d) { return d.student.unseen; });
     md << "| " << (n == "real" ? "real training images" : n == "gaussian" ? "Gaussian noise" : n) << " | "
-       << pm(unseen[n]) << " | " << pm(col(v, [](const Downstream& d) { return d.student.all; })) << " | "
+       << pm(unseen[n]) << " | " << pm(col(v, [](const Downstream& d) { return d.student.unseen_within; })) << " | "
+       << pm(col(v, [](const Downstream& d) { return d.student.all; })) << " | "
        << pm(col(v, [](const Downstream& d) { return d.student.seen; })) << " | "
        << pm(col(v, [](const Downstream& d) { return d.w4a8; })) << " | "
        << pm(col(v, [](const Downstream& d) { return d.w8a8; })) << " | "
        << fmt(stat(col(v, [](const Downstream& d) { return d.distill_s; })).mean, 1) << " |\n";
   }
-  // the bar of the issue: the best synthetic method against Gaussian noise, per seed
-  std::string best;
-  for (const auto& n : names)
-    if (best.empty() || stat(unseen[n]).mean > stat(unseen[best]).mean) best = n;
-  std::vector<double> margin;
-  for (int s = 0; s < a.seeds; ++s)
-    margin.push_back(unseen[best][static_cast<std::size_t>(s)] - unseen["gaussian"][static_cast<std::size_t>(s)]);
-  std::vector<std::string> order = names;
-  std::sort(order.begin(), order.end(), [&](auto& x, auto& y) { return stat(unseen[x]).mean > stat(unseen[y]).mean; });
-  md << "\nOrdering by student accuracy on 5-9 (means): ";
-  for (std::size_t i = 0; i < order.size(); ++i) md << (i ? " > " : "") << order[i] << " (" << fmt(stat(unseen[order[i]]).mean, 1) << ")";
-  md << ".\n\nBest synthetic method " << best << ": " << pm(margin) << " points above Gaussian noise on 5-9 (per-seed "
-     << "differences, mean ± sd; minimum " << fmt(*std::min_element(margin.begin(), margin.end()), 1) << ").\n";
-
+  // the bar of the issue: the best synthetic method against Gaussian noise, per seed, for each measure
+  const std::vector<std::pair<std::string, double StudentAcc::*>> measures{
+      {"student 5-9 (argmax over 10)", &StudentAcc::unseen},
+      {"student 5-9 (5-way)", &StudentAcc::unseen_within},
+      {"student all 10", &StudentAcc::all}};
+  md << "\nBest synthetic method per measure against Gaussian noise (per-seed differences in points, mean ± sd, "
+        "and the smallest):\n\n| measure | ordering of the synthetic methods (means) | best | best − Gaussian | smallest "
+        "per-seed difference |\n|---|---|---|---:|---:|\n";
+  for (const auto& [label, field] : measures) {
+    std::map<std::string, std::vector<double>> v;
+    for (const auto& n : rows)
+      for (const auto& d : down[n]) v[n].push_back(d.student.*field);
+    std::vector<std::string> order = names;
+    std::sort(order.begin(), order.end(), [&](auto& x, auto& y) { return stat(v[x]).mean > stat(v[y]).mean; });
+    std::vector<double> margin;
+    for (int s = 0; s < a.seeds; ++s)
+      margin.push_back(v[order[0]][static_cast<std::size_t>(s)] - v["gaussian"][static_cast<std::size_t>(s)]);
+    md << "| " << label << " | ";
+    for (std::size_t i = 0; i < order.size(); ++i) md << (i ? " > " : "") << order[i] << " " << fmt(stat(v[order[i]]).mean, 1);
+    md << " | " << order[0] << " | " << pm(margin) << " | " << fmt(*std::min_element(margin.begin(), margin.end()), 1) << " |\n";
+  }
   md << "\n## Only the images of one detachment point (PRI Tables A4, A5), PRI v = 4\n\n"
      << "Each row uses only the " << a.images / 4 << " images detached at that point (stage 4: the remaining patches "
         "at T); same distillation and calibration as above.\n\n"
-     << "| stage | detached after iteration | student 5-9 | student all 10 | W4/A8 | W8/A8 | mean teacher confidence |\n"
-     << "|---|---:|---:|---:|---:|---:|---:|\n";
+     << "| stage | detached after iteration | student 5-9 | student 5-9, 5-way | student all 10 | W4/A8 | W8/A8 | mean teacher confidence |\n"
+     << "|---|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const auto& [k, it] : pri4_stage_iteration) {
     const std::string sk = "pri4@" + std::to_string(k);
     const auto& v = stage_down[sk];
     md << "| " << k << " | " << it << " | " << pm(col(v, [](const Downstream& d) { return d.student.unseen; })) << " | "
+       << pm(col(v, [](const Downstream& d) { return d.student.unseen_within; })) << " | "
        << pm(col(v, [](const Downstream& d) { return d.student.all; })) << " | "
        << pm(col(v, [](const Downstream& d) { return d.w4a8; })) << " | "
        << pm(col(v, [](const Downstream& d) { return d.w8a8; })) << " | " << fmt(stat(stage_conf[sk]).mean, 3) << " |\n";

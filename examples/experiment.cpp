@@ -688,7 +688,8 @@ int run(const Args& a) {
      << "% on 0-4, " << fmt(ref["backbone_unseen"].get<double>(), 2) << "% on 5-9.\n\n";
 
   md << "## Efficiency (PRI Table 2)\n\nThe inversions of this run: per seed, summed over the inversion batches; "
-        "mean ± sd over seeds. Timings were taken while other jobs ran on the machine (see the load average above). "
+        "mean ± sd over seeds. Each timing was recorded when its set was inverted and is cached with it (possibly by an "
+        "earlier invocation than the one above), on a machine shared with other jobs. "
         "Peak memory: see the separate efficiency run below.\n\n"
      << "| method | images | trajectories | final active patches | its/s | GFLOP | DMI/method FLOPs per image | "
         "Theorem 1 DMI/method | inversion s | speedup vs DMI (time per image) |\n"

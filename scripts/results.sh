@@ -21,8 +21,33 @@ if [[ -z "${SKIP_BUILD:-}" ]]; then
   nice -n 10 cmake --build build -j1 --target mint_experiment mint_train_teacher
 fi
 BIN=${BIN:-build/examples}
+# docs/results.md = the text of scripts/results_intro.md around the tables of out/experiment/results.md and,
+# when present, the separate efficiency run (out/experiment/efficiency.md)
+assemble() {
+  [[ -f out/experiment/results.md ]] || { echo "no out/experiment/results.md yet: run without EFFICIENCY_ONLY first"; return; }
+  mkdir -p docs/results
+  cp out/experiment/accuracy_vs_time.png out/experiment/confidence.png docs/results/
+  local backbone_acc
+  backbone_acc=$(python3 -c "import json; j=json.load(open('$CACHE/backbone_classes0-4.json')); print('%.2f %% on the %d test images of classes 0-4, %.0f s on %d thread(s)' % (j['test_accuracy_pct'], j['data']['test_images'], j['wall_seconds'], j['threads']))")
+  {
+    sed -n '/^<!-- intro -->$/,/^<!-- end intro -->$/p' scripts/results_intro.md | sed '1d;$d' | sed "s|@BACKBONE@|$backbone_acc|"
+    echo
+    cat out/experiment/results.md
+    if [[ -f out/experiment/efficiency.md ]]; then
+      echo
+      echo "## Efficiency, separate run (\`EFFICIENCY_ONLY=1 bash scripts/results.sh\`)"
+      echo
+      cat out/experiment/efficiency.md
+    fi
+    echo
+    sed -n '/^<!-- discussion -->$/,/^<!-- end discussion -->$/p' scripts/results_intro.md | sed '1d;$d'
+  } > docs/results.md
+  echo "wrote docs/results.md, docs/results/accuracy_vs_time.png, docs/results/confidence.png"
+}
+
 if [[ -n "${EFFICIENCY_ONLY:-}" ]]; then
   nice -n 10 "$BIN/mint-experiment" --efficiency-only 1 --out out/experiment "$@"
+  assemble
   exit 0
 fi
 mkdir -p "$CACHE"
@@ -33,15 +58,4 @@ fi
 start=$(date +%s)
 nice -n 10 "$BIN/mint-experiment" --backbone "$BACKBONE" --cache "$CACHE" --out out/experiment "$@"
 echo "mint-experiment: $(( $(date +%s) - start )) s"
-
-mkdir -p docs/results
-cp out/experiment/accuracy_vs_time.png out/experiment/confidence.png docs/results/
-backbone_acc=$(python3 -c "import json; j=json.load(open('$CACHE/backbone_classes0-4.json')); print('%.2f%% on the 5000 test images of classes 0-4, %.0f s on %d thread(s)' % (j['test_accuracy_pct'], j['wall_seconds'], j['threads']))")
-{
-  sed -n '/^<!-- intro -->$/,/^<!-- end intro -->$/p' scripts/results_intro.md | sed '1d;$d' | sed "s|@BACKBONE@|$backbone_acc|"
-  echo
-  cat out/experiment/results.md
-  echo
-  sed -n '/^<!-- discussion -->$/,/^<!-- end discussion -->$/p' scripts/results_intro.md | sed '1d;$d'
-} > docs/results.md
-echo "wrote docs/results.md, docs/results/accuracy_vs_time.png, docs/results/confidence.png"
+assemble

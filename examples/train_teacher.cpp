@@ -16,6 +16,11 @@
 //   mint-train-teacher [--epochs E] [--lr LR] [--batch B] [--seed S] [--out DIR] [--name NAME]
 //                      [--dim D] [--depth L] [--heads H] [--mlp M] [--wd WD] [--warmup EPOCHS] [--min-lr LR]
 //                      [--flip 0|1] [--shift PX] [--data DIR] [--train-limit N] [--test-limit N] [--threads T]
+//                      [--classes 0,1,2,3,4]
+//
+// --classes (default: all): train and evaluate on the images of these classes only (after --train-limit /
+// --test-limit, which count images before filtering). The head keeps all 10 outputs; the other classes are
+// never a target. This pre-trains the 5-class student backbone of mint-experiment (docs/results.md).
 //
 // --threads (default: OpenMP's, i.e. all cores): on a machine shared with other busy processes, 1 thread can be
 // several times faster than 2, because Eigen's parallel GEMM spin-waits for a descheduled partner thread.
@@ -56,13 +61,15 @@ struct Args {
   std::uint64_t seed = 0;
   std::int64_t train_limit = -1, test_limit = -1;
   std::string out = "models", name = "fmnist_vit", data = "/usr/share/datasets/fashion-mnist";
+  std::string classes;  // comma-separated class ids; empty: all
   std::string command;
 };
 
 const char* kUsage =
     "mint-train-teacher [--epochs E] [--lr LR] [--batch B] [--seed S] [--out DIR] [--name NAME]\n"
     "                   [--dim D] [--depth L] [--heads H] [--mlp M] [--wd WD] [--warmup EPOCHS] [--min-lr LR]\n"
-    "                   [--flip 0|1] [--shift PX] [--data DIR] [--train-limit N] [--test-limit N] [--threads T]";
+    "                   [--flip 0|1] [--shift PX] [--data DIR] [--train-limit N] [--test-limit N] [--threads T]\n"
+    "                   [--classes 0,1,2,3,4]";
 
 Args parse(int argc, char** argv) {
   Args a;
@@ -74,7 +81,7 @@ Args parse(int argc, char** argv) {
   num("mlp", a.mlp), num("shift", a.shift), num("flip", a.flip), num("lr", a.lr), num("wd", a.wd);
   num("warmup", a.warmup), num("min-lr", a.min_lr), num("seed", a.seed), num("train-limit", a.train_limit);
   num("test-limit", a.test_limit), num("threads", a.threads);
-  str("out", a.out), str("name", a.name), str("data", a.data);
+  str("out", a.out), str("name", a.name), str("data", a.data), str("classes", a.classes);
   o.finish();
   mint::check(a.epochs > 0 && a.batch > 0 && a.lr > 0 && a.shift >= 0 && a.shift < 14 && a.warmup >= 0 &&
                   a.min_lr >= 0 && a.min_lr <= a.lr && a.threads >= 0,
@@ -111,6 +118,47 @@ void make_batch(const mint::Tensor<>& raw, const std::int32_t* idx, std::int64_t
   }, 8);
 }
 
+// Keeps the images whose label is in `classes` (all when empty), in their original order.
+mint::io::ImageDataset only_classes(const mint::io::ImageDataset& ds, const std::vector<int>& classes) {
+  if (classes.empty()) return ds;
+  std::vector<std::int64_t> keep;
+  for (std::size_t i = 0; i < ds.labels.size(); ++i)
+    if (std::find(classes.begin(), classes.end(), ds.labels[i]) != classes.end()) keep.push_back(static_cast<std::int64_t>(i));
+  mint::check(!keep.empty(), "mint-train-teacher: no image of --classes in the data");
+  const std::int64_t per = ds.images.numel() / ds.images.dim(0);
+  mint::io::ImageDataset out{mint::Tensor<>::empty(mint::Shape{static_cast<std::int64_t>(keep.size()), ds.images.dim(1),
+                                                               ds.images.dim(2), ds.images.dim(3)}),
+                             {}};
+  for (std::size_t j = 0; j < keep.size(); ++j) {
+    std::copy(ds.images.data() + keep[j] * per, ds.images.data() + (keep[j] + 1) * per,
+              out.images.data() + static_cast<std::int64_t>(j) * per);
+    out.labels.push_back(ds.labels[static_cast<std::size_t>(keep[j])]);
+  }
+  return out;
+}
+
+std::vector<int> parse_classes(const std::string& s) {
+  std::vector<int> out;
+  std::size_t pos = 0;
+  while (pos < s.size()) {
+    const auto comma = s.find(',', pos);
+    const std::string tok = s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    std::size_t used = 0;
+    int c = -1;
+    try {
+      c = std::stoi(tok, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    mint::check(used == tok.size() && !tok.empty() && c >= 0 && c < 10, "mint-train-teacher: --classes expects class ids 0..9 "
+                "separated by commas, got '", s, "'");
+    out.push_back(c);
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
 int argmax_row(const mint::Tensor<>& z, std::int64_t i) {
   const std::int64_t c = z.dim(1);
   const float* r = z.data() + i * c;
@@ -138,10 +186,13 @@ int run(const Args& a) {
   if (a.threads > 0) mint::cpu::set_num_threads(a.threads);
   const auto t_start = clock::now();
   const std::string started = now_utc();
-  auto train = mint::io::load_mnist_like(a.data + "/train-images-idx3-ubyte.gz", a.data + "/train-labels-idx1-ubyte.gz",
-                                         a.train_limit);
-  auto test = mint::io::load_mnist_like(a.data + "/t10k-images-idx3-ubyte.gz", a.data + "/t10k-labels-idx1-ubyte.gz",
-                                        a.test_limit);
+  const auto classes = parse_classes(a.classes);
+  auto train = only_classes(mint::io::load_mnist_like(a.data + "/train-images-idx3-ubyte.gz",
+                                                      a.data + "/train-labels-idx1-ubyte.gz", a.train_limit),
+                            classes);
+  auto test = only_classes(mint::io::load_mnist_like(a.data + "/t10k-images-idx3-ubyte.gz",
+                                                     a.data + "/t10k-labels-idx1-ubyte.gz", a.test_limit),
+                           classes);
   const std::int64_t n = train.images.dim(0), img = train.images.dim(2);
 
   mint::ViTConfig cfg;
@@ -194,7 +245,8 @@ int run(const Args& a) {
                    {"mlp_hidden", cfg.mlp_hidden}, {"classes", cfg.classes}, {"parameters", n_params},
                    {"bytes_f32", n_params * 4}}},
         {"data", {{"dataset", "Fashion-MNIST"}, {"dir", a.data}, {"train_images", n},
-                  {"test_images", test.images.dim(0)}}},
+                  {"test_images", test.images.dim(0)},
+                  {"classes", a.classes.empty() ? std::string("all") : a.classes}}},
         {"normalization", {{"mean", dec(kMean)}, {"std", dec(kStd)}, {"formula", "(x / 255 - mean) / std"}}},
         {"init", {{"seed", a.seed}, {"rng", "Philox4x32-10, parameter p (sorted names) on stream p"},
                   {"linear_weights_cls_pos", "normal(0, 0.02)"}, {"patch_embed", "uniform(+-1/sqrt(fan_in))"},

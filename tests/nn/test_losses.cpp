@@ -39,3 +39,23 @@ TEST_CASE("kl_div_temperature value and gradient", "[nn][losses][gradcheck]") {
                                                {.eps = 1e-2, .tol = {1e-4, 1e-2}}));
   }
 }
+
+TEST_CASE("kl_div_temperature against PyTorch (tests/fixtures/kl_div.safetensors)", "[nn][losses][fixture]") {
+  // torch in float64: tau^2 * F.kl_div(log_softmax(s / tau), softmax(t / tau), 'batchmean') and its autograd
+  // gradient, for logits in [-3, 3] and one row in [-60, 60]. mint computes in float32 with double
+  // log-softmax rows: loss within 1e-5 relative, gradient within rel_to_max(1e-5, 1e-4) (float32 rounding of
+  // softmax differences).
+  const auto& f = testing::fixture_file("kl_div.safetensors");
+  const auto& s = f.at("student");
+  const auto& t = f.at("teacher");
+  for (int tau : {1, 4, 20}) {
+    const std::string k = "tau" + std::to_string(tau);
+    auto ds = Tensor<>::zeros(s.shape());
+    const float loss = nn::kl_div_temperature(s, t, static_cast<float>(tau), &ds);
+    const float ref = f.at(k + ".loss")[0];
+    INFO("tau " << tau << ": mint " << loss << ", torch " << ref);
+    REQUIRE(std::abs(loss - ref) <= 1e-5 * std::abs(ref));
+    const auto& dref = f.at(k + ".dstudent");
+    MINT_REQUIRE_CLOSE(testing::compare(ds, dref, testing::rel_to_max(dref), k + ".dstudent"));
+  }
+}

@@ -198,3 +198,48 @@ TEST_CASE("accuracy on a subset of classes, students from scratch or from a back
   REQUIRE(fresh.parameter("head.bias").value[0] == 0.0f);
   REQUIRE(testing::compare(fresh.parameter("head.weight").value, t.parameter("head.weight").value, {0, 0}, "h").max_abs > 0.01);
 }
+
+TEST_CASE("linear probing on cached features = distill_offline with only the head trainable", "[distill][teacher]") {
+  auto& t = teacher();
+  // 40 real test images; every third keeps a random 12 or 25 of the 49 patches, so groups of several K mix
+  auto data = dense_sparse_images(test_images(), 49, 0, 40);
+  for (std::size_t i = 0; i < data.size(); i += 3) data[i].mask = random_mask(i % 2 ? 12 : 25, 100 + i);
+  // with_identity_head: features . W^T + b reproduces the student's own logits (1e-4: float32 sums of 32 terms
+  // in another order)
+  auto s = make_student(small_student(), 3);
+  auto extractor = with_identity_head(s);
+  const auto feats = outputs_of(extractor, data);
+  const auto logits = outputs_of(s, data);
+  const auto& w = s.parameter("head.weight").value;
+  const auto& b = s.parameter("head.bias").value;
+  REQUIRE(feats.dim(1) == 32);
+  double worst = 0;
+  for (std::int64_t i = 0; i < 40; ++i)
+    for (std::int64_t o = 0; o < 10; ++o) {
+      double z = b[o];
+      for (std::int64_t q = 0; q < 32; ++q) z += static_cast<double>(feats[i * 32 + q]) * w[o * 32 + q];
+      worst = std::max(worst, std::abs(z - logits[i * 10 + o]));
+    }
+  REQUIRE(worst < 1e-4);
+
+  DistillOptions opt;
+  opt.temperature = 4.0f, opt.batch = 16, opt.flip = true, opt.seed = 7;  // 3 steps per epoch, the last one 8 images
+  auto probed = make_student(small_student(), 3), reference = make_student(small_student(), 3);
+  const auto plog = distill_linear_probe(t, probed, data, 2, opt);
+  opt.trainable = [](const std::string& n) { return n.rfind("head", 0) == 0; };
+  const auto rlog = distill_offline(t, reference, data, 2, opt);
+  REQUIRE(plog.loss.size() == 6);
+  REQUIRE(rlog.loss.size() == 6);
+  for (std::size_t i = 0; i < 6; ++i) REQUIRE(std::abs(plog.loss[i] - rlog.loss[i]) < 1e-4 * (1 + std::abs(rlog.loss[i])));
+  // heads agree (1e-5: the same SGD steps on gradients that differ only by summation order); the backbone is
+  // untouched in both
+  MINT_REQUIRE_CLOSE(testing::compare(probed.parameter("head.weight").value, reference.parameter("head.weight").value,
+                                      {1e-5, 1e-3}, "head.weight"));
+  MINT_REQUIRE_CLOSE(testing::compare(probed.parameter("head.bias").value, reference.parameter("head.bias").value,
+                                      {1e-5, 1e-3}, "head.bias"));
+  REQUIRE(testing::compare(probed.parameter("head.weight").value, s.parameter("head.weight").value, {0, 0}, "moved").max_abs > 1e-3);
+  MINT_REQUIRE_CLOSE(testing::compare(probed.parameter("blocks.1.mlp.fc2.weight").value,
+                                      s.parameter("blocks.1.mlp.fc2.weight").value, {0, 0}, "frozen backbone"));
+  MINT_REQUIRE_CLOSE(testing::compare(reference.parameter("blocks.1.mlp.fc2.weight").value,
+                                      s.parameter("blocks.1.mlp.fc2.weight").value, {0, 0}, "frozen backbone"));
+}

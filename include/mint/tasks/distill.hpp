@@ -13,6 +13,8 @@
 // Two protocols:
 //   distill_offline:     a fixed synthetic data set (load_synthetic_dataset), shuffled each epoch, batches of
 //                        DistillOptions::batch images (the last one of an epoch may be smaller).
+//   distill_linear_probe: distill_offline with only the head trainable, computed on cached backbone features
+//                        (the same result, no backbone pass per step).
 //   distill_alternating: a callable produces the next synthetic batch (e.g. one inversion run); one
 //                        distillation step is taken on it and it is dropped, so every synthetic image is used
 //                        exactly once (PRI App. D). The inverter stays in mint/inversion; tasks only calls back.
@@ -274,6 +276,107 @@ inline DistillLog distill_alternating(ViT<>& teacher, ViT<>& student,
     log.loss.push_back(st.loss);
     log.images += st.images;
     if (on_step) on_step(s, st);
+  }
+  log.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return log;
+}
+
+// A copy of `model` whose head is the identity [dim, dim] with bias 0: its "logits" are the pre-head
+// representation (the final LayerNorm of the CLS token), i.e. the features a linear probe sees.
+// requires: a model without a distillation head.
+inline ViT<> with_identity_head(const ViT<>& model) {
+  check(!model.config().distilled, "with_identity_head: a distilled model has two heads; not supported");
+  auto sd = model.state_dict();
+  const std::int64_t d = model.config().dim;
+  auto eye = Tensor<Cpu>::zeros(Shape{d, d});
+  for (std::int64_t i = 0; i < d; ++i) eye[i * d + i] = 1.0f;
+  sd["head.weight"] = eye;
+  sd["head.bias"] = Tensor<Cpu>::zeros(Shape{d});
+  ViTLoadOptions o;
+  o.heads = model.config().heads, o.eps = model.config().eps;
+  return ViT<>::from_tensors(sd, o, {}, "with_identity_head");
+}
+
+// `model` on every image, kept patches only (each image mirrored, pixels and mask, when flip): [M, outputs],
+// rows in input order. requires: images valid for group_by_kept_count; batch > 0.
+inline Tensor<Cpu> outputs_of(ViT<>& model, std::span<const SparseImage> data, bool flip = false,
+                              std::int64_t batch = 256) {
+  check(!data.empty() && batch > 0, "outputs_of: need images and batch > 0");
+  Tensor<Cpu> out;
+  const std::vector<char> all(static_cast<std::size_t>(batch), 1);
+  for (std::size_t s = 0; s < data.size(); s += static_cast<std::size_t>(batch)) {
+    const std::size_t b = std::min<std::size_t>(static_cast<std::size_t>(batch), data.size() - s);
+    const std::vector<char> flips(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(b));
+    for (const auto& g : group_by_kept_count(data.subspan(s, b), flip ? &flips : nullptr)) {
+      const auto z = model.forward(g.images, g.keep());
+      if (!out.defined()) out = Tensor<Cpu>::zeros(Shape{static_cast<std::int64_t>(data.size()), z.dim(1)});
+      for (std::int64_t i = 0; i < g.size(); ++i)
+        std::copy(z.data() + i * z.dim(1), z.data() + (i + 1) * z.dim(1),
+                  out.data() + static_cast<std::int64_t>(s + g.members[static_cast<std::size_t>(i)]) * z.dim(1));
+    }
+  }
+  return out;
+}
+
+// Linear probing by distillation (SMI Sec. 5.2: only the head trains), computed on cached features. The
+// backbone is frozen, so an image's features (with_identity_head(student)) and the teacher's logits are the
+// same at every use: they are computed once per image and flip state. The loop is then distill_offline's
+// with trainable = head: the same per-epoch permutation, the same per-image flip draws, loss
+// tau^2 KL(teacher || student) (batch mean), opt.sgd on head.weight and head.bias, which are updated in
+// place in `student`. The result equals distill_offline(teacher, student, data, epochs, opt with trainable =
+// head) up to float summation order (a test checks it), at a fraction of the cost: no forward or backward
+// through the backbone per step. opt.trainable is ignored.
+// requires: as distill_offline; student without a distillation head.
+inline DistillLog distill_linear_probe(ViT<>& teacher, ViT<>& student, std::span<const SparseImage> data,
+                                       std::int64_t epochs, const DistillOptions& opt = {}) {
+  check(!data.empty() && epochs >= 0 && opt.batch > 0, "distill_linear_probe: need images, epochs >= 0, batch > 0 (got ",
+        data.size(), ", ", epochs, ", ", opt.batch, ")");
+  check(opt.temperature > 0.0f, "distill_linear_probe: temperature must be > 0, got ", opt.temperature);
+  check(teacher.config().classes == student.config().classes, "distill_linear_probe: teacher has ",
+        teacher.config().classes, " classes, student ", student.config().classes);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto extractor = with_identity_head(student);
+  const Tensor<Cpu> f[2] = {outputs_of(extractor, data, false), opt.flip ? outputs_of(extractor, data, true) : Tensor<Cpu>{}};
+  const Tensor<Cpu> t[2] = {outputs_of(teacher, data, false), opt.flip ? outputs_of(teacher, data, true) : Tensor<Cpu>{}};
+  std::map<std::string, Param<Cpu>> head{{"head.weight", {student.parameters().at("head.weight").value, {}}},
+                                         {"head.bias", {student.parameters().at("head.bias").value, {}}}};
+  auto& w = head.at("head.weight").value;  // shares storage with the student's head: updated in place
+  auto& bias = head.at("head.bias").value;
+  const std::int64_t d = f[0].dim(1), k = w.dim(0), n = f[0].dim(0);
+  optim::SGD<> sgd(opt.sgd);
+  std::uint64_t flip_counter = 0;
+  DistillLog log;
+  for (std::int64_t e = 0; e < epochs; ++e) {
+    const auto perm = detail::permutation(static_cast<std::size_t>(n), opt.seed, (1u << 20) + static_cast<std::uint32_t>(e));
+    for (std::int64_t s0 = 0; s0 < n; s0 += opt.batch) {
+      const std::int64_t b = std::min<std::int64_t>(opt.batch, n - s0);
+      auto fb = Tensor<Cpu>::empty(Shape{b, d}), tb = Tensor<Cpu>::empty(Shape{b, k}), sb = Tensor<Cpu>::empty(Shape{b, k});
+      for (std::int64_t i = 0; i < b; ++i) {
+        const auto j = static_cast<std::int64_t>(perm[static_cast<std::size_t>(s0 + i)]);
+        const int fl = opt.flip && philox_uniform(opt.seed, 0x0d15'7111u, flip_counter++) < 0.5f ? 1 : 0;  // Distiller's flip stream
+        std::copy(f[fl].data() + j * d, f[fl].data() + (j + 1) * d, fb.data() + i * d);
+        std::copy(t[fl].data() + j * k, t[fl].data() + (j + 1) * k, tb.data() + i * k);
+        for (std::int64_t o = 0; o < k; ++o) {
+          float z = bias[o];
+          for (std::int64_t q = 0; q < d; ++q) z += fb[i * d + q] * w[o * d + q];
+          sb[i * k + o] = z;
+        }
+      }
+      auto ds = Tensor<Cpu>::zeros(sb.shape());
+      const float loss = nn::kl_div_temperature(sb, tb, opt.temperature, &ds);
+      check(std::isfinite(loss), "distill_linear_probe: the KD loss is ", loss, "; lower the lr");
+      auto gw = Tensor<Cpu>::zeros(w.shape()), gb = Tensor<Cpu>::zeros(bias.shape());
+      for (std::int64_t i = 0; i < b; ++i)
+        for (std::int64_t o = 0; o < k; ++o) {
+          const float g = ds[i * k + o];
+          gb[o] += g;
+          for (std::int64_t q = 0; q < d; ++q) gw[o * d + q] += g * fb[i * d + q];
+        }
+      head.at("head.weight").grad = gw, head.at("head.bias").grad = gb;
+      sgd.step(head);
+      log.loss.push_back(loss);
+      log.images += b;
+    }
   }
   log.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return log;

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Regenerates docs/results.md (issue 4: DMI vs SMI vs PRI on the embedded Fashion-MNIST teacher) with one command:
+#
+#   bash scripts/results.sh                 # the documented sizes (3 seeds, 280 images, T = 280)
+#   bash scripts/results.sh --images 560 --iterations 560 --seeds 5   # bigger: any mint-experiment option
+#   EFFICIENCY_ONLY=1 bash scripts/results.sh   # only the efficiency table, fresh timings (idle machine!)
+#
+# Steps (each cached under out/experiment/cache, so a rerun or a run after a crash recomputes nothing finished):
+#   1. build mint-train-teacher and mint-experiment (build/, Release, those two targets only);
+#   2. pre-train the student backbone on real images of classes 0-4 only (mint-train-teacher --classes), once;
+#   3. mint-experiment: invert, distil, quantize, 3 seeds; writes out/experiment/{results.md, *.png};
+#   4. docs/results.md = the text below + the generated tables; the figures are copied to docs/results/.
+# Everything runs on one thread (OMP_NUM_THREADS=1) at nice 10.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export OMP_NUM_THREADS=1
+CACHE=out/experiment/cache
+BACKBONE=$CACHE/backbone_classes0-4.safetensors
+if [[ -z "${SKIP_BUILD:-}" ]]; then
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMINT_BUILD_TESTS=OFF -DMINT_BUILD_EXAMPLES=ON >/dev/null
+  nice -n 10 cmake --build build -j1 --target mint_experiment mint_train_teacher
+fi
+BIN=${BIN:-build/examples}
+# docs/results.md = the text of scripts/results_intro.md around the tables of out/experiment/results.md and,
+# when present, the separate efficiency run (out/experiment/efficiency.md)
+assemble() {
+  [[ -f out/experiment/results.md ]] || { echo "no out/experiment/results.md yet: run without EFFICIENCY_ONLY first"; return; }
+  mkdir -p docs/results
+  cp out/experiment/accuracy_vs_time.png out/experiment/confidence.png docs/results/
+  local backbone_acc
+  backbone_acc=$(python3 -c "import json; j=json.load(open('$CACHE/backbone_classes0-4.json')); print('%.2f %% on the %d test images of classes 0-4, %.0f s on %d thread(s)' % (j['test_accuracy_pct'], j['data']['test_images'], j['wall_seconds'], j['threads']))")
+  {
+    sed -n '/^<!-- intro -->$/,/^<!-- end intro -->$/p' scripts/results_intro.md | sed '1d;$d' | sed "s|@BACKBONE@|$backbone_acc|"
+    echo
+    cat out/experiment/results.md
+    if [[ -f out/experiment/efficiency.md ]]; then
+      echo
+      echo "## Efficiency, separate run (\`EFFICIENCY_ONLY=1 bash scripts/results.sh\`)"
+      echo
+      cat out/experiment/efficiency.md
+    fi
+    echo
+    sed -n '/^<!-- discussion -->$/,/^<!-- end discussion -->$/p' scripts/results_intro.md | sed '1d;$d'
+  } > docs/results.md
+  echo "wrote docs/results.md, docs/results/accuracy_vs_time.png, docs/results/confidence.png"
+}
+
+if [[ -n "${EFFICIENCY_ONLY:-}" ]]; then
+  nice -n 10 "$BIN/mint-experiment" --efficiency-only 1 --out out/experiment "$@"
+  assemble
+  exit 0
+fi
+mkdir -p "$CACHE"
+if [[ ! -f "$BACKBONE" ]]; then
+  nice -n 10 "$BIN/mint-train-teacher" --classes 0,1,2,3,4 --epochs 4 --flip 1 --threads 1 --out "$CACHE" \
+    --name backbone_classes0-4
+fi
+start=$(date +%s)
+nice -n 10 "$BIN/mint-experiment" --backbone "$BACKBONE" --cache "$CACHE" --out out/experiment "$@"
+echo "mint-experiment: $(( $(date +%s) - start )) s"
+assemble

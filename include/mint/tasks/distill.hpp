@@ -38,6 +38,7 @@
 #include "mint/inversion/sparse_image.hpp"
 #include "mint/models/init.hpp"
 #include "mint/models/vit.hpp"
+#include "mint/nn/linear.hpp"
 #include "mint/nn/losses.hpp"
 #include "mint/nn/tokens.hpp"
 #include "mint/optim/sgd.hpp"
@@ -350,28 +351,19 @@ inline DistillLog distill_linear_probe(ViT<>& teacher, ViT<>& student, std::span
     const auto perm = detail::permutation(static_cast<std::size_t>(n), opt.seed, (1u << 20) + static_cast<std::uint32_t>(e));
     for (std::int64_t s0 = 0; s0 < n; s0 += opt.batch) {
       const std::int64_t b = std::min<std::int64_t>(opt.batch, n - s0);
-      auto fb = Tensor<Cpu>::empty(Shape{b, d}), tb = Tensor<Cpu>::empty(Shape{b, k}), sb = Tensor<Cpu>::empty(Shape{b, k});
+      auto fb = Tensor<Cpu>::empty(Shape{b, d}), tb = Tensor<Cpu>::empty(Shape{b, k});
       for (std::int64_t i = 0; i < b; ++i) {
         const auto j = static_cast<std::int64_t>(perm[static_cast<std::size_t>(s0 + i)]);
         const int fl = opt.flip && philox_uniform(opt.seed, 0x0d15'7111u, flip_counter++) < 0.5f ? 1 : 0;  // Distiller's flip stream
         std::copy(f[fl].data() + j * d, f[fl].data() + (j + 1) * d, fb.data() + i * d);
         std::copy(t[fl].data() + j * k, t[fl].data() + (j + 1) * k, tb.data() + i * k);
-        for (std::int64_t o = 0; o < k; ++o) {
-          float z = bias[o];
-          for (std::int64_t q = 0; q < d; ++q) z += fb[i * d + q] * w[o * d + q];
-          sb[i * k + o] = z;
-        }
       }
+      const auto sb = nn::linear(fb, w, &bias);  // the student's head on the cached features
       auto ds = Tensor<Cpu>::zeros(sb.shape());
       const float loss = nn::kl_div_temperature(sb, tb, opt.temperature, &ds);
       check(std::isfinite(loss), "distill_linear_probe: the KD loss is ", loss, "; lower the lr");
       auto gw = Tensor<Cpu>::zeros(w.shape()), gb = Tensor<Cpu>::zeros(bias.shape());
-      for (std::int64_t i = 0; i < b; ++i)
-        for (std::int64_t o = 0; o < k; ++o) {
-          const float g = ds[i * k + o];
-          gb[o] += g;
-          for (std::int64_t q = 0; q < d; ++q) gw[o * d + q] += g * fb[i * d + q];
-        }
+      nn::linear_backward(ds, fb, w, nullptr, &gw, &gb);
       head.at("head.weight").grad = gw, head.at("head.bias").grad = gb;
       sgd.step(head);
       log.loss.push_back(loss);

@@ -15,7 +15,7 @@
 // <out>/results.md (the tables), <out>/accuracy_vs_time.png and <out>/confidence.png.
 //
 //   mint-experiment --backbone PATH [--teacher PATH] [--seeds 3] [--images 280] [--iterations 280]
-//                   [--inv-batch 70] [--augment jitterflip|none] [--epochs 30] [--batch 64] [--lr 0.1]
+//                   [--inv-batch 70] [--augment jitterflip|none] [--tv 1e-4] [--epochs 30] [--batch 64] [--lr 0.1]
 //                   [--tau 4] [--probe 1] [--flip 1] [--test-limit -1] [--quant-test 2000]
 //                   [--cache DIR] [--out DIR] [--efficiency-only 0|1] [--data DIR] [--methods LIST]
 //
@@ -59,6 +59,7 @@ struct Args {
   std::string methods = "dmi,smi50,smi76,smi86,pri2,pri4,pri7";
   int seeds = 3, images = 280, iterations = 280, inv_batch = 70, epochs = 30, batch = 64;
   float lr = 0.1f, tau = 4.0f;
+  float tv = 1e-4f;  // the inversion's TV weight (SMI Eq. 3's lambda_TV)
   bool probe = true, flip = true, efficiency_only = false;
   std::int64_t test_limit = -1, quant_test = 2000;
   std::string command;
@@ -66,7 +67,7 @@ struct Args {
 
 const char* kUsage =
     "mint-experiment --backbone PATH [--teacher PATH] [--seeds 3] [--images 280] [--iterations 280]\n"
-    "                [--inv-batch 70] [--augment jitterflip|none] [--epochs 30] [--batch 64] [--lr 0.1]\n"
+    "                [--inv-batch 70] [--augment jitterflip|none] [--tv 1e-4] [--epochs 30] [--batch 64] [--lr 0.1]\n"
     "                [--tau 4] [--probe 1] [--flip 1] [--test-limit -1] [--quant-test 2000]\n"
     "                [--cache DIR] [--out DIR] [--efficiency-only 0|1] [--data DIR] [--methods LIST]";
 
@@ -81,7 +82,7 @@ Args parse(int argc, char** argv) {
   num("seeds", a.seeds), num("images", a.images), num("iterations", a.iterations), num("inv-batch", a.inv_batch);
   num("epochs", a.epochs), num("batch", a.batch), num("lr", a.lr), num("tau", a.tau), num("probe", a.probe);
   num("flip", a.flip), num("efficiency-only", a.efficiency_only), num("test-limit", a.test_limit);
-  num("quant-test", a.quant_test);
+  num("quant-test", a.quant_test), num("tv", a.tv);
   o.finish();
   mint::check(!a.backbone.empty() || a.efficiency_only, "mint-experiment: --backbone is required\n", kUsage);
   mint::check(a.seeds >= 1 && a.images >= 1 && a.iterations >= 7 && a.inv_batch >= 1 && a.epochs >= 1 && a.batch >= 1,
@@ -184,7 +185,7 @@ std::vector<SparseImage> invert(ViT<>& teacher, const Method& m, const Args& a, 
     auto res = std::visit(
         [&](auto sch, auto au) {
           mint::Inverter<ViT<>, mint::ClassObjective, mint::TV, mint::HighAttention, decltype(sch), decltype(au)> inv(
-              teacher, {}, mint::TV{}, {}, sch, au, opt);
+              teacher, {}, mint::TV{a.tv}, {}, sch, au, opt);
           return inv.run(labels, [&](const mint::IterationStats& s) {
             flops += mint::inversion_iteration_flops(cfg, b, s.active);
             last_active = static_cast<int>(s.active);
@@ -519,7 +520,7 @@ int run(const Args& a) {
   for (const auto& n : split(a.methods)) methods.push_back(method_of(n));
   fs::create_directories(a.out);
   const std::string tag = "I" + std::to_string(a.images) + "_T" + std::to_string(a.iterations) + "_B" +
-                          std::to_string(a.inv_batch) + "_" + a.augment;
+                          std::to_string(a.inv_batch) + "_" + a.augment + (a.tv == 1e-4f ? "" : "_tv" + fmt(a.tv, 6));
 
   if (a.efficiency_only) {  // fresh timings of seed 0, nothing read from or written to the cache
     std::ofstream md(a.out + "/efficiency.md");

@@ -155,7 +155,7 @@ Tensor<Cpu> to_cpu(const Tensor<Device>& t) {
 template <class Device>
 void copy_rows(Tensor<Device>& dst, std::int64_t d0, std::int64_t dst_pitch, const Tensor<Device>& src, std::int64_t s0,
                std::int64_t src_pitch, std::int64_t width, std::int64_t rows) {
-  check(rows >= 0 && width >= 0 && width <= dst_pitch && width <= src_pitch &&
+  check(rows >= 0 && width >= 0 && d0 >= 0 && s0 >= 0 && width <= dst_pitch && width <= src_pitch &&
             d0 + (rows > 0 ? (rows - 1) * dst_pitch + width : 0) <= dst.numel() &&
             s0 + (rows > 0 ? (rows - 1) * src_pitch + width : 0) <= src.numel(),
         "copy_rows: ", rows, " rows of ", width, " (pitches ", dst_pitch, ", ", src_pitch, ") do not fit ",

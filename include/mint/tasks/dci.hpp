@@ -46,6 +46,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "mint/autodiff/backward.hpp"
@@ -78,6 +79,13 @@ inline int dci_depth(Stage s) {
 class DciModule {
  public:
   using ParamMap = std::map<std::string, Param<Cpu>>;
+
+  // Move-only: the units hold pointers into params_ / buffers_ (map nodes survive a move, not a copy), as in
+  // ResNet. A copy would read the source's weights and write the source's gradients.
+  DciModule(const DciModule&) = delete;
+  DciModule& operator=(const DciModule&) = delete;
+  DciModule(DciModule&&) noexcept = default;
+  DciModule& operator=(DciModule&&) noexcept = default;
 
   // requires: cfg valid, 0 <= k < kDciDepths.
   DciModule(const ResNetConfig& cfg, int k, std::uint64_t seed) : k_(k) {
@@ -361,6 +369,7 @@ class DciModule {
   Cache cache_;
   bool training_ = true;
 };
+static_assert(std::is_nothrow_move_constructible_v<DciModule>, "a vector<DciModule> must move, never copy");
 
 struct DciLoss {
   double recon = 0.0;  // mean (x_hat - x)^2, normalised pixel space
@@ -383,7 +392,7 @@ struct DciOptions {
   }
 };
 
-// The target CNN (frozen, eval mode) and its inversion modules 0..4.
+// The target CNN (frozen, eval mode) and its inversion modules 0..5 (stem, layer1-4, logits).
 class DCI {
  public:
   // The target is used in eval mode and never updated; it must outlive the DCI object.
@@ -539,6 +548,8 @@ class DCI {
   // seed, stream and epoch).
   static Tensor<Cpu> sample_batch(const Tensor<Cpu>& data, std::int64_t b, std::uint64_t seed, std::uint64_t stream,
                                   std::int64_t step) {
+    check(data.rank() >= 1 && b >= 1 && b <= data.dim(0), "DCI::sample_batch: batch ", b, " from ",
+          data.rank() >= 1 ? data.dim(0) : 0, " images (need 1 <= batch <= images)");
     const std::int64_t m = data.dim(0), per = data.numel() / m;
     const std::int64_t per_epoch = m / b;
     const std::int64_t epoch = step / per_epoch, off = (step % per_epoch) * b;

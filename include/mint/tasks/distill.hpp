@@ -154,6 +154,23 @@ struct DistillStepStats {
   std::int64_t groups = 0;  // forwards (distinct kept counts)
 };
 
+namespace detail {
+// The Philox stream of the per-image flip draws (Distiller and distill_linear_probe draw the same flips).
+inline constexpr std::uint32_t kDistillFlipStream = 0x0d15'7111u;
+
+// The pair and options every distillation entry point requires: the same images (size, channels, patch grid:
+// keep sets must mean the same patches), the same number of classes, a positive temperature.
+inline void check_distill_pair(const ViT<>& teacher, const ViT<>& student, const DistillOptions& opt,
+                               const char* what) {
+  const auto &t = teacher.config(), &s = student.config();
+  check(t.img_size == s.img_size && t.in_chans == s.in_chans && t.patch == s.patch, what, ": teacher images ",
+        t.in_chans, "x", t.img_size, " patch ", t.patch, " but student ", s.in_chans, "x", s.img_size, " patch ",
+        s.patch, " (the keep sets must mean the same patches)");
+  check(t.classes == s.classes, what, ": teacher has ", t.classes, " classes, student ", s.classes);
+  check(opt.temperature > 0.0f, what, ": temperature must be > 0, got ", opt.temperature);
+}
+}  // namespace detail
+
 // One distillation step at a time on a teacher/student pair (both must outlive it).
 class Distiller {
  public:
@@ -161,12 +178,7 @@ class Distiller {
   //           classes; opt.temperature > 0.
   Distiller(ViT<>& teacher, ViT<>& student, DistillOptions opt = {})
       : teacher_(teacher), student_(student), opt_(std::move(opt)), sgd_(opt_.sgd) {
-    const auto &t = teacher.config(), &s = student.config();
-    check(t.img_size == s.img_size && t.in_chans == s.in_chans && t.patch == s.patch,
-          "Distiller: teacher images ", t.in_chans, "x", t.img_size, " patch ", t.patch, " but student ", s.in_chans,
-          "x", s.img_size, " patch ", s.patch, " (the keep sets must mean the same patches)");
-    check(t.classes == s.classes, "Distiller: teacher has ", t.classes, " classes, student ", s.classes);
-    check(opt_.temperature > 0.0f, "Distiller: temperature must be > 0, got ", opt_.temperature);
+    detail::check_distill_pair(teacher, student, opt_, "Distiller");
   }
 
   // requires: batch non-empty, every image valid for the models (see group_by_kept_count).
@@ -175,7 +187,7 @@ class Distiller {
     std::vector<char> flips;
     if (opt_.flip) {
       flips.resize(batch.size());
-      for (auto& f : flips) f = philox_uniform(opt_.seed, kFlipStream, flip_counter_++) < 0.5f;
+      for (auto& f : flips) f = philox_uniform(opt_.seed, detail::kDistillFlipStream, flip_counter_++) < 0.5f;
     }
     const auto groups = group_by_kept_count(batch, opt_.flip ? &flips : nullptr);
     const double total = static_cast<double>(batch.size());
@@ -205,7 +217,6 @@ class Distiller {
   [[nodiscard]] const DistillOptions& options() const { return opt_; }
 
  private:
-  static constexpr std::uint32_t kFlipStream = 0x0d15'7111u;
   ViT<>& teacher_;
   ViT<>& student_;
   DistillOptions opt_;
@@ -332,9 +343,7 @@ inline DistillLog distill_linear_probe(ViT<>& teacher, ViT<>& student, std::span
                                        std::int64_t epochs, const DistillOptions& opt = {}) {
   check(!data.empty() && epochs >= 0 && opt.batch > 0, "distill_linear_probe: need images, epochs >= 0, batch > 0 (got ",
         data.size(), ", ", epochs, ", ", opt.batch, ")");
-  check(opt.temperature > 0.0f, "distill_linear_probe: temperature must be > 0, got ", opt.temperature);
-  check(teacher.config().classes == student.config().classes, "distill_linear_probe: teacher has ",
-        teacher.config().classes, " classes, student ", student.config().classes);
+  detail::check_distill_pair(teacher, student, opt, "distill_linear_probe");
   const auto t0 = std::chrono::steady_clock::now();
   auto extractor = with_identity_head(student);
   const Tensor<Cpu> f[2] = {outputs_of(extractor, data, false), opt.flip ? outputs_of(extractor, data, true) : Tensor<Cpu>{}};
@@ -354,7 +363,7 @@ inline DistillLog distill_linear_probe(ViT<>& teacher, ViT<>& student, std::span
       auto fb = Tensor<Cpu>::empty(Shape{b, d}), tb = Tensor<Cpu>::empty(Shape{b, k});
       for (std::int64_t i = 0; i < b; ++i) {
         const auto j = static_cast<std::int64_t>(perm[static_cast<std::size_t>(s0 + i)]);
-        const int fl = opt.flip && philox_uniform(opt.seed, 0x0d15'7111u, flip_counter++) < 0.5f ? 1 : 0;  // Distiller's flip stream
+        const int fl = opt.flip && philox_uniform(opt.seed, detail::kDistillFlipStream, flip_counter++) < 0.5f ? 1 : 0;
         std::copy(f[fl].data() + j * d, f[fl].data() + (j + 1) * d, fb.data() + i * d);
         std::copy(t[fl].data() + j * k, t[fl].data() + (j + 1) * k, tb.data() + i * k);
       }

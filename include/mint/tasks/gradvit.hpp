@@ -341,7 +341,8 @@ struct LossSchedule {
 // Registration across seeds (Sec. 3.4.2, Eq. 9-10)
 // ---------------------------------------------------------------------------------------------------------------
 
-// A rigid, integer alignment: out(y, x) = in(y - dy, x' - dx) with x' = W - 1 - x when flipped, zero outside.
+// A rigid, integer alignment: out(y, x) = in(y - dy, s) with s = x - dx, or W - 1 - (x - dx) when flipped
+// (shift, then mirror); zero where y - dy or x - dx falls outside the image.
 struct Alignment {
   int dy = 0, dx = 0;
   bool flip = false;

@@ -24,12 +24,6 @@
 
 #include "training_common.hpp"
 
-#ifndef MINT_DEFAULT_MODEL
-#define MINT_DEFAULT_MODEL "models/fmnist_vit.safetensors"
-#endif
-#ifndef MINT_DEFAULT_PRIOR
-#define MINT_DEFAULT_PRIOR "models/fmnist_resnet.safetensors"
-#endif
 
 namespace {
 
@@ -60,11 +54,9 @@ gv::ParamFilter parse_filter(const std::string& f) {
   throw mint::Error("mint-attack-gradients: --filter '" + f + "' is not all, attn, mlp, blocks:A-B or no-blocks:A-B");
 }
 
-// normalised -> [0, 1] pixels
+// normalised -> [0, 1] pixels (every image here is already inside the valid range, so the clip changes nothing)
 mint::Tensor<> to_pixels(const mint::Tensor<>& x) {
-  auto y = x.clone();
-  for (std::int64_t i = 0; i < y.numel(); ++i) y[i] = y[i] * mint::tasks::kFashionMnistStd + mint::tasks::kFashionMnistMean;
-  return y;
+  return mint::tasks::denormalize01(x, mint::tasks::kFashionMnistMean, mint::tasks::kFashionMnistStd);
 }
 
 nlohmann::json metrics(const mint::Tensor<>& rec01, const mint::Tensor<>& orig01, mint::Tensor<>* matched) {
@@ -90,7 +82,7 @@ int main(int argc, char** argv) try {
   float register_from = 0.0f, alpha_grad = 1.0f, alpha_image = 0.0f, patch = 0.0f, registration = 0.0f, tv = 1e-4f, l2 = 0.0f, lr = 0.1f;
   double seed = 0;
   std::string labels_mode = "true", distance = "cos", filter = "all", model_path = MINT_DEFAULT_MODEL,
-              prior_path = MINT_DEFAULT_PRIOR, data_dir = "/usr/share/datasets/fashion-mnist", out = "out/attack", name = "attack";
+              prior_path = MINT_DEFAULT_CNN, data_dir = "/usr/share/datasets/fashion-mnist", out = "out/attack", name = "attack";
   o.number("batch", batch), o.number("first", first), o.number("iterations", iterations), o.number("seeds", seeds);
   o.number("schedule", schedule), o.number("register-every", register_every), o.number("register-from", register_from);
   o.number("log-every", log_every);
@@ -177,7 +169,7 @@ int main(int argc, char** argv) try {
   auto mean_img = Tensor<>::empty(xstar.shape());
   mean_img.fill(tasks::kFashionMnistMean);
   auto noise = Tensor<>::empty(xstar.shape());
-  fill_normal(noise, static_cast<std::uint64_t>(seed), 0, 0.0f, 1.0f);
+  fill_normal(noise, opt.seed, 0, 0.0f, opt.init_std);  // as gradvit::attack draws seed 0's start
   for (std::int64_t i = 0; i < noise.numel(); ++i) noise[i] = std::clamp(noise[i], lo, hi);
   const auto m_mean = metrics(mean_img, orig01, nullptr), m_noise = metrics(to_pixels(noise), orig01, nullptr);
 

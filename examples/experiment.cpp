@@ -113,14 +113,6 @@ Method method_of(const std::string& s) {
   return it->second;
 }
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string t; std::getline(ss, t, ',');)
-    if (!t.empty()) out.push_back(t);
-  return out;
-}
-
 // ---------------------------------------------------------------------------------------------- inversion
 struct InversionCost {
   double seconds = 0, gflop = 0, peak_mib = 0, theorem1_vs_dmi = 1;
@@ -293,16 +285,7 @@ StudentAcc linear_probe(Context& c, const std::vector<SparseImage>& data, std::u
   mint::tasks::distill_linear_probe(c.teacher, student, data, a.epochs, opt);
   const auto& w = student.parameters().at("head.weight").value;
   const auto& bias = student.parameters().at("head.bias").value;
-  const auto& tf = c.test_features;
-  const std::int64_t d = tf.dim(1), k = w.dim(0);
-  auto z = Tensor<>::empty(mint::Shape{tf.dim(0), k});
-  for (std::int64_t i = 0; i < tf.dim(0); ++i)
-    for (std::int64_t o = 0; o < k; ++o) {
-      float v = bias[o];
-      for (std::int64_t q = 0; q < d; ++q) v += tf[i * d + q] * w[o * d + q];
-      z[i * k + o] = v;
-    }
-  return accuracy_from_logits(z, c.test.labels);
+  return accuracy_from_logits(mint::nn::linear(c.test_features, w, &bias), c.test.labels);
 }
 
 Downstream downstream(Context& c, const std::vector<SparseImage>& data, std::uint64_t seed) {
@@ -517,7 +500,7 @@ int run(const Args& a) {
   const float lo = (0.0f - mint::tasks::kFashionMnistMean) / mint::tasks::kFashionMnistStd;
   const float hi = (1.0f - mint::tasks::kFashionMnistMean) / mint::tasks::kFashionMnistStd;
   std::vector<Method> methods;
-  for (const auto& n : split(a.methods)) methods.push_back(method_of(n));
+  for (const auto& n : mint::examples::split_list(a.methods)) methods.push_back(method_of(n));
   fs::create_directories(a.out);
   const std::string tag = "I" + std::to_string(a.images) + "_T" + std::to_string(a.iterations) + "_B" +
                           std::to_string(a.inv_batch) + "_" + a.augment + (a.tv == 1e-4f ? "" : "_tv" + fmt(a.tv, 6));

@@ -35,7 +35,7 @@ Stage parse_split(const std::string& s) {
 
 int main(int argc, char** argv) try {
   examples::Options o("mint-invert-features", kUsage, argc, argv);
-  std::string modules, split = "layer2", png, model = "models/fmnist_resnet.safetensors",
+  std::string modules, split = "layer2", png, model = MINT_DEFAULT_CNN,
                        data = "/usr/share/datasets/fashion-mnist", out = "invert_features.png";
   std::int64_t index = 0;
   o.text("modules", modules);

@@ -137,28 +137,6 @@ mint::io::ImageDataset only_classes(const mint::io::ImageDataset& ds, const std:
   return out;
 }
 
-std::vector<int> parse_classes(const std::string& s) {
-  std::vector<int> out;
-  std::size_t pos = 0;
-  while (pos < s.size()) {
-    const auto comma = s.find(',', pos);
-    const std::string tok = s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-    std::size_t used = 0;
-    int c = -1;
-    try {
-      c = std::stoi(tok, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    mint::check(used == tok.size() && !tok.empty() && c >= 0 && c < 10, "mint-train-teacher: --classes expects class ids 0..9 "
-                "separated by commas, got '", s, "'");
-    out.push_back(c);
-    if (comma == std::string::npos) break;
-    pos = comma + 1;
-  }
-  return out;
-}
-
 int argmax_row(const mint::Tensor<>& z, std::int64_t i) {
   const std::int64_t c = z.dim(1);
   const float* r = z.data() + i * c;
@@ -186,7 +164,10 @@ int run(const Args& a) {
   if (a.threads > 0) mint::cpu::set_num_threads(a.threads);
   const auto t_start = clock::now();
   const std::string started = now_utc();
-  const auto classes = parse_classes(a.classes);
+  std::vector<int> classes;
+  if (!a.classes.empty())
+    for (const auto c : mint::examples::parse_int_list(a.classes, "mint-train-teacher: --classes (class ids)", 0, 9))
+      classes.push_back(static_cast<int>(c));
   auto train = only_classes(mint::io::load_mnist_like(a.data + "/train-images-idx3-ubyte.gz",
                                                       a.data + "/train-labels-idx1-ubyte.gz", a.train_limit),
                             classes);

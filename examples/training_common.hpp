@@ -1,7 +1,8 @@
-// What mint-train-teacher and mint-train-cnn share: the `--key value` command line, the reproducibility
-// helpers of their JSON recipes, the seeded shuffle and the crash-safe file write.
+// What mint's CLIs share: the `--key value` command line and comma-separated lists, the reproducibility
+// helpers of the trainers' JSON recipes, the seeded shuffle and the crash-safe file write.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -111,6 +112,39 @@ inline std::string now_utc() {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
   return buf;
+}
+
+// The comma-separated items of s, empty items dropped ("a,,b" -> {a, b}).
+inline std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while (pos <= s.size()) {
+    const auto comma = std::min(s.find(',', pos), s.size());
+    if (comma > pos) out.push_back(s.substr(pos, comma - pos));
+    pos = comma + 1;
+  }
+  return out;
+}
+
+// The comma-separated integers of s, at least one, each a whole integer in [lo, hi]; otherwise an error that
+// names `what` (e.g. "mint-dci-results: --sizes") and s.
+inline std::vector<std::int64_t> parse_int_list(const std::string& s, const std::string& what, std::int64_t lo,
+                                                std::int64_t hi) {
+  std::vector<std::int64_t> out;
+  for (const auto& tok : split_list(s)) {
+    std::size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(tok, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    check(used == tok.size() && v >= lo && v <= hi, what, ": expected integers in [", lo, ", ", hi,
+          "] separated by commas, got '", s, "'");
+    out.push_back(v);
+  }
+  check(!out.empty(), what, ": the list is empty");
+  return out;
 }
 
 }  // namespace mint::examples

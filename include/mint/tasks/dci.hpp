@@ -631,13 +631,6 @@ double teacher_agreement(Model& model, const Tensor<Cpu>& original, const Tensor
   return a.empty() ? 0.0 : static_cast<double>(same) / static_cast<double>(a.size());
 }
 
-// Maps normalised images (x - mean) / std back to [0, 1], clipping.
-inline Tensor<Cpu> denormalize01(const Tensor<Cpu>& x, float mean, float std) {
-  auto y = Tensor<Cpu>::empty(x.shape());
-  for (std::int64_t i = 0; i < x.numel(); ++i) y[i] = std::clamp(x[i] * std + mean, 0.0f, 1.0f);
-  return y;
-}
-
 // PSNR / SSIM (data range 1, [0, 1] pixels) and teacher agreement of recovered vs original normalised images.
 inline RecoveryMetrics recovery_metrics(ResNet<>& model, const Tensor<Cpu>& original, const Tensor<Cpu>& recovered,
                                         float mean, float std) {

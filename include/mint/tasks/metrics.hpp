@@ -33,6 +33,13 @@ inline void check_pair(const Tensor<Cpu>& a, const Tensor<Cpu>& b, float data_ra
 }
 }  // namespace detail
 
+// Maps normalised images (x - mean) / std back to [0, 1] pixels, clipping (the scale the metrics below use).
+inline Tensor<Cpu> denormalize01(const Tensor<Cpu>& x, float mean, float std) {
+  auto y = Tensor<Cpu>::empty(x.shape());
+  for (std::int64_t i = 0; i < x.numel(); ++i) y[i] = std::clamp(x[i] * std + mean, 0.0f, 1.0f);
+  return y;
+}
+
 // requires: a, b [N, C, H, W] of the same shape; data_range > 0.
 // ensures:  [N] PSNR in dB per image (+inf where the images are identical).
 inline std::vector<double> psnr(const Tensor<Cpu>& a, const Tensor<Cpu>& b, float data_range) {

@@ -11,7 +11,7 @@
 //   - for PRI v = 4, repeat distillation and calibration with the images of one detachment point only.
 // Baselines with the same image count: real training images (all ten classes) and Gaussian noise (the
 // inversion's own starting point). Every inverted set and every downstream figure is cached under --cache,
-// so a rerun (or a run after a crash) recomputes nothing finished. Writes <out>/results.json,
+// so a rerun (or a run after a crash) recomputes nothing finished (<cache>/results.json). Writes
 // <out>/results.md (the tables), <out>/accuracy_vs_time.png and <out>/confidence.png.
 //
 //   mint-experiment --backbone PATH [--teacher PATH] [--seeds 3] [--images 280] [--iterations 280]

@@ -17,7 +17,8 @@ export OMP_NUM_THREADS=1
 CACHE=out/experiment/cache
 BACKBONE=$CACHE/backbone_classes0-4.safetensors
 if [[ -z "${SKIP_BUILD:-}" ]]; then
-  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMINT_BUILD_TESTS=OFF -DMINT_BUILD_EXAMPLES=ON >/dev/null
+  bash scripts/setup.sh  # what a fresh machine lacks (Eigen, stb, the Fashion-MNIST package, ...)
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMINT_BUILD_EXAMPLES=ON >/dev/null  # only the targets below are built
   nice -n 10 cmake --build build -j1 --target mint_experiment mint_train_teacher
 fi
 BIN=${BIN:-build/examples}

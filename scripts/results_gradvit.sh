@@ -13,7 +13,8 @@ cd "$(dirname "$0")/.."
 ITER=${ITER:-800}
 [[ "${1:-}" == "--full" ]] && ITER=4000
 if [[ -z "${BIN:-}" ]]; then
-  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMINT_BUILD_TESTS=OFF -DMINT_BUILD_EXAMPLES=ON >/dev/null
+  bash scripts/setup.sh  # what a fresh machine lacks (Eigen, stb, the Fashion-MNIST package, ...)
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMINT_BUILD_EXAMPLES=ON >/dev/null  # only the targets below are built
   cmake --build build -j1 --target mint_attack_gradients
   BIN=./build/examples/mint-attack-gradients
 fi

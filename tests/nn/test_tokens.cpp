@@ -42,6 +42,8 @@ TEST_CASE("patchify and gather backward: finite differences", "[nn][tokens][grad
   for (int e = 0; e < 18; ++e) REQUIRE(dp[(0 * 9 + 3) * 18 + e] == 0.0f);
 }
 
+// The CPU overload composes patchify and gather_tokens; this pins that definition, which the CUDA kernel
+// (reading the kept pixels directly) is compared against in tests/cuda/.
 TEST_CASE("patchify with a keep set equals gather(patchify), and so does its backward", "[nn][tokens]") {
   auto img = uniform(Shape{2, 2, 9, 9}, 66);
   nn::TokenIndex keep{2, 3, {4, 0, 7, 8, 1, 2}};

@@ -222,6 +222,24 @@ TEST_CASE("Teacher agreement and recovery metrics", "[dci][metrics]") {
   REQUIRE(tasks::teacher_agreement(target, x, rev) == Approx(expect / 6.0));
   REQUIRE_THROWS_WITH(tasks::teacher_agreement(target, x, Tensor<Cpu>::zeros(Shape{5, 1, 16, 16})),
                       Contains("must be the same [B, C, H, W] shape"));
+
+  // recovery_metrics compares in [0, 1] pixels after clipping: mean 0.5, std 0.25 maps x in [-0.8, 2.8] to
+  // [0.3, 1.2], so a recovery equal to the original is perfect, and one that differs only above the clip
+  // (pixels > 1 raised further) is perfect too, while the teacher sees the clipped recovery.
+  const auto same = tasks::recovery_metrics(target, x, x, 0.5f, 0.25f);
+  for (int i = 0; i < 6; ++i) {
+    REQUIRE(std::isinf(same.psnr[static_cast<std::size_t>(i)]));
+    REQUIRE(same.ssim[static_cast<std::size_t>(i)] == Approx(1.0).margin(1e-9));
+  }
+  auto above = x.clone();
+  for (std::int64_t i = 0; i < above.numel(); ++i)
+    if (above[i] > 2.0f) above[i] += 5.0f;  // 2.0 normalised = 1.0 in pixels: only clipped pixels change
+  const auto clipped = tasks::recovery_metrics(target, x, above, 0.5f, 0.25f);
+  REQUIRE(std::isinf(clipped.psnr[0]));
+  // teacher agreement of the clipped recovery = agreement of the original with its own clipped version
+  auto x_clip = x.clone();
+  for (std::int64_t i = 0; i < x_clip.numel(); ++i) x_clip[i] = std::min(x_clip[i], 2.0f);
+  REQUIRE(clipped.agreement() == Approx(tasks::teacher_agreement(target, x, x_clip)));
 }
 
 TEST_CASE("DCI bad input: unsupported split, wrong feature shape, stages out of order, wrong module file", "[dci]") {

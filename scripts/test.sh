@@ -5,12 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-dir=build; flags=(-DCMAKE_BUILD_TYPE=Release)
+dir=build; flags=(-DCMAKE_BUILD_TYPE=Release -DMINT_UNITY_TESTS=ON)
 if [[ "${1:-}" == "--sanitize" ]]; then
   dir=build-asan
   # -O1 keeps the sanitized DeiT-Tiny parity test fast enough; no -march=native so the reports are portable.
-  flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DMINT_SANITIZE=ON -DMINT_NATIVE=OFF
-         -DMINT_BUILD_EXAMPLES=OFF)
+  # -g1 (line tables: the reports still name file and line) compiles about 23 % faster than -g (measured on
+  # test_inverter.cpp: 61 s against 79 s of compiler time).
+  flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" -DMINT_SANITIZE=ON -DMINT_NATIVE=OFF
+         -DMINT_BUILD_EXAMPLES=OFF -DMINT_UNITY_TESTS=ON)
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 fi
 cmake -S . -B "$dir" -DMINT_BUILD_TESTS=ON "${flags[@]}" >/dev/null

@@ -59,8 +59,6 @@ Tensor<> naive_bn(const Tensor<>& x, const std::vector<double>& mean, const std:
   return y;
 }
 
-const io::SafetensorsFile& fixture() { return testing::fixture_file("cnn_ops.safetensors"); }
-
 }  // namespace
 
 TEST_CASE("channel_stats matches a naive loop, its backward matches finite differences", "[nn][batchnorm]") {
@@ -193,7 +191,7 @@ TEST_CASE("batch_norm2d: shape errors name the op, the argument and both shapes"
 }
 
 TEST_CASE("batch_norm2d and channel_stats match PyTorch", "[nn][batchnorm][parity]") {
-  const auto& f = fixture();
+  const auto& f = testing::fixture_file("cnn_ops.safetensors");
   for (std::string p : {"batch_norm2d_train", "batch_norm2d_eval"}) {
     INFO(p);
     const bool training = p == "batch_norm2d_train";

@@ -91,8 +91,6 @@ const std::vector<TCase> kTCases = {
     {Shape{2, 2, 3, 4}, Shape{2, 2, 2, 2}, nn::Conv2dOptions::square(3, 0, 2), true},
 };
 
-const io::SafetensorsFile& fixture() { return testing::fixture_file("cnn_ops.safetensors"); }
-
 }  // namespace
 
 TEST_CASE("conv2d forward matches a naive loop", "[nn][conv]") {
@@ -261,7 +259,7 @@ TEST_CASE("conv: shape errors name the op, the argument and both shapes", "[nn][
 }
 
 TEST_CASE("conv2d and conv_transpose2d match PyTorch", "[nn][conv][parity]") {
-  const auto& f = fixture();
+  const auto& f = testing::fixture_file("cnn_ops.safetensors");
   for (std::string op : {"conv2d", "conv_transpose2d"}) {
     INFO(op);
     const auto& x = f.at(op + ".x");

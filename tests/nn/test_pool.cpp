@@ -78,8 +78,6 @@ const std::vector<nn::Pool2dOptions> kPoolCases = {
     nn::Pool2dOptions{3, 2, 2, 1, 1, 0}, nn::Pool2dOptions::square(2, 3, 1),
 };
 
-const io::SafetensorsFile& fixture() { return testing::fixture_file("cnn_ops.safetensors"); }
-
 }  // namespace
 
 TEST_CASE("max_pool2d and avg_pool2d forward match naive loops", "[nn][pool]") {
@@ -178,7 +176,7 @@ TEST_CASE("pool: shape errors name the op, the argument and the shapes", "[nn][p
 }
 
 TEST_CASE("pooling matches PyTorch", "[nn][pool][parity]") {
-  const auto& f = fixture();
+  const auto& f = testing::fixture_file("cnn_ops.safetensors");
   const auto o = nn::Pool2dOptions::square(3, 2, 1);
   {
     const auto& x = f.at("max_pool2d.x");

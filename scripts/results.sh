@@ -27,7 +27,7 @@ BIN=${BIN:-build/examples}
 assemble() {
   [[ -f out/experiment/results.md ]] || { echo "no out/experiment/results.md yet: run without EFFICIENCY_ONLY first"; return; }
   mkdir -p docs/results
-  cp out/experiment/accuracy_vs_time.png out/experiment/confidence.png docs/results/
+  cp out/experiment/accuracy_vs_time.png out/experiment/accuracy_vs_time_unseen.png out/experiment/confidence.png docs/results/
   local backbone_acc
   backbone_acc=$(python3 -c "import json; j=json.load(open('$CACHE/backbone_classes0-4.json')); print('%.2f %% on the %d test images of classes 0-4, %.0f s on %d thread(s)' % (j['test_accuracy_pct'], j['data']['test_images'], j['wall_seconds'], j['threads']))")
   {
@@ -43,7 +43,7 @@ assemble() {
     echo
     sed -n '/^<!-- discussion -->$/,/^<!-- end discussion -->$/p' scripts/results_intro.md | sed '1d;$d'
   } > docs/results.md
-  echo "wrote docs/results.md, docs/results/accuracy_vs_time.png, docs/results/confidence.png"
+  echo "wrote docs/results.md, docs/results/{accuracy_vs_time,accuracy_vs_time_unseen,confidence}.png"
 }
 
 if [[ -n "${EFFICIENCY_ONLY:-}" ]]; then

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Regenerates docs/results.md (issue 4: DMI vs SMI vs PRI on the embedded Fashion-MNIST teacher) with one command:
 #
-#   bash scripts/results.sh                 # the documented sizes (3 seeds, 280 images, T = 280)
-#   bash scripts/results.sh --images 560 --iterations 560 --seeds 5   # bigger: any mint-experiment option
+#   bash scripts/results.sh --seeds 5       # the documented run (5 seeds, 280 images, T = 280, TV 3e-2)
+#   bash scripts/results.sh                 # the defaults: the same with 3 seeds
+#   bash scripts/results.sh --images 560 --iterations 560   # bigger: any mint-experiment option
 #   EFFICIENCY_ONLY=1 bash scripts/results.sh   # only the efficiency table, fresh timings (idle machine!)
 #
 # Steps (each cached under out/experiment/cache, so a rerun or a run after a crash recomputes nothing finished):
 #   1. build mint-train-teacher and mint-experiment (build/, Release, those two targets only);
 #   2. pre-train the student backbone on real images of classes 0-4 only (mint-train-teacher --classes), once;
-#   3. mint-experiment: invert, distil, quantize, 3 seeds; writes out/experiment/{results.md, *.png};
+#   3. mint-experiment: invert, distil, quantize, per seed; writes out/experiment/{results.md, *.png};
 #   4. docs/results.md = the text below + the generated tables; the figures are copied to docs/results/.
 # Everything runs on one thread (OMP_NUM_THREADS=1) at nice 10.
 set -euo pipefail

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Regenerates docs/results.md (issue 4: DMI vs SMI vs PRI on the embedded Fashion-MNIST teacher) with one command:
 #
-#   bash scripts/results.sh                 # the documented sizes (3 seeds, 280 images, T = 280)
-#   bash scripts/results.sh --images 560 --iterations 560 --seeds 5   # bigger: any mint-experiment option
+#   bash scripts/results.sh --seeds 5       # the documented run (5 seeds, 280 images, T = 280, TV 3e-2)
+#   bash scripts/results.sh                 # the defaults: the same with 3 seeds
+#   bash scripts/results.sh --images 560 --iterations 560   # bigger: any mint-experiment option
 #   EFFICIENCY_ONLY=1 bash scripts/results.sh   # only the efficiency table, fresh timings (idle machine!)
 #
 # Steps (each cached under out/experiment/cache, so a rerun or a run after a crash recomputes nothing finished):
 #   1. build mint-train-teacher and mint-experiment (build/, Release, those two targets only);
 #   2. pre-train the student backbone on real images of classes 0-4 only (mint-train-teacher --classes), once;
-#   3. mint-experiment: invert, distil, quantize, 3 seeds; writes out/experiment/{results.md, *.png};
+#   3. mint-experiment: invert, distil, quantize, per seed; writes out/experiment/{results.md, *.png};
 #   4. docs/results.md = the text below + the generated tables; the figures are copied to docs/results/.
 # Everything runs on one thread (OMP_NUM_THREADS=1) at nice 10.
 set -euo pipefail
@@ -27,7 +28,7 @@ BIN=${BIN:-build/examples}
 assemble() {
   [[ -f out/experiment/results.md ]] || { echo "no out/experiment/results.md yet: run without EFFICIENCY_ONLY first"; return; }
   mkdir -p docs/results
-  cp out/experiment/accuracy_vs_time.png out/experiment/confidence.png docs/results/
+  cp out/experiment/accuracy_vs_time.png out/experiment/accuracy_vs_time_unseen.png out/experiment/confidence.png docs/results/
   local backbone_acc
   backbone_acc=$(python3 -c "import json; j=json.load(open('$CACHE/backbone_classes0-4.json')); print('%.2f %% on the %d test images of classes 0-4, %.0f s on %d thread(s)' % (j['test_accuracy_pct'], j['data']['test_images'], j['wall_seconds'], j['threads']))")
   {
@@ -43,7 +44,7 @@ assemble() {
     echo
     sed -n '/^<!-- discussion -->$/,/^<!-- end discussion -->$/p' scripts/results_intro.md | sed '1d;$d'
   } > docs/results.md
-  echo "wrote docs/results.md, docs/results/accuracy_vs_time.png, docs/results/confidence.png"
+  echo "wrote docs/results.md, docs/results/{accuracy_vs_time,accuracy_vs_time_unseen,confidence}.png"
 }
 
 if [[ -n "${EFFICIENCY_ONLY:-}" ]]; then

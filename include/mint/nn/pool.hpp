@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "mint/backend/cpu/parallel.hpp"
+#include "mint/backend/functors.hpp"
 #include "mint/core/tensor.hpp"
 
 namespace mint::nn {
@@ -25,16 +26,24 @@ struct Pool2dOptions {
   }
 };
 
-struct MaxPoolSaved {
+// What max_pool2d_backward needs, per backend (the CUDA op, mint/backend/cuda/pool.cuh, defines
+// MaxPoolSavedT<Cuda>: the argmax in device memory and the window geometry).
+template <class Device = Cpu>
+struct MaxPoolSavedT;
+template <>
+struct MaxPoolSavedT<Cpu> {
   std::vector<std::int32_t> argmax;  // per output element: flat index h*W + w of the max within its input plane
 };
+using MaxPoolSaved = MaxPoolSavedT<Cpu>;
 
 namespace detail {
 struct PoolGeom {
   std::int64_t planes, h, w, kh, kw, sh, sw, ph, pw, oh, ow;
 };
 
-inline PoolGeom pool_geom(const Tensor<Cpu>& x, const Pool2dOptions& o, const char* op) {
+// Templates on the device: the CUDA ops (mint/backend/cuda/pool.cuh) run the same checks.
+template <class D>
+PoolGeom pool_geom(const Tensor<D>& x, const Pool2dOptions& o, const char* op) {
   check(x.rank() == 4, op, ": input must be [N, C, H, W], got shape ", x.shape().str());
   PoolGeom g{x.dim(0) * x.dim(1), x.dim(2), x.dim(3), o.kernel_h, o.kernel_w,
              o.stride_h ? o.stride_h : o.kernel_h, o.stride_w ? o.stride_w : o.kernel_w, o.pad_h, o.pad_w, 0, 0};
@@ -49,8 +58,44 @@ inline PoolGeom pool_geom(const Tensor<Cpu>& x, const Pool2dOptions& o, const ch
   return g;
 }
 
-inline Shape pool_out_shape(const Tensor<Cpu>& x, std::int64_t oh, std::int64_t ow) {
+template <class D>
+Shape pool_out_shape(const Tensor<D>& x, std::int64_t oh, std::int64_t ow) {
   return Shape{x.dim(0), x.dim(1), oh, ow};
+}
+
+// The window of output row (or column) o: [start, end) counting the padding (avg_pool2d's divisor), and its part
+// inside the image [lo, hi). Max pooling scans [lo, hi) (its padding is -inf).
+struct PoolWindow {
+  std::int64_t start, end, lo, hi;
+};
+MINT_HOST_DEVICE inline PoolWindow pool_window(std::int64_t o, std::int64_t stride, std::int64_t pad,
+                                               std::int64_t kernel, std::int64_t n) {
+  const std::int64_t s = o * stride - pad, e0 = s + kernel, e = e0 < n + pad ? e0 : n + pad;
+  return {s, e, s > 0 ? s : 0, e0 < n ? e0 : n};
+}
+
+// The checks of max_pool2d_backward: d_output and d_input agree on N and C, `argmax_count` indices for d_output.
+template <class D>
+void max_pool2d_backward_check(const Tensor<D>& dy, std::int64_t argmax_count, const Tensor<D>& dx) {
+  check(dx.rank() == 4 && dy.rank() == 4 && dy.dim(0) == dx.dim(0) && dy.dim(1) == dx.dim(1),
+        "max_pool2d_backward: d_output shape ", dy.shape().str(), " does not match d_input shape ", dx.shape().str());
+  check(argmax_count == dy.numel(), "max_pool2d_backward: saved argmax holds ", argmax_count,
+        " indices, d_output shape ", dy.shape().str(), " has ", dy.numel());
+}
+
+template <class D>
+void adaptive_avg_pool2d_check(const Tensor<D>& x, std::int64_t out_h, std::int64_t out_w) {
+  check(x.rank() == 4 && x.dim(2) >= 1 && x.dim(3) >= 1,
+        "adaptive_avg_pool2d: input must be [N, C, H, W] with H, W >= 1, got shape ", x.shape().str());
+  check(out_h >= 1 && out_w >= 1, "adaptive_avg_pool2d: output size (", out_h, ", ", out_w, ") must be >= 1");
+}
+
+template <class D>
+void adaptive_avg_pool2d_backward_check(const Tensor<D>& dy, const Tensor<D>& dx) {
+  check(dx.rank() == 4 && dy.rank() == 4 && dy.dim(0) == dx.dim(0) && dy.dim(1) == dx.dim(1) && dy.dim(2) >= 1 &&
+            dy.dim(3) >= 1,
+        "adaptive_avg_pool2d_backward: d_output shape ", dy.shape().str(), " does not match d_input shape ",
+        dx.shape().str());
 }
 }  // namespace detail
 
@@ -70,17 +115,15 @@ inline Tensor<Cpu> max_pool2d(const Tensor<Cpu>& x, const Pool2dOptions& opt, Ma
   cpu::parallel_for(g.planes, [&](std::int64_t pl) {
     const float* in = xp + pl * g.h * g.w;
     for (std::int64_t oy = 0; oy < g.oh; ++oy) {
-      const std::int64_t y0 = std::max<std::int64_t>(oy * g.sh - g.ph, 0);
-      const std::int64_t y1 = std::min(oy * g.sh - g.ph + g.kh, g.h);
+      const auto wy = detail::pool_window(oy, g.sh, g.ph, g.kh, g.h);
       for (std::int64_t ox = 0; ox < g.ow; ++ox) {
-        const std::int64_t x0 = std::max<std::int64_t>(ox * g.sw - g.pw, 0);
-        const std::int64_t x1 = std::min(ox * g.sw - g.pw + g.kw, g.w);
+        const auto wx = detail::pool_window(ox, g.sw, g.pw, g.kw, g.w);
         float best = -std::numeric_limits<float>::infinity();
-        std::int64_t arg = y0 * g.w + x0;
-        for (std::int64_t iy = y0; iy < y1; ++iy)
-          for (std::int64_t ix = x0; ix < x1; ++ix) {
+        std::int64_t arg = wy.lo * g.w + wx.lo;
+        for (std::int64_t iy = wy.lo; iy < wy.hi; ++iy)
+          for (std::int64_t ix = wx.lo; ix < wx.hi; ++ix) {
             const float v = in[iy * g.w + ix];
-            if (v > best || std::isnan(v)) {
+            if (fn::MaxPoolPick{}(v, best)) {
               best = v;
               arg = iy * g.w + ix;
             }
@@ -97,10 +140,7 @@ inline Tensor<Cpu> max_pool2d(const Tensor<Cpu>& x, const Pool2dOptions& opt, Ma
 // backward of <y, dy> for y = max_pool2d(x, opt, &saved): dx [N, C, H, W] += dy routed to each window's argmax
 // (overlapping windows that share an argmax add up).
 inline void max_pool2d_backward(const Tensor<Cpu>& dy, const MaxPoolSaved& saved, Tensor<Cpu>& dx) {
-  check(dx.rank() == 4 && dy.rank() == 4 && dy.dim(0) == dx.dim(0) && dy.dim(1) == dx.dim(1), "max_pool2d_backward: d_output shape ",
-        dy.shape().str(), " does not match d_input shape ", dx.shape().str());
-  check(static_cast<std::int64_t>(saved.argmax.size()) == dy.numel(), "max_pool2d_backward: saved argmax holds ",
-        saved.argmax.size(), " indices, d_output shape ", dy.shape().str(), " has ", dy.numel());
+  detail::max_pool2d_backward_check(dy, static_cast<std::int64_t>(saved.argmax.size()), dx);
   const std::int64_t planes = dx.dim(0) * dx.dim(1), in = dx.dim(2) * dx.dim(3), out = dy.dim(2) * dy.dim(3);
   const float* dyp = dy.data();
   float* dxp = dx.data();
@@ -120,15 +160,13 @@ inline Tensor<Cpu> avg_pool2d(const Tensor<Cpu>& x, const Pool2dOptions& opt) {
   cpu::parallel_for(g.planes, [&](std::int64_t pl) {
     const float* in = xp + pl * g.h * g.w;
     for (std::int64_t oy = 0; oy < g.oh; ++oy) {
-      const std::int64_t ys = oy * g.sh - g.ph, ye = std::min(ys + g.kh, g.h + g.ph);
-      const std::int64_t y0 = std::max<std::int64_t>(ys, 0), y1 = std::min(ye, g.h);
+      const auto wy = detail::pool_window(oy, g.sh, g.ph, g.kh, g.h);
       for (std::int64_t ox = 0; ox < g.ow; ++ox) {
-        const std::int64_t xs = ox * g.sw - g.pw, xe = std::min(xs + g.kw, g.w + g.pw);
-        const std::int64_t x0 = std::max<std::int64_t>(xs, 0), x1 = std::min(xe, g.w);
+        const auto wx = detail::pool_window(ox, g.sw, g.pw, g.kw, g.w);
         float s = 0.0f;
-        for (std::int64_t iy = y0; iy < y1; ++iy)
-          for (std::int64_t ix = x0; ix < x1; ++ix) s += in[iy * g.w + ix];
-        yp[(pl * g.oh + oy) * g.ow + ox] = s / static_cast<float>((ye - ys) * (xe - xs));
+        for (std::int64_t iy = wy.lo; iy < wy.hi; ++iy)
+          for (std::int64_t ix = wx.lo; ix < wx.hi; ++ix) s += in[iy * g.w + ix];
+        yp[(pl * g.oh + oy) * g.ow + ox] = s / static_cast<float>((wy.end - wy.start) * (wx.end - wx.start));
       }
     }
   }, 4);
@@ -145,14 +183,12 @@ inline void avg_pool2d_backward(const Tensor<Cpu>& dy, const Pool2dOptions& opt,
   cpu::parallel_for(g.planes, [&](std::int64_t pl) {
     float* d = dxp + pl * g.h * g.w;
     for (std::int64_t oy = 0; oy < g.oh; ++oy) {
-      const std::int64_t ys = oy * g.sh - g.ph, ye = std::min(ys + g.kh, g.h + g.ph);
-      const std::int64_t y0 = std::max<std::int64_t>(ys, 0), y1 = std::min(ye, g.h);
+      const auto wy = detail::pool_window(oy, g.sh, g.ph, g.kh, g.h);
       for (std::int64_t ox = 0; ox < g.ow; ++ox) {
-        const std::int64_t xs = ox * g.sw - g.pw, xe = std::min(xs + g.kw, g.w + g.pw);
-        const std::int64_t x0 = std::max<std::int64_t>(xs, 0), x1 = std::min(xe, g.w);
-        const float v = dyp[(pl * g.oh + oy) * g.ow + ox] / static_cast<float>((ye - ys) * (xe - xs));
-        for (std::int64_t iy = y0; iy < y1; ++iy)
-          for (std::int64_t ix = x0; ix < x1; ++ix) d[iy * g.w + ix] += v;
+        const auto wx = detail::pool_window(ox, g.sw, g.pw, g.kw, g.w);
+        const float v = dyp[(pl * g.oh + oy) * g.ow + ox] / static_cast<float>((wy.end - wy.start) * (wx.end - wx.start));
+        for (std::int64_t iy = wy.lo; iy < wy.hi; ++iy)
+          for (std::int64_t ix = wx.lo; ix < wx.hi; ++ix) d[iy * g.w + ix] += v;
       }
     }
   }, 4);
@@ -160,17 +196,17 @@ inline void avg_pool2d_backward(const Tensor<Cpu>& dy, const Pool2dOptions& opt,
 
 namespace detail {
 // torch's adaptive pooling bins: output i of o covers input [floor(i*n/o), ceil((i+1)*n/o)).
-inline std::int64_t adaptive_start(std::int64_t i, std::int64_t n, std::int64_t o) { return (i * n) / o; }
-inline std::int64_t adaptive_end(std::int64_t i, std::int64_t n, std::int64_t o) { return ((i + 1) * n + o - 1) / o; }
+MINT_HOST_DEVICE inline std::int64_t adaptive_start(std::int64_t i, std::int64_t n, std::int64_t o) { return (i * n) / o; }
+MINT_HOST_DEVICE inline std::int64_t adaptive_end(std::int64_t i, std::int64_t n, std::int64_t o) {
+  return ((i + 1) * n + o - 1) / o;
+}
 }  // namespace detail
 
 // requires: x [N, C, H, W] with H, W >= 1; out_h, out_w >= 1.
 // ensures:  returns y [N, C, out_h, out_w], y[.., i, j] = the mean of x over rows [floor(i H / out_h),
 //           ceil((i+1) H / out_h)) and the columns likewise (torch.nn.functional.adaptive_avg_pool2d).
 inline Tensor<Cpu> adaptive_avg_pool2d(const Tensor<Cpu>& x, std::int64_t out_h, std::int64_t out_w) {
-  check(x.rank() == 4 && x.dim(2) >= 1 && x.dim(3) >= 1, "adaptive_avg_pool2d: input must be [N, C, H, W] with H, W >= 1, got shape ",
-        x.shape().str());
-  check(out_h >= 1 && out_w >= 1, "adaptive_avg_pool2d: output size (", out_h, ", ", out_w, ") must be >= 1");
+  detail::adaptive_avg_pool2d_check(x, out_h, out_w);
   const std::int64_t planes = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3);
   auto y = Tensor<Cpu>::empty(detail::pool_out_shape(x, out_h, out_w));
   const float* xp = x.data();
@@ -194,10 +230,7 @@ inline Tensor<Cpu> adaptive_avg_pool2d(const Tensor<Cpu>& x, std::int64_t out_h,
 // backward of <y, dy> for y = adaptive_avg_pool2d(x, out_h, out_w), dy [N, C, out_h, out_w]:
 // dx [N, C, H, W] += dy / bin size over each bin.
 inline void adaptive_avg_pool2d_backward(const Tensor<Cpu>& dy, Tensor<Cpu>& dx) {
-  check(dx.rank() == 4 && dy.rank() == 4 && dy.dim(0) == dx.dim(0) && dy.dim(1) == dx.dim(1) && dy.dim(2) >= 1 &&
-            dy.dim(3) >= 1,
-        "adaptive_avg_pool2d_backward: d_output shape ", dy.shape().str(), " does not match d_input shape ",
-        dx.shape().str());
+  detail::adaptive_avg_pool2d_backward_check(dy, dx);
   const std::int64_t planes = dx.dim(0) * dx.dim(1), h = dx.dim(2), w = dx.dim(3), oh = dy.dim(2), ow = dy.dim(3);
   const float* dyp = dy.data();
   float* dxp = dx.data();

@@ -16,7 +16,7 @@
 #include <Eigen/Core>
 
 #include "mint/backend/cpu/parallel.hpp"
-#include "mint/backend/functors.hpp"
+#include "mint/backend/functors_plain.hpp"
 #include "mint/core/tensor.hpp"
 
 namespace mint::nn {
@@ -143,7 +143,7 @@ inline void channel_stats_backward(const Tensor<Cpu>& x, const ChannelStats& sta
     const fn::ChannelStatsGrad f{dmean ? (*dmean)[ch] * inv_m : 0.0f, dvar ? 2.0f * (*dvar)[ch] * inv_m : 0.0f,
                                  stats.mean[ch]};
     Eigen::Map<Eigen::ArrayXf> d(dxp + nc * hw, hw);
-    d += Eigen::Map<const Eigen::ArrayXf>(xp + nc * hw, hw).unaryExpr(f);
+    d += f(Eigen::Map<const Eigen::ArrayXf>(xp + nc * hw, hw));
   }, 16);
 }
 
@@ -183,7 +183,7 @@ inline Tensor<Cpu> batch_norm2d(const Tensor<Cpu>& x, const Tensor<Cpu>* gamma, 
   cpu::parallel_for(n * c, [&](std::int64_t nc) {
     const std::int64_t ch = nc % c;
     const fn::BatchNormAffine f(mean[ch], rstd[ch], gamma ? (*gamma)[ch] : 1.0f, beta ? (*beta)[ch] : 0.0f);
-    Eigen::Map<Eigen::ArrayXf>(yp + nc * hw, hw) = Eigen::Map<const Eigen::ArrayXf>(xp + nc * hw, hw).unaryExpr(f);
+    Eigen::Map<Eigen::ArrayXf>(yp + nc * hw, hw) = f(Eigen::Map<const Eigen::ArrayXf>(xp + nc * hw, hw));
   }, 16);
   if (saved) {
     saved->mean = mean;
@@ -222,7 +222,7 @@ inline void batch_norm2d_backward(const Tensor<Cpu>& dy, const Tensor<Cpu>& x, c
     for (std::int64_t i = 0; i < n; ++i) {
       Eigen::Map<const Eigen::ArrayXf> d(dyp + (i * c + ch) * hw, hw), xv(xp + (i * c + ch) * hw, hw);
       Eigen::Map<Eigen::ArrayXf> out(dx->data() + (i * c + ch) * hw, hw);
-      out += d.binaryExpr(xv, f);
+      out += f(d, xv);
     }
   }, 2);
 }

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "mint/backend/cpu/parallel.hpp"
-#include "mint/backend/functors.hpp"
+#include "mint/backend/functors_plain.hpp"
 #include "mint/core/tensor.hpp"
 
 namespace mint::nn {

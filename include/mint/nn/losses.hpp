@@ -6,7 +6,7 @@
 #include <cmath>
 #include <vector>
 
-#include "mint/backend/functors.hpp"
+#include "mint/backend/functors_plain.hpp"
 #include "mint/core/tensor.hpp"
 
 namespace mint::nn {

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "mint/backend/cpu/parallel.hpp"
-#include "mint/backend/functors.hpp"
+#include "mint/backend/functors_plain.hpp"
 #include "mint/core/tensor.hpp"
 
 namespace mint::nn {
@@ -63,16 +63,6 @@ Shape pool_out_shape(const Tensor<D>& x, std::int64_t oh, std::int64_t ow) {
   return Shape{x.dim(0), x.dim(1), oh, ow};
 }
 
-// The window of output row (or column) o: [start, end) counting the padding (avg_pool2d's divisor), and its part
-// inside the image [lo, hi). Max pooling scans [lo, hi) (its padding is -inf).
-struct PoolWindow {
-  std::int64_t start, end, lo, hi;
-};
-MINT_HOST_DEVICE inline PoolWindow pool_window(std::int64_t o, std::int64_t stride, std::int64_t pad,
-                                               std::int64_t kernel, std::int64_t n) {
-  const std::int64_t s = o * stride - pad, e0 = s + kernel, e = e0 < n + pad ? e0 : n + pad;
-  return {s, e, s > 0 ? s : 0, e0 < n ? e0 : n};
-}
 
 // The checks of max_pool2d_backward: d_output and d_input agree on N and C, `argmax_count` indices for d_output.
 template <class D>
@@ -115,13 +105,15 @@ inline Tensor<Cpu> max_pool2d(const Tensor<Cpu>& x, const Pool2dOptions& opt, Ma
   cpu::parallel_for(g.planes, [&](std::int64_t pl) {
     const float* in = xp + pl * g.h * g.w;
     for (std::int64_t oy = 0; oy < g.oh; ++oy) {
-      const auto wy = detail::pool_window(oy, g.sh, g.ph, g.kh, g.h);
+      const std::int64_t y0 = std::max<std::int64_t>(oy * g.sh - g.ph, 0);
+      const std::int64_t y1 = std::min(oy * g.sh - g.ph + g.kh, g.h);
       for (std::int64_t ox = 0; ox < g.ow; ++ox) {
-        const auto wx = detail::pool_window(ox, g.sw, g.pw, g.kw, g.w);
+        const std::int64_t x0 = std::max<std::int64_t>(ox * g.sw - g.pw, 0);
+        const std::int64_t x1 = std::min(ox * g.sw - g.pw + g.kw, g.w);
         float best = -std::numeric_limits<float>::infinity();
-        std::int64_t arg = wy.lo * g.w + wx.lo;
-        for (std::int64_t iy = wy.lo; iy < wy.hi; ++iy)
-          for (std::int64_t ix = wx.lo; ix < wx.hi; ++ix) {
+        std::int64_t arg = y0 * g.w + x0;
+        for (std::int64_t iy = y0; iy < y1; ++iy)
+          for (std::int64_t ix = x0; ix < x1; ++ix) {
             const float v = in[iy * g.w + ix];
             if (fn::MaxPoolPick{}(v, best)) {
               best = v;
@@ -160,13 +152,15 @@ inline Tensor<Cpu> avg_pool2d(const Tensor<Cpu>& x, const Pool2dOptions& opt) {
   cpu::parallel_for(g.planes, [&](std::int64_t pl) {
     const float* in = xp + pl * g.h * g.w;
     for (std::int64_t oy = 0; oy < g.oh; ++oy) {
-      const auto wy = detail::pool_window(oy, g.sh, g.ph, g.kh, g.h);
+      const std::int64_t ys = oy * g.sh - g.ph, ye = std::min(ys + g.kh, g.h + g.ph);
+      const std::int64_t y0 = std::max<std::int64_t>(ys, 0), y1 = std::min(ye, g.h);
       for (std::int64_t ox = 0; ox < g.ow; ++ox) {
-        const auto wx = detail::pool_window(ox, g.sw, g.pw, g.kw, g.w);
+        const std::int64_t xs = ox * g.sw - g.pw, xe = std::min(xs + g.kw, g.w + g.pw);
+        const std::int64_t x0 = std::max<std::int64_t>(xs, 0), x1 = std::min(xe, g.w);
         float s = 0.0f;
-        for (std::int64_t iy = wy.lo; iy < wy.hi; ++iy)
-          for (std::int64_t ix = wx.lo; ix < wx.hi; ++ix) s += in[iy * g.w + ix];
-        yp[(pl * g.oh + oy) * g.ow + ox] = s / static_cast<float>((wy.end - wy.start) * (wx.end - wx.start));
+        for (std::int64_t iy = y0; iy < y1; ++iy)
+          for (std::int64_t ix = x0; ix < x1; ++ix) s += in[iy * g.w + ix];
+        yp[(pl * g.oh + oy) * g.ow + ox] = s / static_cast<float>((ye - ys) * (xe - xs));
       }
     }
   }, 4);
@@ -183,12 +177,14 @@ inline void avg_pool2d_backward(const Tensor<Cpu>& dy, const Pool2dOptions& opt,
   cpu::parallel_for(g.planes, [&](std::int64_t pl) {
     float* d = dxp + pl * g.h * g.w;
     for (std::int64_t oy = 0; oy < g.oh; ++oy) {
-      const auto wy = detail::pool_window(oy, g.sh, g.ph, g.kh, g.h);
+      const std::int64_t ys = oy * g.sh - g.ph, ye = std::min(ys + g.kh, g.h + g.ph);
+      const std::int64_t y0 = std::max<std::int64_t>(ys, 0), y1 = std::min(ye, g.h);
       for (std::int64_t ox = 0; ox < g.ow; ++ox) {
-        const auto wx = detail::pool_window(ox, g.sw, g.pw, g.kw, g.w);
-        const float v = dyp[(pl * g.oh + oy) * g.ow + ox] / static_cast<float>((wy.end - wy.start) * (wx.end - wx.start));
-        for (std::int64_t iy = wy.lo; iy < wy.hi; ++iy)
-          for (std::int64_t ix = wx.lo; ix < wx.hi; ++ix) d[iy * g.w + ix] += v;
+        const std::int64_t xs = ox * g.sw - g.pw, xe = std::min(xs + g.kw, g.w + g.pw);
+        const std::int64_t x0 = std::max<std::int64_t>(xs, 0), x1 = std::min(xe, g.w);
+        const float v = dyp[(pl * g.oh + oy) * g.ow + ox] / static_cast<float>((ye - ys) * (xe - xs));
+        for (std::int64_t iy = y0; iy < y1; ++iy)
+          for (std::int64_t ix = x0; ix < x1; ++ix) d[iy * g.w + ix] += v;
       }
     }
   }, 4);

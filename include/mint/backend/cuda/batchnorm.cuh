@@ -8,7 +8,7 @@
 
 #include "mint/backend/cuda/detail/launch.cuh"
 #include "mint/backend/cuda/tensor.hpp"
-#include "mint/backend/functors.hpp"
+#include "mint/backend/functors_plain.hpp"
 #include "mint/nn/batchnorm.hpp"
 
 namespace mint::nn {

@@ -9,7 +9,7 @@
 #include "mint/backend/cuda/detail/deferred_loss.cuh"
 #include "mint/backend/cuda/detail/launch.cuh"
 #include "mint/backend/cuda/tensor.hpp"
-#include "mint/backend/functors.hpp"
+#include "mint/backend/functors_plain.hpp"
 #include "mint/nn/image_priors.hpp"
 
 namespace mint::nn {

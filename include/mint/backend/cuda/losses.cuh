@@ -10,7 +10,7 @@
 #include "mint/backend/cuda/detail/deferred_loss.cuh"
 #include "mint/backend/cuda/detail/launch.cuh"
 #include "mint/backend/cuda/tensor.hpp"
-#include "mint/backend/functors.hpp"
+#include "mint/backend/functors_plain.hpp"
 #include "mint/nn/losses.hpp"
 
 namespace mint::nn {

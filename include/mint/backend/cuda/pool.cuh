@@ -1,7 +1,7 @@
 // mint/backend/cuda/pool.cuh -- max, average and adaptive average pooling on Tensor<Cuda> (contracts, argument
 // checks and window arithmetic: mint/nn/pool.hpp).
 //
-// Forward: one thread per output element, scanning its window as the CPU loop does (detail::pool_window,
+// Forward: one thread per output element, scanning its window as the CPU loop does (cuda_detail::pool_window,
 // fn::MaxPoolPick). Backward: one thread per input element gathers the gradient of every window that covers
 // it, in the CPU's output order onto the value already there: no atomics, and the CPU's summation order.
 #pragma once
@@ -11,7 +11,7 @@
 #include "mint/backend/cuda/allocator.hpp"
 #include "mint/backend/cuda/detail/launch.cuh"
 #include "mint/backend/cuda/tensor.hpp"
-#include "mint/backend/functors.hpp"
+#include "mint/backend/functors_plain.hpp"
 #include "mint/nn/pool.hpp"
 
 namespace mint::nn {
@@ -27,6 +27,19 @@ struct MaxPoolSavedT<Cuda> {
 using MaxPoolSavedCuda = MaxPoolSavedT<Cuda>;
 
 namespace cuda_detail {
+// The window of output row (or column) o: [start, end) counting the padding (avg_pool2d's divisor), and its part
+// inside the image [lo, hi) that max and average pooling scan. The CPU loops of mint/nn/pool.hpp compute the
+// same four numbers inline (a call to a shared helper there made the CPU loops measurably slower); the GPU tests
+// compare the two.
+struct PoolWindow {
+  std::int64_t start, end, lo, hi;
+};
+__device__ inline PoolWindow pool_window(std::int64_t o, std::int64_t stride, std::int64_t pad, std::int64_t kernel,
+                                         std::int64_t n) {
+  const std::int64_t s = o * stride - pad, e0 = s + kernel, e = e0 < n + pad ? e0 : n + pad;
+  return {s, e, s > 0 ? s : 0, e0 < n ? e0 : n};
+}
+
 // The output rows o of a window geometry whose window [o*s - p, o*s - p + k) contains input row i: [lo, hi).
 __device__ inline void covering_outputs(std::int64_t i, std::int64_t s, std::int64_t p, std::int64_t k,
                                         std::int64_t n_out, std::int64_t& lo, std::int64_t& hi) {
@@ -58,8 +71,8 @@ inline Tensor<Cuda> max_pool2d(const Tensor<Cuda>& x, const Pool2dOptions& opt, 
       [=] __device__(std::int64_t o) {
         const std::int64_t pl = o / (g.oh * g.ow), oy = (o / g.ow) % g.oh, ox = o % g.ow;
         const float* in = xp + pl * g.h * g.w;
-        const auto wy = detail::pool_window(oy, g.sh, g.ph, g.kh, g.h);
-        const auto wx = detail::pool_window(ox, g.sw, g.pw, g.kw, g.w);
+        const auto wy = cuda_detail::pool_window(oy, g.sh, g.ph, g.kh, g.h);
+        const auto wx = cuda_detail::pool_window(ox, g.sw, g.pw, g.kw, g.w);
         float best = -INFINITY;
         std::int64_t arg = wy.lo * g.w + wx.lo;
         for (std::int64_t iy = wy.lo; iy < wy.hi; ++iy)
@@ -118,8 +131,8 @@ inline Tensor<Cuda> avg_pool2d(const Tensor<Cuda>& x, const Pool2dOptions& opt) 
       [=] __device__(std::int64_t o) {
         const std::int64_t pl = o / (g.oh * g.ow), oy = (o / g.ow) % g.oh, ox = o % g.ow;
         const float* in = xp + pl * g.h * g.w;
-        const auto wy = detail::pool_window(oy, g.sh, g.ph, g.kh, g.h);
-        const auto wx = detail::pool_window(ox, g.sw, g.pw, g.kw, g.w);
+        const auto wy = cuda_detail::pool_window(oy, g.sh, g.ph, g.kh, g.h);
+        const auto wx = cuda_detail::pool_window(ox, g.sw, g.pw, g.kw, g.w);
         float s = 0.0f;
         for (std::int64_t iy = wy.lo; iy < wy.hi; ++iy)
           for (std::int64_t ix = wx.lo; ix < wx.hi; ++ix) s += in[iy * g.w + ix];
@@ -144,9 +157,9 @@ inline void avg_pool2d_backward(const Tensor<Cuda>& dy, const Pool2dOptions& opt
         cuda_detail::covering_outputs(ix, g.sw, g.pw, g.kw, g.ow, x0, x1);
         float acc = dxp[t];
         for (std::int64_t oy = y0; oy < y1; ++oy) {
-          const auto wy = detail::pool_window(oy, g.sh, g.ph, g.kh, g.h);
+          const auto wy = cuda_detail::pool_window(oy, g.sh, g.ph, g.kh, g.h);
           for (std::int64_t ox = x0; ox < x1; ++ox) {
-            const auto wx = detail::pool_window(ox, g.sw, g.pw, g.kw, g.w);
+            const auto wx = cuda_detail::pool_window(ox, g.sw, g.pw, g.kw, g.w);
             acc += dyp[(pl * g.oh + oy) * g.ow + ox] / static_cast<float>((wy.end - wy.start) * (wx.end - wx.start));
           }
         }

@@ -1,7 +1,7 @@
 // The CNN ops on CUDA (conv2d, conv_transpose2d, batch norm and the channel statistics, max / average / adaptive
 // pooling), the KL distillation loss and the L2 prior, each against its CPU op (the oracle) on the same inputs,
-// forward and backward, and ResNet<Cuda> against ResNet<Cpu>; each comparison prints its max difference. Without a GPU each test prints
-// "SKIPPED: no usable CUDA device" and returns.
+// forward and backward, and ResNet<Cuda> against ResNet<Cpu>; each comparison prints its max difference.
+// Without a GPU each test prints "SKIPPED: no usable CUDA device" and returns.
 //
 // Tolerances (float32; |gpu - cpu| <= atol + rtol |cpu| per element):
 //   kExact  {0, 0}:       max pooling selects values and routes gradients (no arithmetic besides the backward's
@@ -247,7 +247,8 @@ TEST_CASE("GPU: max, average and adaptive average pooling equal the CPU ops", "[
   for (const auto& [oh, ow] : sizes) {
     const std::string what = " to " + std::to_string(oh) + "x" + std::to_string(ow);
     auto y = nn::adaptive_avg_pool2d(x, oh, ow);
-    MINT_REQUIRE_CLOSE(compare_gpu(nn::adaptive_avg_pool2d(dev(x), oh, ow), y, kPointwise, "adaptive_avg_pool2d" + what));
+    MINT_REQUIRE_CLOSE(
+        compare_gpu(nn::adaptive_avg_pool2d(dev(x), oh, ow), y, kPointwise, "adaptive_avg_pool2d" + what));
     auto dy = uniform(y.shape(), 37), dx0 = uniform(x.shape(), 38);
     auto dx = dx0.clone();
     auto gdx = dev(dx0);

@@ -27,7 +27,8 @@ inline std::int64_t& conv_column_floats() {
 }
 
 inline std::int64_t conv_chunk(std::int64_t n, std::int64_t per_image) {
-  return std::max<std::int64_t>(1, std::min<std::int64_t>(n, conv_column_floats() / std::max<std::int64_t>(per_image, 1)));
+  const std::int64_t fit = conv_column_floats() / std::max<std::int64_t>(per_image, 1);
+  return std::max<std::int64_t>(1, std::min(n, fit));
 }
 
 // col[i][(ci*kh + ki)*kw + kj][oy*ow + ox] = img[i][ci][oy*sh - ph + ki][ox*sw - pw + kj] (0 in the padding) for

@@ -1,6 +1,7 @@
 // mint/backend/cuda/image_priors.cuh -- total variation (SMI Eq. 2, the exact ranges of mint/nn/image_priors.hpp)
-// and the L2 prior on Tensor<Cuda>. TV: One thread per (image, term, pixel); per-image sums in double (atomicAdd on double), gradient
-// contributions by float atomicAdd (so the gradient's summation order, not its value, varies run to run).
+// and the L2 prior on Tensor<Cuda>. TV: one thread per (image, term, pixel); per-image sums in double (atomicAdd
+// on double), gradient contributions by float atomicAdd (so the gradient's summation order, not its value, varies
+// run to run).
 #pragma once
 
 #include <algorithm>

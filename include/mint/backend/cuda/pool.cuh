@@ -94,7 +94,8 @@ inline Tensor<Cuda> max_pool2d(const Tensor<Cuda>& x, const Pool2dOptions& opt, 
 inline void max_pool2d_backward(const Tensor<Cuda>& dy, const MaxPoolSavedCuda& saved, Tensor<Cuda>& dx) {
   detail::max_pool2d_backward_check(dy, saved.count, dx);
   const auto g = saved.geom;
-  check(dx.dim(2) == g.h && dx.dim(3) == g.w && dy.dim(2) == g.oh && dy.dim(3) == g.ow && dx.dim(0) * dx.dim(1) == g.planes,
+  check(dx.dim(2) == g.h && dx.dim(3) == g.w && dy.dim(2) == g.oh && dy.dim(3) == g.ow &&
+            dx.dim(0) * dx.dim(1) == g.planes,
         "max_pool2d_backward: d_input shape ", dx.shape().str(), " and d_output shape ", dy.shape().str(),
         " do not match the saved forward (", g.planes, " planes of ", g.h, " x ", g.w, " pooled to ", g.oh, " x ",
         g.ow, ")");
@@ -219,6 +220,8 @@ inline void adaptive_avg_pool2d_backward(const Tensor<Cuda>& dy, Tensor<Cuda>& d
 
 // Global average pooling: x [N, C, H, W] -> [N, C, 1, 1], and its backward.
 inline Tensor<Cuda> global_avg_pool2d(const Tensor<Cuda>& x) { return adaptive_avg_pool2d(x, 1, 1); }
-inline void global_avg_pool2d_backward(const Tensor<Cuda>& dy, Tensor<Cuda>& dx) { adaptive_avg_pool2d_backward(dy, dx); }
+inline void global_avg_pool2d_backward(const Tensor<Cuda>& dy, Tensor<Cuda>& dx) {
+  adaptive_avg_pool2d_backward(dy, dx);
+}
 
 }  // namespace mint::nn

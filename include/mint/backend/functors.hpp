@@ -1,5 +1,7 @@
-// mint/backend/functors.hpp -- pointwise math written once, called by the CPU loops and (later) the CUDA
-// kernels alike, so the CPU tests cover the GPU math too. Each functor is a MINT_HOST_DEVICE struct.
+// mint/backend/functors.hpp -- pointwise math written once, called by the CPU loops and the CUDA
+// kernels alike, so the CPU tests cover the GPU math too. Each functor is a MINT_HOST_DEVICE struct. The ones
+// that need no Eigen (pooling, batch norm, KL, L2) are in functors_plain.hpp, included here, so the nn headers
+// that use only those do not parse Eigen's special functions.
 #pragma once
 
 #include <cmath>
@@ -7,6 +9,7 @@
 #include <Eigen/Core>
 #include <unsupported/Eigen/SpecialFunctions>
 
+#include "mint/backend/functors_plain.hpp"
 #include "mint/core/device.hpp"
 
 namespace mint::fn {

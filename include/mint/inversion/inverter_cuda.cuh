@@ -15,7 +15,7 @@
 // iteration, Adam's bias corrections come from a device copy of fn::AdamStep written before each launch, the
 // model's NaN check of its input is off (the loss check remains), and the memory the graph uses belongs to its
 // allocator pool (cuda::detail::DeviceCache::Pool) until it is dropped. Only the built-in policies are
-// supported there (ClassObjective, TV / NoPrior / Sum of them): their CUDA ops know the deferred mode.
+// supported there (ClassObjective, TV / L2 / NoPrior / Sum of them): their CUDA ops know the deferred mode.
 #pragma once
 
 #if defined(MINT_MODELS_VIT_HPP_INCLUDED)

@@ -19,10 +19,14 @@ struct TV {
   }
 };
 
-// Squared L2 norm of each image, batch mean.
+// Squared L2 norm of each image, batch mean. (A template over the backend, as TV: on CUDA the nn::l2_prior of
+// mint/backend/cuda/image_priors.cuh runs.)
 struct L2 {
   float weight = 1e-5f;
-  float add(const Tensor<Cpu>& images, Tensor<Cpu>& d_images) const { return nn::l2_prior(images, weight, &d_images); }
+  template <class D>
+  float add(const Tensor<D>& images, Tensor<D>& d_images) const {
+    return nn::l2_prior(images, weight, &d_images);
+  }
 };
 
 // No prior.

@@ -1,4 +1,4 @@
-// mint/models/resnet.hpp -- ResNet<Cpu>: a ResNet-18-style CNN (torchvision BasicBlock, layers [2, 2, 2, 2])
+// mint/models/resnet.hpp -- ResNet<Device>: a ResNet-18-style CNN (torchvision BasicBlock, layers [2, 2, 2, 2])
 // for small images (Fashion-MNIST 28 x 28 x 1), with torchvision's parameter names.
 //
 //   stem    conv1 3x3 stride 1 pad 1 (no bias) - bn1 - relu            (no max pool: 28 -> 28)
@@ -18,7 +18,11 @@
 // BatchNorm layer's input is kept, so bn_input_stats(l) gives its batch mean and biased variance from the
 // latest forward (DeepInversion's BN-statistics prior, mint/inversion/bn_prior.hpp), and backward can add
 // gradients with respect to those statistics (BNStatGrads).
+//
+// ResNet<Cuda> is the same template on device tensors: include mint/models/resnet_cuda.cuh (nvcc) for the CUDA
+// ops (conv, batch norm, pooling, ReLU, linear), before anything that includes this header.
 #pragma once
+#define MINT_MODELS_RESNET_HPP_INCLUDED 1
 
 #include <array>
 #include <cstdint>
@@ -68,18 +72,19 @@ enum class Stage { Stem = 0, Layer1 = 1, Layer2 = 2, Layer3 = 3, Layer4 = 4, Log
 
 // Gradients with respect to the batch statistics of BN inputs: per BN layer (bn_layers() order), d mean and d var
 // ([C] each, or undefined = zero). Backward adds their effect: dz += dmean / M + 2 dvar (z - mean) / M.
-struct BNStatGrads {
-  std::vector<Tensor<Cpu>> dmean, dvar;
+template <class Device = Cpu>
+struct BNStatGradsT {
+  std::vector<Tensor<Device>> dmean, dvar;
 };
+using BNStatGrads = BNStatGradsT<Cpu>;
 
 template <class Device = Cpu>
 class ResNet {
-  static_assert(std::is_same_v<Device, Cpu>, "ResNet<Cuda> comes with the CUDA backend");
-
  public:
   using device_type = Device;
   using TensorT = Tensor<Device>;
   using TensorMap = std::map<std::string, TensorT>;
+  using StatGrads = BNStatGradsT<Device>;
 
   // One BatchNorm layer as the BN prior sees it.
   struct BNLayer {
@@ -162,11 +167,27 @@ class ResNet {
     return m;
   }
 
+  // ResNet<Cuda> reads and checks the file on the host and copies every tensor to the device once.
   static ResNet load(const std::string& path, int img_size = 28) {
-    auto file = io::load_safetensors(path);
-    int s = img_size;
-    if (auto it = file.metadata.find("mint.img_size"); it != file.metadata.end()) s = std::stoi(it->second);
-    return from_tensors(file.tensors, s, path);
+    if constexpr (std::is_same_v<Device, Cpu>) {
+      auto file = io::load_safetensors(path);
+      int s = img_size;
+      if (auto it = file.metadata.find("mint.img_size"); it != file.metadata.end()) s = std::stoi(it->second);
+      return from_tensors(file.tensors, s, path);
+    } else {
+      return ResNet<Cpu>::load(path, img_size).template to<Device>();
+    }
+  }
+
+  // A copy of this model on another backend: parameters, BN buffers and the train/eval mode (gradients and the
+  // saved pass are not copied).
+  template <class To>
+  [[nodiscard]] ResNet<To> to() const {
+    ResNet<To> out(cfg_);
+    for (auto& [n, p] : out.parameters()) p.value = to_backend<To>(to_cpu(params_.at(n).value));
+    for (auto& [n, b] : out.buffers()) b = to_backend<To>(to_cpu(buffers_.at(n)));
+    out.train(training_);
+    return out;
   }
 
   [[nodiscard]] TensorMap state_dict() const {
@@ -179,7 +200,13 @@ class ResNet {
   void save(const std::string& path, std::map<std::string, std::string> metadata = {}) const {
     metadata["mint.arch"] = "resnet18-basicblock-small";
     metadata["mint.img_size"] = std::to_string(cfg_.img_size);
-    io::save_safetensors(path, state_dict(), metadata);
+    if constexpr (std::is_same_v<Device, Cpu>) {
+      io::save_safetensors(path, state_dict(), metadata);
+    } else {
+      std::map<std::string, Tensor<Cpu>> host;
+      for (const auto& [n, t] : state_dict()) host[n] = to_cpu(t);
+      io::save_safetensors(path, host, metadata);
+    }
   }
 
   [[nodiscard]] const ResNetConfig& config() const { return cfg_; }
@@ -239,14 +266,14 @@ class ResNet {
   // requires: forward() (or forward_to(Logits)) was the latest pass; dlogits [B, classes].
   // ensures:  returns d loss / d images; in Full mode adds every parameter's gradient into Param::grad.
   //           `extra` (optional) adds gradients with respect to BN-input statistics on the way.
-  TensorT backward(const TensorT& dlogits, Backward mode, const BNStatGrads* extra = nullptr) {
+  TensorT backward(const TensorT& dlogits, Backward mode, const StatGrads* extra = nullptr) {
     return backward_from(Stage::Logits, dlogits, mode, extra);
   }
 
   // requires: the latest forward reached `from`; d [shape of forward_to(x, from)].
   // ensures:  returns d <features(from), d> / d images (+ the BN-statistics terms of `extra` for the BN layers
   //           at or below `from`); Full mode also accumulates parameter gradients of those layers.
-  TensorT backward_from(Stage from, const TensorT& d, Backward mode, const BNStatGrads* extra = nullptr) {
+  TensorT backward_from(Stage from, const TensorT& d, Backward mode, const StatGrads* extra = nullptr) {
     Cache& c = cache_;
     check(c.batch > 0, "ResNet::backward: call forward() first");
     check(static_cast<int>(c.reached) >= static_cast<int>(from), "ResNet::backward_from: the latest forward stopped at ",
@@ -278,7 +305,7 @@ class ResNet {
 
   // The network's input gradient only from BN-statistics gradients (no logits or feature gradient): runs the
   // backward chain from the deepest BN layer with a defined gradient. Used by BNPrior.
-  TensorT backward_bn_stats(const BNStatGrads& g, Backward mode = Backward::InputOnly) {
+  TensorT backward_bn_stats(const StatGrads& g, Backward mode = Backward::InputOnly) {
     Cache& c = cache_;
     check(c.batch > 0, "ResNet::backward_bn_stats: call forward() first");
     return backward_from(c.reached, TensorT::zeros(c.reached == Stage::Logits ? Shape{c.batch, cfg_.classes}
@@ -296,7 +323,7 @@ class ResNet {
   // Whether BN layer l ran in the latest forward (forward_to may stop before it).
   [[nodiscard]] bool bn_ran(std::size_t l) const { return l < cache_.units.size() && cache_.units[l].z.defined(); }
   // Mean and biased variance over (N, H, W) of BN layer l's input in the latest forward (computed on first use).
-  const nn::ChannelStats& bn_input_stats(std::size_t l) {
+  const nn::ChannelStatsT<Device>& bn_input_stats(std::size_t l) {
     check(bn_ran(l), "ResNet::bn_input_stats: BN layer ", l, " did not run in the latest forward");
     if (!cache_.has_stats[l]) {
       cache_.stats[l] = nn::channel_stats(cache_.units[l].z);
@@ -344,7 +371,7 @@ class ResNet {
   };
   struct UnitCache {
     TensorT x, z;  // conv input, conv output (= BN input)
-    nn::BatchNormSaved bn;
+    nn::BatchNormSavedT<Device> bn;
   };
   struct Block {
     std::size_t u1, u2;          // conv1/bn1, conv2/bn2
@@ -360,7 +387,7 @@ class ResNet {
     bool training = false;
     Stage reached = Stage::Stem;
     std::vector<UnitCache> units;
-    std::vector<nn::ChannelStats> stats;
+    std::vector<nn::ChannelStatsT<Device>> stats;
     std::vector<bool> has_stats;
     std::map<const Block*, BlockCache> blocks;
     TensorT stem_pre, pooled;
@@ -444,12 +471,17 @@ class ResNet {
     s.x = x;
     s.z = nn::conv2d(x, u.w->value, nullptr, u.opt);
     const nn::BatchNormOptions bo{training_, cfg_.momentum, cfg_.eps};
-    if (training_) (*u.nbt)[0] += 1.0f;
+    if (training_) {
+      if constexpr (std::is_same_v<Device, Cpu>)
+        (*u.nbt)[0] += 1.0f;
+      else
+        nn::add_inplace(*u.nbt, TensorT::full(Shape{}, 1.0f));  // no host access to device memory
+    }
     return nn::batch_norm2d(s.z, &u.g->value, &u.b->value, u.rm, u.rv, bo, &s.bn);
   }
 
   // dy: gradient at the BN output; returns (or, with into_dx, computes) the gradient at the conv input.
-  TensorT unit_backward(std::size_t i, const TensorT& dy, Backward mode, const BNStatGrads* extra, bool want_dx) {
+  TensorT unit_backward(std::size_t i, const TensorT& dy, Backward mode, const StatGrads* extra, bool want_dx) {
     const Unit& u = units_[i];
     UnitCache& s = cache_.units[i];
     auto dz = TensorT::zeros(s.z.shape());
@@ -474,7 +506,7 @@ class ResNet {
     return nn::relu(bc.s);
   }
 
-  TensorT block_backward(const Block& b, const TensorT& dout, Backward mode, const BNStatGrads* extra) {
+  TensorT block_backward(const Block& b, const TensorT& dout, Backward mode, const StatGrads* extra) {
     BlockCache& bc = cache_.blocks.at(&b);
     auto ds = TensorT::zeros(bc.s.shape());
     nn::relu_backward(dout, bc.s, ds);

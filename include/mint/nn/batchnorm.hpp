@@ -16,6 +16,7 @@
 #include <Eigen/Core>
 
 #include "mint/backend/cpu/parallel.hpp"
+#include "mint/backend/functors_plain.hpp"
 #include "mint/core/tensor.hpp"
 
 namespace mint::nn {
@@ -26,18 +27,82 @@ struct BatchNormOptions {
   float eps = 1e-5f;
 };
 
-struct BatchNormSaved {
-  Tensor<Cpu> mean, rstd;  // [C]: the statistics the forward normalised with (batch or running), 1/sqrt(var+eps)
-  bool training = true;    // whether they were batch statistics (backward then goes through them)
+// What the backward needs, per backend (the CUDA op, mint/backend/cuda/batchnorm.cuh, fills BatchNormSavedT<Cuda>).
+template <class Device = Cpu>
+struct BatchNormSavedT {
+  Tensor<Device> mean, rstd;  // [C]: the statistics the forward normalised with (batch or running), 1/sqrt(var+eps)
+  bool training = true;       // whether they were batch statistics (backward then goes through them)
 };
+using BatchNormSaved = BatchNormSavedT<Cpu>;
 
-struct ChannelStats {
-  Tensor<Cpu> mean, var;  // [C]: mean and biased variance over the N, H, W axes
+template <class Device = Cpu>
+struct ChannelStatsT {
+  Tensor<Device> mean, var;  // [C]: mean and biased variance over the N, H, W axes
 };
+using ChannelStats = ChannelStatsT<Cpu>;
 
+// The argument checks, shared with the CUDA ops (templates on the device; shapes are host data).
 namespace detail {
-inline void check_nchw(const Tensor<Cpu>& x, const char* op) {
+template <class D>
+void check_nchw(const Tensor<D>& x, const char* op) {
   check(x.rank() == 4, op, ": input must be [N, C, H, W], got shape ", x.shape().str());
+}
+
+// channel_stats: returns M = N*H*W.
+template <class D>
+std::int64_t channel_stats_check(const Tensor<D>& x) {
+  check_nchw(x, "channel_stats");
+  const std::int64_t m = x.dim(0) * x.dim(2) * x.dim(3);
+  check(m >= 1, "channel_stats: input shape ", x.shape().str(), " has no values per channel");
+  return m;
+}
+
+template <class D>
+void channel_stats_backward_check(const Tensor<D>& x, const ChannelStatsT<D>& stats, const Tensor<D>* dmean,
+                                  const Tensor<D>* dvar, const Tensor<D>& dx) {
+  check_nchw(x, "channel_stats_backward");
+  const std::int64_t c = x.dim(1);
+  check_shape(stats.mean, Shape{c}, "channel_stats_backward: mean");
+  if (dmean) check_shape(*dmean, Shape{c}, "channel_stats_backward: d_mean");
+  if (dvar) check_shape(*dvar, Shape{c}, "channel_stats_backward: d_var");
+  check_shape(dx, x.shape(), "channel_stats_backward: d_input");
+}
+
+// batch_norm2d: returns M = N*H*W.
+template <class D>
+std::int64_t batch_norm2d_check(const Tensor<D>& x, const Tensor<D>* gamma, const Tensor<D>* beta,
+                                const Tensor<D>* running_mean, const Tensor<D>* running_var,
+                                const BatchNormOptions& opt) {
+  check_nchw(x, "batch_norm2d");
+  const std::int64_t c = x.dim(1), m = x.dim(0) * x.dim(2) * x.dim(3);
+  if (gamma) check_shape(*gamma, Shape{c}, "batch_norm2d: weight");
+  if (beta) check_shape(*beta, Shape{c}, "batch_norm2d: bias");
+  if (running_mean) check_shape(*running_mean, Shape{c}, "batch_norm2d: running_mean");
+  if (running_var) check_shape(*running_var, Shape{c}, "batch_norm2d: running_var");
+  check((running_mean == nullptr) == (running_var == nullptr), "batch_norm2d: give both running statistics or neither");
+  if (opt.training)
+    check(m > 1, "batch_norm2d: expected more than 1 value per channel when training, got input shape ",
+          x.shape().str());
+  else
+    check(running_mean != nullptr, "batch_norm2d: eval mode needs running_mean and running_var");
+  return m;
+}
+
+// batch_norm2d_backward: returns M = N*H*W.
+template <class D>
+std::int64_t batch_norm2d_backward_check(const Tensor<D>& dy, const Tensor<D>& x, const Tensor<D>* gamma,
+                                         const BatchNormSavedT<D>& saved, const Tensor<D>* dx,
+                                         const Tensor<D>* dgamma, const Tensor<D>* dbeta) {
+  check_nchw(x, "batch_norm2d_backward");
+  const std::int64_t c = x.dim(1);
+  check_shape(dy, x.shape(), "batch_norm2d_backward: d_output");
+  check_shape(saved.mean, Shape{c}, "batch_norm2d_backward: saved mean");
+  check_shape(saved.rstd, Shape{c}, "batch_norm2d_backward: saved rstd");
+  if (gamma) check_shape(*gamma, Shape{c}, "batch_norm2d_backward: weight");
+  if (dx) check_shape(*dx, x.shape(), "batch_norm2d_backward: d_input");
+  if (dgamma) check_shape(*dgamma, Shape{c}, "batch_norm2d_backward: d_weight");
+  if (dbeta) check_shape(*dbeta, Shape{c}, "batch_norm2d_backward: d_bias");
+  return x.dim(0) * x.dim(2) * x.dim(3);
 }
 }  // namespace detail
 
@@ -45,9 +110,8 @@ inline void check_nchw(const Tensor<Cpu>& x, const char* op) {
 // ensures:  mean[c] = sum_{n,h,w} x[n,c,h,w] / M,  var[c] = sum (x - mean[c])^2 / M  (biased), both [C],
 //           M = N*H*W (torch: x.mean((0,2,3)), x.var((0,2,3), unbiased=False)).
 inline ChannelStats channel_stats(const Tensor<Cpu>& x) {
-  detail::check_nchw(x, "channel_stats");
-  const std::int64_t n = x.dim(0), c = x.dim(1), hw = x.dim(2) * x.dim(3), m = n * hw;
-  check(m >= 1, "channel_stats: input shape ", x.shape().str(), " has no values per channel");
+  const std::int64_t m = detail::channel_stats_check(x);
+  const std::int64_t n = x.dim(0), c = x.dim(1), hw = x.dim(2) * x.dim(3);
   ChannelStats s{Tensor<Cpu>::empty(Shape{c}), Tensor<Cpu>::empty(Shape{c})};
   const float* xp = x.data();
   cpu::parallel_for(c, [&](std::int64_t ch) {
@@ -69,22 +133,17 @@ inline ChannelStats channel_stats(const Tensor<Cpu>& x) {
 // `stats` is what channel_stats(x) returned (only its mean is read).
 inline void channel_stats_backward(const Tensor<Cpu>& x, const ChannelStats& stats, const Tensor<Cpu>* dmean,
                                    const Tensor<Cpu>* dvar, Tensor<Cpu>& dx) {
-  detail::check_nchw(x, "channel_stats_backward");
+  detail::channel_stats_backward_check(x, stats, dmean, dvar, dx);
   const std::int64_t n = x.dim(0), c = x.dim(1), hw = x.dim(2) * x.dim(3), m = n * hw;
-  check_shape(stats.mean, Shape{c}, "channel_stats_backward: mean");
-  if (dmean) check_shape(*dmean, Shape{c}, "channel_stats_backward: d_mean");
-  if (dvar) check_shape(*dvar, Shape{c}, "channel_stats_backward: d_var");
-  check_shape(dx, x.shape(), "channel_stats_backward: d_input");
   const float inv_m = 1.0f / static_cast<float>(m);
   const float* xp = x.data();
   float* dxp = dx.data();
   cpu::parallel_for(n * c, [&](std::int64_t nc) {
     const std::int64_t ch = nc % c;
-    const float a = dmean ? (*dmean)[ch] * inv_m : 0.0f, b = dvar ? 2.0f * (*dvar)[ch] * inv_m : 0.0f;
-    const float mu = stats.mean[ch];
+    const fn::ChannelStatsGrad f{dmean ? (*dmean)[ch] * inv_m : 0.0f, dvar ? 2.0f * (*dvar)[ch] * inv_m : 0.0f,
+                                 stats.mean[ch]};
     Eigen::Map<Eigen::ArrayXf> d(dxp + nc * hw, hw);
-    Eigen::Map<const Eigen::ArrayXf> xv(xp + nc * hw, hw);
-    d += a + b * (xv - mu);
+    d += f(Eigen::Map<const Eigen::ArrayXf>(xp + nc * hw, hw));
   }, 16);
 }
 
@@ -97,32 +156,25 @@ inline void channel_stats_backward(const Tensor<Cpu>& x, const ChannelStats& sta
 inline Tensor<Cpu> batch_norm2d(const Tensor<Cpu>& x, const Tensor<Cpu>* gamma, const Tensor<Cpu>* beta,
                                 Tensor<Cpu>* running_mean, Tensor<Cpu>* running_var, const BatchNormOptions& opt,
                                 BatchNormSaved* saved) {
-  detail::check_nchw(x, "batch_norm2d");
-  const std::int64_t n = x.dim(0), c = x.dim(1), hw = x.dim(2) * x.dim(3), m = n * hw;
-  if (gamma) check_shape(*gamma, Shape{c}, "batch_norm2d: weight");
-  if (beta) check_shape(*beta, Shape{c}, "batch_norm2d: bias");
-  if (running_mean) check_shape(*running_mean, Shape{c}, "batch_norm2d: running_mean");
-  if (running_var) check_shape(*running_var, Shape{c}, "batch_norm2d: running_var");
-  check((running_mean == nullptr) == (running_var == nullptr), "batch_norm2d: give both running statistics or neither");
+  const std::int64_t m = detail::batch_norm2d_check(x, gamma, beta, running_mean, running_var, opt);
+  const std::int64_t n = x.dim(0), c = x.dim(1), hw = x.dim(2) * x.dim(3);
   auto mean = Tensor<Cpu>::empty(Shape{c}), rstd = Tensor<Cpu>::empty(Shape{c});
   if (opt.training) {
-    check(m > 1, "batch_norm2d: expected more than 1 value per channel when training, got input shape ",
-          x.shape().str());
     auto st = channel_stats(x);
     const float unbias = static_cast<float>(static_cast<double>(m) / static_cast<double>(m - 1));
+    const fn::RunningAverage avg{opt.momentum};
     for (std::int64_t ch = 0; ch < c; ++ch) {
       mean[ch] = st.mean[ch];
-      rstd[ch] = static_cast<float>(1.0 / std::sqrt(static_cast<double>(st.var[ch]) + opt.eps));
+      rstd[ch] = fn::inv_std(st.var[ch], opt.eps);
       if (running_mean) {
-        (*running_mean)[ch] = (1.0f - opt.momentum) * (*running_mean)[ch] + opt.momentum * st.mean[ch];
-        (*running_var)[ch] = (1.0f - opt.momentum) * (*running_var)[ch] + opt.momentum * st.var[ch] * unbias;
+        (*running_mean)[ch] = avg((*running_mean)[ch], st.mean[ch]);
+        (*running_var)[ch] = avg((*running_var)[ch], st.var[ch] * unbias);
       }
     }
   } else {
-    check(running_mean != nullptr, "batch_norm2d: eval mode needs running_mean and running_var");
     for (std::int64_t ch = 0; ch < c; ++ch) {
       mean[ch] = (*running_mean)[ch];
-      rstd[ch] = static_cast<float>(1.0 / std::sqrt(static_cast<double>((*running_var)[ch]) + opt.eps));
+      rstd[ch] = fn::inv_std((*running_var)[ch], opt.eps);
     }
   }
   auto y = Tensor<Cpu>::empty(x.shape());
@@ -130,9 +182,8 @@ inline Tensor<Cpu> batch_norm2d(const Tensor<Cpu>& x, const Tensor<Cpu>* gamma, 
   float* yp = y.data();
   cpu::parallel_for(n * c, [&](std::int64_t nc) {
     const std::int64_t ch = nc % c;
-    const float scale = rstd[ch] * (gamma ? (*gamma)[ch] : 1.0f);
-    const float shift = (beta ? (*beta)[ch] : 0.0f) - mean[ch] * scale;
-    Eigen::Map<Eigen::ArrayXf>(yp + nc * hw, hw) = Eigen::Map<const Eigen::ArrayXf>(xp + nc * hw, hw) * scale + shift;
+    const fn::BatchNormAffine f(mean[ch], rstd[ch], gamma ? (*gamma)[ch] : 1.0f, beta ? (*beta)[ch] : 0.0f);
+    Eigen::Map<Eigen::ArrayXf>(yp + nc * hw, hw) = f(Eigen::Map<const Eigen::ArrayXf>(xp + nc * hw, hw));
   }, 16);
   if (saved) {
     saved->mean = mean;
@@ -150,15 +201,8 @@ inline Tensor<Cpu> batch_norm2d(const Tensor<Cpu>& x, const Tensor<Cpu>* gamma, 
 inline void batch_norm2d_backward(const Tensor<Cpu>& dy, const Tensor<Cpu>& x, const Tensor<Cpu>* gamma,
                                   const BatchNormSaved& saved, Tensor<Cpu>* dx, Tensor<Cpu>* dgamma,
                                   Tensor<Cpu>* dbeta) {
-  detail::check_nchw(x, "batch_norm2d_backward");
-  const std::int64_t n = x.dim(0), c = x.dim(1), hw = x.dim(2) * x.dim(3), m = n * hw;
-  check_shape(dy, x.shape(), "batch_norm2d_backward: d_output");
-  check_shape(saved.mean, Shape{c}, "batch_norm2d_backward: saved mean");
-  check_shape(saved.rstd, Shape{c}, "batch_norm2d_backward: saved rstd");
-  if (gamma) check_shape(*gamma, Shape{c}, "batch_norm2d_backward: weight");
-  if (dx) check_shape(*dx, x.shape(), "batch_norm2d_backward: d_input");
-  if (dgamma) check_shape(*dgamma, Shape{c}, "batch_norm2d_backward: d_weight");
-  if (dbeta) check_shape(*dbeta, Shape{c}, "batch_norm2d_backward: d_bias");
+  const std::int64_t m = detail::batch_norm2d_backward_check(dy, x, gamma, saved, dx, dgamma, dbeta);
+  const std::int64_t n = x.dim(0), c = x.dim(1), hw = x.dim(2) * x.dim(3);
   const bool need_sums = dgamma || dbeta || (dx && saved.training);
   const float *xp = x.data(), *dyp = dy.data();
   cpu::parallel_for(c, [&](std::int64_t ch) {
@@ -173,13 +217,12 @@ inline void batch_norm2d_backward(const Tensor<Cpu>& dy, const Tensor<Cpu>& x, c
     if (dgamma) (*dgamma)[ch] += static_cast<float>(sdyx);
     if (dbeta) (*dbeta)[ch] += static_cast<float>(sdy);
     if (!dx) return;
-    const float k = g * rs;
-    const float a = saved.training ? static_cast<float>(sdy / static_cast<double>(m)) : 0.0f;
-    const float b = saved.training ? static_cast<float>(sdyx / static_cast<double>(m)) : 0.0f;
+    const fn::BatchNormGrad f{g * rs, saved.training ? static_cast<float>(sdy / static_cast<double>(m)) : 0.0f,
+                              saved.training ? static_cast<float>(sdyx / static_cast<double>(m)) : 0.0f, mu, rs};
     for (std::int64_t i = 0; i < n; ++i) {
       Eigen::Map<const Eigen::ArrayXf> d(dyp + (i * c + ch) * hw, hw), xv(xp + (i * c + ch) * hw, hw);
       Eigen::Map<Eigen::ArrayXf> out(dx->data() + (i * c + ch) * hw, hw);
-      out += k * (d - a - (xv - mu) * rs * b);
+      out += f(d, xv);
     }
   }, 2);
 }

@@ -44,8 +44,8 @@ inline int thread_index() {
 // A convolution's geometry: an image c x h x w, a kernel kh x kw, stride, padding, and the output oh x ow.
 struct ConvGeom {
   std::int64_t c, h, w, kh, kw, sh, sw, ph, pw, oh, ow;
-  [[nodiscard]] std::int64_t rows() const { return c * kh * kw; }  // im2col rows
-  [[nodiscard]] std::int64_t cols() const { return oh * ow; }      // im2col columns
+  [[nodiscard]] MINT_HOST_DEVICE std::int64_t rows() const { return c * kh * kw; }  // im2col rows
+  [[nodiscard]] MINT_HOST_DEVICE std::int64_t cols() const { return oh * ow; }      // im2col columns
 };
 
 // The output columns ox whose input column ox*s - p + j lies inside [0, w): [lo, hi).
@@ -150,7 +150,9 @@ inline void add_bias_grad(const Tensor<Cpu>& dy, Tensor<Cpu>& db) {
 }
 
 // Geometry of conv2d(x, w) with x [N, Cin, H, W], w [Cout, Cin, kh, kw]: checks the shapes and options.
-inline ConvGeom conv2d_geom(const Tensor<Cpu>& x, const Tensor<Cpu>& w, const Conv2dOptions& o, const char* op) {
+// Templates on the device: the CUDA ops (mint/backend/cuda/conv.cuh) run the same checks (shapes are host data).
+template <class D>
+ConvGeom conv2d_geom(const Tensor<D>& x, const Tensor<D>& w, const Conv2dOptions& o, const char* op) {
   check(x.rank() == 4, op, ": input must be [N, C, H, W], got shape ", x.shape().str());
   check(w.rank() == 4, op, ": weight must be [Cout, Cin, kh, kw], got shape ", w.shape().str());
   check(w.dim(1) == x.dim(1), op, ": input shape ", x.shape().str(), " has ", x.dim(1),
@@ -168,8 +170,8 @@ inline ConvGeom conv2d_geom(const Tensor<Cpu>& x, const Tensor<Cpu>& w, const Co
 
 // Geometry of conv_transpose2d(x, w) with x [N, Cin, H, W], w [Cin, Cout, kh, kw], as the convolution it is
 // the adjoint of: image = the output [Cout, Ho, Wo], "output" = the input's H x W.
-inline ConvGeom conv_transpose2d_geom(const Tensor<Cpu>& x, const Tensor<Cpu>& w, const Conv2dOptions& o,
-                                      const char* op) {
+template <class D>
+ConvGeom conv_transpose2d_geom(const Tensor<D>& x, const Tensor<D>& w, const Conv2dOptions& o, const char* op) {
   check(x.rank() == 4, op, ": input must be [N, C, H, W], got shape ", x.shape().str());
   check(w.rank() == 4, op, ": weight must be [Cin, Cout, kh, kw], got shape ", w.shape().str());
   check(w.dim(0) == x.dim(1), op, ": input shape ", x.shape().str(), " has ", x.dim(1),
@@ -186,6 +188,48 @@ inline ConvGeom conv_transpose2d_geom(const Tensor<Cpu>& x, const Tensor<Cpu>& w
   return {w.dim(1), ho, wo, w.dim(2), w.dim(3), o.stride_h, o.stride_w, o.pad_h, o.pad_w, x.dim(2), x.dim(3)};
 }
 
+// The checks of conv2d (shapes, options, bias [Cout]); returns the geometry.
+template <class D>
+ConvGeom conv2d_check(const Tensor<D>& x, const Tensor<D>& w, const Tensor<D>* b, const Conv2dOptions& opt) {
+  const auto g = conv2d_geom(x, w, opt, "conv2d");
+  if (b) check_shape(*b, Shape{w.dim(0)}, "conv2d: bias");
+  return g;
+}
+
+// The checks of conv2d_backward (the forward's, then d_output and every gradient given); returns the geometry.
+template <class D>
+ConvGeom conv2d_backward_check(const Tensor<D>& dy, const Tensor<D>& x, const Tensor<D>& w, const Conv2dOptions& opt,
+                               const Tensor<D>* dx, const Tensor<D>* dw, const Tensor<D>* db) {
+  const auto g = conv2d_geom(x, w, opt, "conv2d_backward");
+  check_shape(dy, Shape{x.dim(0), w.dim(0), g.oh, g.ow}, "conv2d_backward: d_output");
+  if (dx) check_shape(*dx, x.shape(), "conv2d_backward: d_input");
+  if (dw) check_shape(*dw, w.shape(), "conv2d_backward: d_weight");
+  if (db) check_shape(*db, Shape{w.dim(0)}, "conv2d_backward: d_bias");
+  return g;
+}
+
+// The checks of conv_transpose2d (shapes, options, bias [Cout]); returns the geometry.
+template <class D>
+ConvGeom conv_transpose2d_check(const Tensor<D>& x, const Tensor<D>& w, const Tensor<D>* b,
+                                const Conv2dOptions& opt) {
+  const auto g = conv_transpose2d_geom(x, w, opt, "conv_transpose2d");
+  if (b) check_shape(*b, Shape{g.c}, "conv_transpose2d: bias");
+  return g;
+}
+
+// The checks of conv_transpose2d_backward; returns the geometry.
+template <class D>
+ConvGeom conv_transpose2d_backward_check(const Tensor<D>& dy, const Tensor<D>& x, const Tensor<D>& w,
+                                         const Conv2dOptions& opt, const Tensor<D>* dx, const Tensor<D>* dw,
+                                         const Tensor<D>* db) {
+  const auto g = conv_transpose2d_geom(x, w, opt, "conv_transpose2d_backward");
+  check_shape(dy, Shape{x.dim(0), g.c, g.h, g.w}, "conv_transpose2d_backward: d_output");
+  if (dx) check_shape(*dx, x.shape(), "conv_transpose2d_backward: d_input");
+  if (dw) check_shape(*dw, w.shape(), "conv_transpose2d_backward: d_weight");
+  if (db) check_shape(*db, Shape{g.c}, "conv_transpose2d_backward: d_bias");
+  return g;
+}
+
 }  // namespace detail
 
 // requires: x [N, Cin, H, W], w [Cout, Cin, kh, kw], b [Cout] or nullptr; H + 2 pad_h >= kh (same for W).
@@ -194,9 +238,8 @@ inline ConvGeom conv_transpose2d_geom(const Tensor<Cpu>& x, const Tensor<Cpu>& w
 //           with x = 0 outside the image (torch.nn.functional.conv2d, groups = 1, dilation = 1).
 inline Tensor<Cpu> conv2d(const Tensor<Cpu>& x, const Tensor<Cpu>& w, const Tensor<Cpu>* b,
                           const Conv2dOptions& opt = {}) {
-  const auto g = detail::conv2d_geom(x, w, opt, "conv2d");
+  const auto g = detail::conv2d_check(x, w, b, opt);
   const std::int64_t n = x.dim(0), cout = w.dim(0), k = g.rows(), hw = g.cols();
-  if (b) check_shape(*b, Shape{cout}, "conv2d: bias");
   auto y = Tensor<Cpu>::empty(Shape{n, cout, g.oh, g.ow});
   if (b) detail::fill_bias(y.data(), b->data(), n, cout, hw);
   const float* xp = x.data();
@@ -213,12 +256,8 @@ inline Tensor<Cpu> conv2d(const Tensor<Cpu>& x, const Tensor<Cpu>& w, const Tens
 // A nullptr gradient is not computed (InputOnly passes nullptr for dw and db: no weight-gradient GEMM runs).
 inline void conv2d_backward(const Tensor<Cpu>& dy, const Tensor<Cpu>& x, const Tensor<Cpu>& w,
                             const Conv2dOptions& opt, Tensor<Cpu>* dx, Tensor<Cpu>* dw, Tensor<Cpu>* db) {
-  const auto g = detail::conv2d_geom(x, w, opt, "conv2d_backward");
+  const auto g = detail::conv2d_backward_check(dy, x, w, opt, dx, dw, db);
   const std::int64_t n = x.dim(0), cout = w.dim(0), k = g.rows(), hw = g.cols();
-  check_shape(dy, Shape{n, cout, g.oh, g.ow}, "conv2d_backward: d_output");
-  if (dx) check_shape(*dx, x.shape(), "conv2d_backward: d_input");
-  if (dw) check_shape(*dw, w.shape(), "conv2d_backward: d_weight");
-  if (db) check_shape(*db, Shape{cout}, "conv2d_backward: d_bias");
   if (db) detail::add_bias_grad(dy, *db);
   if (!dx && !dw) return;
   const float *xp = x.data(), *dyp = dy.data();
@@ -242,9 +281,8 @@ inline void conv2d_backward(const Tensor<Cpu>& dy, const Tensor<Cpu>& x, const T
 //           (c, p, q, i, j) that lands inside y, plus b[o] (torch.nn.functional.conv_transpose2d, groups = 1).
 inline Tensor<Cpu> conv_transpose2d(const Tensor<Cpu>& x, const Tensor<Cpu>& w, const Tensor<Cpu>* b,
                                     const Conv2dOptions& opt = {}) {
-  const auto g = detail::conv_transpose2d_geom(x, w, opt, "conv_transpose2d");
+  const auto g = detail::conv_transpose2d_check(x, w, b, opt);
   const std::int64_t n = x.dim(0), cin = x.dim(1), k = g.rows(), hw = g.cols(), out_hw = g.h * g.w;
-  if (b) check_shape(*b, Shape{g.c}, "conv_transpose2d: bias");
   auto y = Tensor<Cpu>::empty(Shape{n, g.c, g.h, g.w});
   if (b) detail::fill_bias(y.data(), b->data(), n, g.c, out_hw);
   else y.fill(0.0f);
@@ -261,12 +299,8 @@ inline Tensor<Cpu> conv_transpose2d(const Tensor<Cpu>& x, const Tensor<Cpu>& w, 
 //   db [Cout] += sum of dy over images and positions.   nullptr gradients are not computed.
 inline void conv_transpose2d_backward(const Tensor<Cpu>& dy, const Tensor<Cpu>& x, const Tensor<Cpu>& w,
                                       const Conv2dOptions& opt, Tensor<Cpu>* dx, Tensor<Cpu>* dw, Tensor<Cpu>* db) {
-  const auto g = detail::conv_transpose2d_geom(x, w, opt, "conv_transpose2d_backward");
+  const auto g = detail::conv_transpose2d_backward_check(dy, x, w, opt, dx, dw, db);
   const std::int64_t n = x.dim(0), cin = x.dim(1), k = g.rows(), hw = g.cols(), out_hw = g.h * g.w;
-  check_shape(dy, Shape{n, g.c, g.h, g.w}, "conv_transpose2d_backward: d_output");
-  if (dx) check_shape(*dx, x.shape(), "conv_transpose2d_backward: d_input");
-  if (dw) check_shape(*dw, w.shape(), "conv_transpose2d_backward: d_weight");
-  if (db) check_shape(*db, Shape{g.c}, "conv_transpose2d_backward: d_bias");
   if (db) detail::add_bias_grad(dy, *db);
   if (!dx && !dw) return;
   const float *xp = x.data(), *dyp = dy.data();

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "mint/backend/cpu/parallel.hpp"
+#include "mint/backend/functors_plain.hpp"
 #include "mint/core/tensor.hpp"
 
 namespace mint::nn {
@@ -23,6 +24,13 @@ struct TvTerm {
   int j_lo, j_hi_minus;  // 0-based columns j in [j_lo, W - j_hi_minus)
 };
 inline constexpr TvTerm kTvTerms[4] = {{-1, 0, 1, 0}, {0, -1, 1, 0}, {-1, -1, 1, 0}, {-1, +1, 0, 1}};
+
+// l2_prior's checks (a template: the CUDA op, mint/backend/cuda/image_priors.cuh, runs them too).
+template <class D>
+void l2_prior_check(const Tensor<D>& images, const Tensor<D>* dimages) {
+  check(images.rank() >= 1 && images.dim(0) > 0, "l2_prior: images shape ", images.shape().str(), " has no batch");
+  if (dimages) check_shape(*dimages, images.shape(), "l2_prior: d_images");
+}
 }  // namespace detail
 
 // Per-image TV of SMI Eq. 2, and (if dimages given) dimages[b] += weight_b * dTV_b/dX.
@@ -75,15 +83,14 @@ inline float total_variation(const Tensor<Cpu>& images, float weight, Tensor<Cpu
 
 // weight * mean_b ||image_b||_2^2 (squared, so it is smooth at 0); dimages += 2 * weight / B * x.
 inline float l2_prior(const Tensor<Cpu>& images, float weight, Tensor<Cpu>* dimages = nullptr) {
-  check(images.rank() >= 1 && images.dim(0) > 0, "l2_prior: images shape ", images.shape().str(), " has no batch");
-  if (dimages) check_shape(*dimages, images.shape(), "l2_prior: d_images");
+  detail::l2_prior_check(images, dimages);
   const double b = static_cast<double>(images.dim(0));
   double s = 0.0;
   const float* x = images.data();
   const float k = static_cast<float>(2.0 * weight / b);
   for (std::int64_t i = 0; i < images.numel(); ++i) {
-    s += static_cast<double>(x[i]) * x[i];
-    if (dimages) (*dimages)[i] += k * x[i];
+    s += fn::L2Term{}.value(x[i]);
+    if (dimages) (*dimages)[i] += fn::L2Term{}.grad(x[i], k);
   }
   return static_cast<float>(weight * s / b);
 }

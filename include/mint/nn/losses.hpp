@@ -6,6 +6,7 @@
 #include <cmath>
 #include <vector>
 
+#include "mint/backend/functors_plain.hpp"
 #include "mint/core/tensor.hpp"
 
 namespace mint::nn {
@@ -19,6 +20,15 @@ inline void log_softmax_row(const float* z, std::int64_t n, double temperature, 
   for (std::int64_t j = 0; j < n; ++j) s += std::exp(z[j] / temperature - mx);
   const double lse = mx + std::log(s);
   for (std::int64_t j = 0; j < n; ++j) out[j] = z[j] / temperature - lse;
+}
+
+// kl_div_temperature's checks (a template: the CUDA op, mint/backend/cuda/losses.cuh, runs them too).
+template <class D>
+void kl_div_check(const Tensor<D>& student, const Tensor<D>& teacher, float tau, const Tensor<D>* dstudent) {
+  check_rank(student, 2, "kl_div: student logits");
+  check_shape(teacher, student.shape(), "kl_div: teacher logits");
+  check(tau > 0.0f, "kl_div: temperature must be positive, got ", tau);
+  if (dstudent) check_shape(*dstudent, student.shape(), "kl_div: d_student");
 }
 }  // namespace detail
 
@@ -53,10 +63,7 @@ inline float cross_entropy(const Tensor<Cpu>& logits, const std::vector<int>& la
 // ensures: dstudent (if given) += scale * tau / B * (p_s - p_t).
 inline float kl_div_temperature(const Tensor<Cpu>& student, const Tensor<Cpu>& teacher, float tau,
                                 Tensor<Cpu>* dstudent = nullptr, float scale = 1.0f) {
-  check_rank(student, 2, "kl_div: student logits");
-  check_shape(teacher, student.shape(), "kl_div: teacher logits");
-  check(tau > 0.0f, "kl_div: temperature must be positive, got ", tau);
-  if (dstudent) check_shape(*dstudent, student.shape(), "kl_div: d_student");
+  detail::kl_div_check(student, teacher, tau, dstudent);
   const std::int64_t b = student.dim(0), c = student.dim(1);
   std::vector<double> ls(static_cast<std::size_t>(c)), lt(static_cast<std::size_t>(c));
   double total = 0.0;
@@ -65,9 +72,8 @@ inline float kl_div_temperature(const Tensor<Cpu>& student, const Tensor<Cpu>& t
     detail::log_softmax_row(teacher.data() + i * c, c, tau, lt.data());
     for (std::int64_t j = 0; j < c; ++j) {
       const auto u = static_cast<std::size_t>(j);
-      const double pt = std::exp(lt[u]);
-      total += pt * (lt[u] - ls[u]);
-      if (dstudent) (*dstudent)[i * c + j] += static_cast<float>(scale * tau * (std::exp(ls[u]) - pt) / b);
+      total += fn::KlDivTerm{}.value(lt[u], ls[u]);
+      if (dstudent) (*dstudent)[i * c + j] += static_cast<float>(scale * tau * fn::KlDivTerm{}.grad(lt[u], ls[u]) / b);
     }
   }
   return static_cast<float>(total * tau * tau / static_cast<double>(b));

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "mint/backend/cpu/parallel.hpp"
+#include "mint/backend/functors_plain.hpp"
 #include "mint/core/tensor.hpp"
 
 namespace mint::nn {
@@ -25,16 +26,24 @@ struct Pool2dOptions {
   }
 };
 
-struct MaxPoolSaved {
+// What max_pool2d_backward needs, per backend (the CUDA op, mint/backend/cuda/pool.cuh, defines
+// MaxPoolSavedT<Cuda>: the argmax in device memory and the window geometry).
+template <class Device = Cpu>
+struct MaxPoolSavedT;
+template <>
+struct MaxPoolSavedT<Cpu> {
   std::vector<std::int32_t> argmax;  // per output element: flat index h*W + w of the max within its input plane
 };
+using MaxPoolSaved = MaxPoolSavedT<Cpu>;
 
 namespace detail {
 struct PoolGeom {
   std::int64_t planes, h, w, kh, kw, sh, sw, ph, pw, oh, ow;
 };
 
-inline PoolGeom pool_geom(const Tensor<Cpu>& x, const Pool2dOptions& o, const char* op) {
+// Templates on the device: the CUDA ops (mint/backend/cuda/pool.cuh) run the same checks.
+template <class D>
+PoolGeom pool_geom(const Tensor<D>& x, const Pool2dOptions& o, const char* op) {
   check(x.rank() == 4, op, ": input must be [N, C, H, W], got shape ", x.shape().str());
   PoolGeom g{x.dim(0) * x.dim(1), x.dim(2), x.dim(3), o.kernel_h, o.kernel_w,
              o.stride_h ? o.stride_h : o.kernel_h, o.stride_w ? o.stride_w : o.kernel_w, o.pad_h, o.pad_w, 0, 0};
@@ -49,8 +58,34 @@ inline PoolGeom pool_geom(const Tensor<Cpu>& x, const Pool2dOptions& o, const ch
   return g;
 }
 
-inline Shape pool_out_shape(const Tensor<Cpu>& x, std::int64_t oh, std::int64_t ow) {
+template <class D>
+Shape pool_out_shape(const Tensor<D>& x, std::int64_t oh, std::int64_t ow) {
   return Shape{x.dim(0), x.dim(1), oh, ow};
+}
+
+
+// The checks of max_pool2d_backward: d_output and d_input agree on N and C, `argmax_count` indices for d_output.
+template <class D>
+void max_pool2d_backward_check(const Tensor<D>& dy, std::int64_t argmax_count, const Tensor<D>& dx) {
+  check(dx.rank() == 4 && dy.rank() == 4 && dy.dim(0) == dx.dim(0) && dy.dim(1) == dx.dim(1),
+        "max_pool2d_backward: d_output shape ", dy.shape().str(), " does not match d_input shape ", dx.shape().str());
+  check(argmax_count == dy.numel(), "max_pool2d_backward: saved argmax holds ", argmax_count,
+        " indices, d_output shape ", dy.shape().str(), " has ", dy.numel());
+}
+
+template <class D>
+void adaptive_avg_pool2d_check(const Tensor<D>& x, std::int64_t out_h, std::int64_t out_w) {
+  check(x.rank() == 4 && x.dim(2) >= 1 && x.dim(3) >= 1,
+        "adaptive_avg_pool2d: input must be [N, C, H, W] with H, W >= 1, got shape ", x.shape().str());
+  check(out_h >= 1 && out_w >= 1, "adaptive_avg_pool2d: output size (", out_h, ", ", out_w, ") must be >= 1");
+}
+
+template <class D>
+void adaptive_avg_pool2d_backward_check(const Tensor<D>& dy, const Tensor<D>& dx) {
+  check(dx.rank() == 4 && dy.rank() == 4 && dy.dim(0) == dx.dim(0) && dy.dim(1) == dx.dim(1) && dy.dim(2) >= 1 &&
+            dy.dim(3) >= 1,
+        "adaptive_avg_pool2d_backward: d_output shape ", dy.shape().str(), " does not match d_input shape ",
+        dx.shape().str());
 }
 }  // namespace detail
 
@@ -80,7 +115,7 @@ inline Tensor<Cpu> max_pool2d(const Tensor<Cpu>& x, const Pool2dOptions& opt, Ma
         for (std::int64_t iy = y0; iy < y1; ++iy)
           for (std::int64_t ix = x0; ix < x1; ++ix) {
             const float v = in[iy * g.w + ix];
-            if (v > best || std::isnan(v)) {
+            if (fn::MaxPoolPick{}(v, best)) {
               best = v;
               arg = iy * g.w + ix;
             }
@@ -97,10 +132,7 @@ inline Tensor<Cpu> max_pool2d(const Tensor<Cpu>& x, const Pool2dOptions& opt, Ma
 // backward of <y, dy> for y = max_pool2d(x, opt, &saved): dx [N, C, H, W] += dy routed to each window's argmax
 // (overlapping windows that share an argmax add up).
 inline void max_pool2d_backward(const Tensor<Cpu>& dy, const MaxPoolSaved& saved, Tensor<Cpu>& dx) {
-  check(dx.rank() == 4 && dy.rank() == 4 && dy.dim(0) == dx.dim(0) && dy.dim(1) == dx.dim(1), "max_pool2d_backward: d_output shape ",
-        dy.shape().str(), " does not match d_input shape ", dx.shape().str());
-  check(static_cast<std::int64_t>(saved.argmax.size()) == dy.numel(), "max_pool2d_backward: saved argmax holds ",
-        saved.argmax.size(), " indices, d_output shape ", dy.shape().str(), " has ", dy.numel());
+  detail::max_pool2d_backward_check(dy, static_cast<std::int64_t>(saved.argmax.size()), dx);
   const std::int64_t planes = dx.dim(0) * dx.dim(1), in = dx.dim(2) * dx.dim(3), out = dy.dim(2) * dy.dim(3);
   const float* dyp = dy.data();
   float* dxp = dx.data();
@@ -160,17 +192,17 @@ inline void avg_pool2d_backward(const Tensor<Cpu>& dy, const Pool2dOptions& opt,
 
 namespace detail {
 // torch's adaptive pooling bins: output i of o covers input [floor(i*n/o), ceil((i+1)*n/o)).
-inline std::int64_t adaptive_start(std::int64_t i, std::int64_t n, std::int64_t o) { return (i * n) / o; }
-inline std::int64_t adaptive_end(std::int64_t i, std::int64_t n, std::int64_t o) { return ((i + 1) * n + o - 1) / o; }
+MINT_HOST_DEVICE inline std::int64_t adaptive_start(std::int64_t i, std::int64_t n, std::int64_t o) { return (i * n) / o; }
+MINT_HOST_DEVICE inline std::int64_t adaptive_end(std::int64_t i, std::int64_t n, std::int64_t o) {
+  return ((i + 1) * n + o - 1) / o;
+}
 }  // namespace detail
 
 // requires: x [N, C, H, W] with H, W >= 1; out_h, out_w >= 1.
 // ensures:  returns y [N, C, out_h, out_w], y[.., i, j] = the mean of x over rows [floor(i H / out_h),
 //           ceil((i+1) H / out_h)) and the columns likewise (torch.nn.functional.adaptive_avg_pool2d).
 inline Tensor<Cpu> adaptive_avg_pool2d(const Tensor<Cpu>& x, std::int64_t out_h, std::int64_t out_w) {
-  check(x.rank() == 4 && x.dim(2) >= 1 && x.dim(3) >= 1, "adaptive_avg_pool2d: input must be [N, C, H, W] with H, W >= 1, got shape ",
-        x.shape().str());
-  check(out_h >= 1 && out_w >= 1, "adaptive_avg_pool2d: output size (", out_h, ", ", out_w, ") must be >= 1");
+  detail::adaptive_avg_pool2d_check(x, out_h, out_w);
   const std::int64_t planes = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3);
   auto y = Tensor<Cpu>::empty(detail::pool_out_shape(x, out_h, out_w));
   const float* xp = x.data();
@@ -194,10 +226,7 @@ inline Tensor<Cpu> adaptive_avg_pool2d(const Tensor<Cpu>& x, std::int64_t out_h,
 // backward of <y, dy> for y = adaptive_avg_pool2d(x, out_h, out_w), dy [N, C, out_h, out_w]:
 // dx [N, C, H, W] += dy / bin size over each bin.
 inline void adaptive_avg_pool2d_backward(const Tensor<Cpu>& dy, Tensor<Cpu>& dx) {
-  check(dx.rank() == 4 && dy.rank() == 4 && dy.dim(0) == dx.dim(0) && dy.dim(1) == dx.dim(1) && dy.dim(2) >= 1 &&
-            dy.dim(3) >= 1,
-        "adaptive_avg_pool2d_backward: d_output shape ", dy.shape().str(), " does not match d_input shape ",
-        dx.shape().str());
+  detail::adaptive_avg_pool2d_backward_check(dy, dx);
   const std::int64_t planes = dx.dim(0) * dx.dim(1), h = dx.dim(2), w = dx.dim(3), oh = dy.dim(2), ow = dy.dim(3);
   const float* dyp = dy.data();
   float* dxp = dx.data();

@@ -4,14 +4,16 @@
 //
 // Q, K and V are first copied out of the fused qkv buffer [B, T, 3*D] into head-major [3, B*H, T, d_h] (one
 // pass), so each product is one strided-batched cuBLAS GEMM over all B*H heads; the softmax runs in place on the
-// scores, one block per row. The saved state is the probabilities [B, H, Q, T], as on the CPU; the backward
-// re-derives the head-major copy from qkv instead of keeping it.
+// scores, one block per row (the kernels of mint/backend/cuda/softmax.cuh). The saved state is the
+// probabilities [B, H, Q, T], as on the CPU; the backward re-derives the head-major copy from qkv instead of
+// keeping it.
 #pragma once
 
 #include <cmath>
 
 #include "mint/backend/cuda/detail/launch.cuh"
 #include "mint/backend/cuda/gemm.hpp"
+#include "mint/backend/cuda/softmax.cuh"
 #include "mint/backend/cuda/tensor.hpp"
 #include "mint/nn/attention.hpp"
 
@@ -36,33 +38,6 @@ inline Tensor<Cuda> split_heads(const Tensor<Cuda>& qkv, std::int64_t heads) {
   return out;
 }
 
-// In place on rows of n: dS = P * (dP - sum_j dP_j P_j) (dp holds dP on entry, dS on exit).
-__global__ inline void softmax_backward_inplace_kernel(const float* p, float* dp, std::int64_t n) {
-  using namespace mint::cuda::detail;
-  const std::int64_t o = static_cast<std::int64_t>(blockIdx.x) * n;
-  float s = 0.0f;
-  for (std::int64_t j = threadIdx.x; j < n; j += blockDim.x) s += dp[o + j] * p[o + j];
-  s = block_reduce(s, Sum{}, 0.0f);
-  for (std::int64_t j = threadIdx.x; j < n; j += blockDim.x) dp[o + j] = p[o + j] * (dp[o + j] - s);
-}
-
-// Softmax in place over rows of n (scores already scaled).
-__global__ inline void softmax_inplace_kernel(float* x, std::int64_t n) {
-  using namespace mint::cuda::detail;
-  float* r = x + static_cast<std::int64_t>(blockIdx.x) * n;
-  float m = -INFINITY;
-  for (std::int64_t j = threadIdx.x; j < n; j += blockDim.x) m = fmaxf(m, r[j]);
-  m = block_reduce(m, Max{}, -INFINITY);
-  float s = 0.0f;
-  for (std::int64_t j = threadIdx.x; j < n; j += blockDim.x) {
-    const float e = expf(r[j] - m);
-    r[j] = e;
-    s += e;
-  }
-  const float inv = 1.0f / block_reduce(s, Sum{}, 0.0f);
-  for (std::int64_t j = threadIdx.x; j < n; j += blockDim.x) r[j] *= inv;
-}
-
 }  // namespace cuda_detail
 
 // requires/ensures: as the CPU attention (qkv [B, T, 3*D]; out [B, Q, D]; saved->probs [B, H, Q, T];
@@ -83,8 +58,8 @@ inline Tensor<Cuda> attention(const Tensor<Cuda>& qkv, int heads, AttentionSaved
   auto probs = Tensor<Cuda>::empty(Shape{b, h, q, t});
   cuda::gemm_strided_batched(false, true, q, t, dh, scale, qp, dh, t * dh, kp, dh, t * dh, 0.0f, probs.data(), t, q * t,
                              bh);
-  cuda_detail::softmax_inplace_kernel<<<static_cast<unsigned>(bh * q), cuda::detail::row_threads(t), 0,
-                                        cuda::stream()>>>(probs.data(), t);
+  cuda_detail::softmax_kernel<float><<<static_cast<unsigned>(bh * q), cuda::detail::row_threads(t), 0,
+                                       cuda::stream()>>>(probs.data(), probs.data(), t);  // in place
   cuda::detail::check_launch("attention (softmax)");
   auto oh = Tensor<Cuda>::empty(Shape{bh, q, dh});
   cuda::gemm_strided_batched(false, false, q, dh, t, 1.0f, probs.data(), t, q * t, vp, dh, t * dh, 0.0f, oh.data(), dh,
@@ -155,8 +130,8 @@ inline void attention_backward(const Tensor<Cuda>& dout, const Tensor<Cuda>& qkv
   auto dp = Tensor<Cuda>::empty(Shape{bh, q, t});
   cuda::gemm_strided_batched(false, true, q, t, dh, 1.0f, doh.data(), dh, q * dh, vp, dh, t * dh, 0.0f, dp.data(), t,
                              q * t, bh);
-  cuda_detail::softmax_backward_inplace_kernel<<<static_cast<unsigned>(bh * q), cuda::detail::row_threads(t), 0,
-                                                 cuda::stream()>>>(p, dp.data(), t);
+  cuda_detail::softmax_backward_kernel<float><<<static_cast<unsigned>(bh * q), cuda::detail::row_threads(t), 0,
+                                                cuda::stream()>>>(dp.data(), p, dp.data(), t, false);  // dS in place of dP
   cuda::detail::check_launch("attention_backward (softmax)");
   // dQ = scale dS K ; dK = scale dS^T Q[:q]
   cuda::gemm_strided_batched(false, false, q, dh, t, scale, dp.data(), t, q * t, kp, dh, t * dh, 0.0f, dq, dh, t * dh, bh);

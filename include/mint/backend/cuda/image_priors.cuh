@@ -1,13 +1,16 @@
 // mint/backend/cuda/image_priors.cuh -- total variation (SMI Eq. 2, the exact ranges of mint/nn/image_priors.hpp)
-// on Tensor<Cuda>. One thread per (image, term, pixel); per-image sums in double (atomicAdd on double), gradient
-// contributions by float atomicAdd (so the gradient's summation order, not its value, varies run to run).
+// and the L2 prior on Tensor<Cuda>. TV: one thread per (image, term, pixel); per-image sums in double (atomicAdd
+// on double), gradient contributions by float atomicAdd (so the gradient's summation order, not its value, varies
+// run to run).
 #pragma once
 
+#include <algorithm>
 #include <vector>
 
 #include "mint/backend/cuda/detail/deferred_loss.cuh"
 #include "mint/backend/cuda/detail/launch.cuh"
 #include "mint/backend/cuda/tensor.hpp"
+#include "mint/backend/functors_plain.hpp"
 #include "mint/nn/image_priors.hpp"
 
 namespace mint::nn {
@@ -88,6 +91,46 @@ inline float total_variation(const Tensor<Cuda>& images, float weight, Tensor<Cu
   const auto tv = total_variation_per_image(images, dimages, static_cast<float>(weight / b));
   double s = 0.0;
   for (double v : tv) s += v;
+  return static_cast<float>(weight * s / b);
+}
+
+namespace cuda_detail {
+// *acc += sum of fn::L2Term values of x[0..n) (block sums in double, added by a double atomicAdd per block);
+// dx[i] += fn::L2Term grad with factor k (if dx given).
+__global__ inline void l2_prior_kernel(const float* x, std::int64_t n, float k, float* dx, double* acc) {
+  using namespace mint::cuda::detail;
+  double s = 0.0;
+  const std::int64_t stride = static_cast<std::int64_t>(blockDim.x) * gridDim.x;
+  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+    s += fn::L2Term{}.value(x[i]);
+    if (dx) dx[i] += fn::L2Term{}.grad(x[i], k);
+  }
+  s = block_reduce(s, Sum{}, 0.0);
+  if (threadIdx.x == 0) atomicAdd(acc, s);
+}
+}  // namespace cuda_detail
+
+// weight * mean_b ||image_b||_2^2; dimages += 2 weight / B x (as the CPU l2_prior; the sum's order differs).
+// While cuda::detail::deferred_loss() is on the value is added on the device and 0 is returned.
+inline float l2_prior(const Tensor<Cuda>& images, float weight, Tensor<Cuda>* dimages = nullptr) {
+  detail::l2_prior_check(images, dimages);
+  const double b = static_cast<double>(images.dim(0));
+  const std::int64_t n = images.numel();
+  cuda::detail::DeviceBuffer acc(sizeof(double));
+  MINT_CUDA_CHECK(cudaMemsetAsync(acc.as<double>(), 0, sizeof(double), cuda::stream()));
+  if (n > 0) {
+    const std::int64_t blocks = std::min<std::int64_t>((n + cuda::detail::kThreads - 1) / cuda::detail::kThreads, 1024);
+    cuda_detail::l2_prior_kernel<<<static_cast<unsigned>(blocks), cuda::detail::kThreads, 0, cuda::stream()>>>(
+        images.data(), n, static_cast<float>(2.0 * weight / b), dimages ? dimages->data() : nullptr, acc.as<double>());
+    cuda::detail::check_launch("l2_prior");
+  }
+  if (double* sink = cuda::detail::deferred_loss().sum) {
+    cuda::detail::add_scaled_sum(acc.as<double>(), 1, weight / b, sink);
+    return 0.0f;
+  }
+  double s = 0.0;
+  MINT_CUDA_CHECK(cudaMemcpyAsync(&s, acc.as<double>(), sizeof s, cudaMemcpyDeviceToHost, cuda::stream()));
+  MINT_CUDA_CHECK(cudaStreamSynchronize(cuda::stream()));
   return static_cast<float>(weight * s / b);
 }
 

@@ -46,6 +46,9 @@ struct Sum {
 struct Max {
   __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
 };
+struct MaxD {
+  __device__ double operator()(double a, double b) const { return fmax(a, b); }
+};
 
 // requires: every thread of the block calls it (it synchronises); blockDim.x a multiple of 32, <= 1024.
 template <class T, class Op>

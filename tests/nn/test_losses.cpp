@@ -1,4 +1,4 @@
-// cross-entropy and KL divergence with temperature: values against closed forms, gradients.
+// cross-entropy, KL divergence with temperature and the squared error: values against closed forms, gradients.
 #include "test_util.hpp"
 
 #include <cmath>
@@ -58,4 +58,22 @@ TEST_CASE("kl_div_temperature against PyTorch (tests/fixtures/kl_div.safetensors
     const auto& dref = f.at(k + ".dstudent");
     MINT_REQUIRE_CLOSE(testing::compare(ds, dref, testing::rel_to_max(dref), k + ".dstudent"));
   }
+}
+
+TEST_CASE("squared_error value, gradient, scale and shape errors", "[nn][losses][gradcheck]") {
+  auto a = Tensor<>::from(Shape{2, 2}, {1.f, 2.f, 3.f, 4.f}), b = Tensor<>::from(Shape{2, 2}, {0.f, 2.f, 5.f, 1.f});
+  REQUIRE(nn::squared_error(a, b, 0.25) == Approx((1.0 + 0.0 + 4.0 + 9.0) / 4.0).epsilon(1e-12));  // the mean
+  auto da = Tensor<>::full(a.shape(), 1.f);  // the gradient is added, scaled: 1 + 3 * 2 * 0.25 * (a - b)
+  nn::squared_error(a, b, 0.25, &da, 3.0);
+  const float expected[] = {2.5f, 1.f, -2.f, 5.5f};
+  for (int i = 0; i < 4; ++i) REQUIRE(da[i] == Approx(expected[i]).margin(1e-6));
+  auto x = uniform(Shape{3, 4}, 84, -2.f, 2.f), y = uniform(Shape{3, 4}, 85, -2.f, 2.f);
+  auto dx = Tensor<>::zeros(x.shape());
+  nn::squared_error(x, y, 0.1, &dx);
+  // a quadratic: central differences are exact up to float rounding of the perturbed inputs
+  MINT_REQUIRE_CLOSE(testing::check_gradient([&] { return nn::squared_error(x, y, 0.1); }, x, dx, "squared_error da",
+                                             {.eps = 1e-2, .tol = {1e-4, 1e-3}}));
+  REQUIRE_THROWS_WITH(nn::squared_error(x, Tensor<>::zeros(Shape{4, 3}), 1.0), Catch::Contains("squared_error: b"));
+  auto bad = Tensor<>::zeros(Shape{12});
+  REQUIRE_THROWS_WITH(nn::squared_error(x, y, 1.0, &bad), Catch::Contains("squared_error: d_a"));
 }

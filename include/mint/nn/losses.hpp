@@ -1,5 +1,6 @@
-// mint/nn/losses.hpp -- classification losses on logits. Each returns the loss value and, when asked, ADDS
-// scale * d loss / d logits into a gradient tensor (scale lets a caller weight a term without another pass).
+// mint/nn/losses.hpp -- classification losses on logits, and the squared error. Each returns the loss value and,
+// when asked, ADDS scale * d loss / d input into a gradient tensor (scale lets a caller weight a term without
+// another pass).
 #pragma once
 
 #include <algorithm>
@@ -77,6 +78,23 @@ inline float kl_div_temperature(const Tensor<Cpu>& student, const Tensor<Cpu>& t
     }
   }
   return static_cast<float>(total * tau * tau / static_cast<double>(b));
+}
+
+// Squared error: weight * sum_i (a_i - b_i)^2, summed in double (weight = 1 / numel gives the mean).
+// requires: a, b of the same shape; da (if given) of that shape.
+// ensures:  da += scale * 2 * weight * (a - b).
+inline double squared_error(const Tensor<Cpu>& a, const Tensor<Cpu>& b, double weight, Tensor<Cpu>* da = nullptr,
+                            double scale = 1.0) {
+  check_shape(b, a.shape(), "squared_error: b");
+  if (da) check_shape(*da, a.shape(), "squared_error: d_a");
+  double s = 0.0;
+  const double g = 2.0 * weight * scale;
+  for (std::int64_t i = 0; i < a.numel(); ++i) {
+    const double d = static_cast<double>(a[i]) - b[i];
+    s += d * d;
+    if (da) (*da)[i] += static_cast<float>(g * d);
+  }
+  return weight * s;
 }
 
 }  // namespace mint::nn

@@ -59,6 +59,7 @@
 #include "mint/nn/conv.hpp"
 #include "mint/nn/elementwise.hpp"
 #include "mint/nn/linear.hpp"
+#include "mint/nn/losses.hpp"
 #include "mint/optim/adam.hpp"
 #include "mint/tasks/metrics.hpp"
 
@@ -435,22 +436,12 @@ class DCI {
     auto xh = chain_forward(z, k);
     check_shape(xh, images.shape(), "DCI::loss: recovered images");
     DciLoss L;
-    const double n = static_cast<double>(xh.numel());
-    auto dx = Tensor<Cpu>::empty(xh.shape());
-    for (std::int64_t i = 0; i < xh.numel(); ++i) {
-      const double d = static_cast<double>(xh[i]) - images[i];
-      L.recon += d * d / n;
-      dx[i] = static_cast<float>(2.0 * d / n);
-    }
+    auto dx = Tensor<Cpu>::zeros(xh.shape());
+    L.recon = nn::squared_error(xh, images, 1.0 / static_cast<double>(xh.numel()), &dx);
     if (cycle_weight > 0.0f) {
       auto f = target_->forward_to(xh, st);
-      const double m = static_cast<double>(f.numel());
-      auto df = Tensor<Cpu>::empty(f.shape());
-      for (std::int64_t i = 0; i < f.numel(); ++i) {
-        const double d = static_cast<double>(f[i]) - z[i];
-        L.cycle += d * d / m;
-        df[i] = static_cast<float>(2.0 * cycle_weight * d / m);
-      }
+      auto df = Tensor<Cpu>::zeros(f.shape());
+      L.cycle = nn::squared_error(f, z, 1.0 / static_cast<double>(f.numel()), &df, cycle_weight);
       nn::add_inplace(dx, target_->backward_from(st, df, Backward::InputOnly));
     }
     L.total = L.recon + cycle_weight * L.cycle;

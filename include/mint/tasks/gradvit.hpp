@@ -423,14 +423,7 @@ inline float registration_pull(const Tensor<Cpu>& x, const Tensor<Cpu>& target, 
   check(x.rank() == 4 && x.shape() == target.shape(), "registration_pull: x ", x.shape().str(), " and consensus ",
         target.shape().str(), " differ or are not [B, C, H, W]");
   if (d_x) check_shape(*d_x, x.shape(), "registration_pull: d_x");
-  const double b = static_cast<double>(x.dim(0));
-  double s = 0.0;
-  for (std::int64_t i = 0; i < x.numel(); ++i) {
-    const double d = static_cast<double>(x[i]) - target[i];
-    s += d * d;
-    if (d_x) (*d_x)[i] += static_cast<float>(2.0 * weight / b * d);
-  }
-  return static_cast<float>(weight * s / b);
+  return static_cast<float>(nn::squared_error(x, target, weight / static_cast<double>(x.dim(0)), d_x));
 }
 
 // ---------------------------------------------------------------------------------------------------------------

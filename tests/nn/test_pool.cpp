@@ -170,6 +170,9 @@ TEST_CASE("pool: shape errors name the op, the argument and the shapes", "[nn][p
   nn::max_pool2d(x, nn::Pool2dOptions::square(2), &saved);
   REQUIRE_THROWS_WITH(nn::max_pool2d_backward(uniform(Shape{2, 3, 5, 4}, 35), saved, dx),
                       Catch::Contains("max_pool2d_backward") && Catch::Contains("[2, 3, 5, 4]"));
+  auto small_dx = Tensor<>::zeros(Shape{2, 3, 4, 4});  // the argmax points into 8 x 8 planes: refused, not written
+  REQUIRE_THROWS_WITH(nn::max_pool2d_backward(uniform(Shape{2, 3, 4, 4}, 37), saved, small_dx),
+                      Catch::Contains("do not match the saved forward") && Catch::Contains("8 x 8"));
   REQUIRE_THROWS_WITH(nn::adaptive_avg_pool2d_backward(uniform(Shape{2, 4, 1, 1}, 36), dx),
                       Catch::Contains("adaptive_avg_pool2d_backward") && Catch::Contains("[2, 4, 1, 1]") &&
                           Catch::Contains("[2, 3, 8, 8]"));

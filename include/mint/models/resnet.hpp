@@ -99,7 +99,7 @@ class ResNet {
   }
   ResNet(ResNet&& o) noexcept
       : cfg_(o.cfg_), params_(std::move(o.params_)), buffers_(std::move(o.buffers_)), cache_(std::move(o.cache_)),
-        training_(o.training_) {
+        training_(o.training_), check_inputs_(o.check_inputs_) {
     build_units();
   }
   ResNet& operator=(ResNet&& o) noexcept {
@@ -108,6 +108,7 @@ class ResNet {
     buffers_ = std::move(o.buffers_);
     cache_ = std::move(o.cache_);
     training_ = o.training_;
+    check_inputs_ = o.check_inputs_;
     build_units();
     return *this;
   }
@@ -187,6 +188,7 @@ class ResNet {
     for (auto& [n, p] : out.parameters()) p.value = to_backend<To>(to_cpu(params_.at(n).value));
     for (auto& [n, b] : out.buffers()) b = to_backend<To>(to_cpu(buffers_.at(n)));
     out.train(training_);
+    out.set_check_inputs(check_inputs_);
     return out;
   }
 
@@ -226,6 +228,9 @@ class ResNet {
   void train(bool on = true) { training_ = on; }
   void eval() { training_ = false; }
   [[nodiscard]] bool training() const { return training_; }
+  // The forward checks its images for NaN/Inf (on by default). On CUDA that check reads a flag back to the host,
+  // i.e. synchronises the stream: turn it off where the caller checks its loss instead (as ViT).
+  void set_check_inputs(bool on) { check_inputs_ = on; }
 
   // requires: images [B, in_chans, img_size, img_size], finite; B * H * W > 1 per BN in training mode.
   // ensures:  logits [B, classes]; the pass is saved for backward().
@@ -238,7 +243,7 @@ class ResNet {
               images.dim(3) == cfg_.img_size,
           "ResNet::forward: images have shape ", images.shape().str(), " but the model expects [B, ", cfg_.in_chans,
           ", ", cfg_.img_size, ", ", cfg_.img_size, "]");
-    check_finite(images, "ResNet::forward: images");
+    if (check_inputs_) check_finite(images, "ResNet::forward: images");
     Cache& c = cache_;
     c = Cache{};
     c.batch = images.dim(0);
@@ -471,12 +476,7 @@ class ResNet {
     s.x = x;
     s.z = nn::conv2d(x, u.w->value, nullptr, u.opt);
     const nn::BatchNormOptions bo{training_, cfg_.momentum, cfg_.eps};
-    if (training_) {
-      if constexpr (std::is_same_v<Device, Cpu>)
-        (*u.nbt)[0] += 1.0f;
-      else
-        nn::add_inplace(*u.nbt, TensorT::full(Shape{}, 1.0f));  // no host access to device memory
-    }
+    if (training_) nn::add_scalar_inplace(*u.nbt, 1.0f);  // on the device for ResNet<Cuda>: no host sync
     return nn::batch_norm2d(s.z, &u.g->value, &u.b->value, u.rm, u.rv, bo, &s.bn);
   }
 
@@ -524,6 +524,7 @@ class ResNet {
   std::map<std::string, TensorT> buffers_;
   Cache cache_;
   bool training_ = true;
+  bool check_inputs_ = true;
   std::vector<Unit> units_;
   std::array<std::vector<Block>, 4> layers_;
   Param<Device>*fc_w_ = nullptr, *fc_b_ = nullptr;

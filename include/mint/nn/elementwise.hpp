@@ -30,6 +30,12 @@ inline void scale_inplace(Tensor<Cpu>& a, float s) {
   cpu::parallel_for(a.numel(), [&](std::int64_t i) { ap[i] *= s; }, 16384);
 }
 
+// In place: a += s (every element).
+inline void add_scalar_inplace(Tensor<Cpu>& a, float s) {
+  float* ap = a.data();
+  cpu::parallel_for(a.numel(), [&](std::int64_t i) { ap[i] += s; }, 16384);
+}
+
 // backward of <a + b, dy>: da += dy, db += dy (nullptr skips).
 inline void add_backward(const Tensor<Cpu>& dy, Tensor<Cpu>* da, Tensor<Cpu>* db) {
   if (da) add_inplace(*da, dy);

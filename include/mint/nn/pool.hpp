@@ -26,20 +26,24 @@ struct Pool2dOptions {
   }
 };
 
-// What max_pool2d_backward needs, per backend (the CUDA op, mint/backend/cuda/pool.cuh, defines
-// MaxPoolSavedT<Cuda>: the argmax in device memory and the window geometry).
+namespace detail {
+struct PoolGeom {
+  std::int64_t planes, h, w, kh, kw, sh, sw, ph, pw, oh, ow;
+};
+}  // namespace detail
+
+// What max_pool2d_backward needs, per backend: the argmax and the forward's geometry (the CUDA op,
+// mint/backend/cuda/pool.cuh, defines MaxPoolSavedT<Cuda>, the argmax in device memory).
 template <class Device = Cpu>
 struct MaxPoolSavedT;
 template <>
 struct MaxPoolSavedT<Cpu> {
   std::vector<std::int32_t> argmax;  // per output element: flat index h*W + w of the max within its input plane
+  detail::PoolGeom geom{};
 };
 using MaxPoolSaved = MaxPoolSavedT<Cpu>;
 
 namespace detail {
-struct PoolGeom {
-  std::int64_t planes, h, w, kh, kw, sh, sw, ph, pw, oh, ow;
-};
 
 // Templates on the device: the CUDA ops (mint/backend/cuda/pool.cuh) run the same checks.
 template <class D>
@@ -66,11 +70,17 @@ Shape pool_out_shape(const Tensor<D>& x, std::int64_t oh, std::int64_t ow) {
 
 // The checks of max_pool2d_backward: d_output and d_input agree on N and C, `argmax_count` indices for d_output.
 template <class D>
-void max_pool2d_backward_check(const Tensor<D>& dy, std::int64_t argmax_count, const Tensor<D>& dx) {
+void max_pool2d_backward_check(const Tensor<D>& dy, std::int64_t argmax_count, const PoolGeom& g, const Tensor<D>& dx) {
   check(dx.rank() == 4 && dy.rank() == 4 && dy.dim(0) == dx.dim(0) && dy.dim(1) == dx.dim(1),
         "max_pool2d_backward: d_output shape ", dy.shape().str(), " does not match d_input shape ", dx.shape().str());
   check(argmax_count == dy.numel(), "max_pool2d_backward: saved argmax holds ", argmax_count,
         " indices, d_output shape ", dy.shape().str(), " has ", dy.numel());
+  // the argmax indices point into the forward's input planes: dx must have exactly that geometry
+  check(dx.dim(2) == g.h && dx.dim(3) == g.w && dy.dim(2) == g.oh && dy.dim(3) == g.ow &&
+            dx.dim(0) * dx.dim(1) == g.planes,
+        "max_pool2d_backward: d_input shape ", dx.shape().str(), " and d_output shape ", dy.shape().str(),
+        " do not match the saved forward (", g.planes, " planes of ", g.h, " x ", g.w, " pooled to ", g.oh, " x ",
+        g.ow, ")");
 }
 
 template <class D>
@@ -99,7 +109,10 @@ inline Tensor<Cpu> max_pool2d(const Tensor<Cpu>& x, const Pool2dOptions& opt, Ma
   auto y = Tensor<Cpu>::empty(detail::pool_out_shape(x, g.oh, g.ow));
   check(g.h * g.w <= std::numeric_limits<std::int32_t>::max(), "max_pool2d: plane of input shape ", x.shape().str(),
         " too large for 32-bit argmax indices");
-  if (saved) saved->argmax.assign(static_cast<std::size_t>(y.numel()), 0);
+  if (saved) {
+    saved->argmax.assign(static_cast<std::size_t>(y.numel()), 0);
+    saved->geom = g;
+  }
   const float* xp = x.data();
   float* yp = y.data();
   cpu::parallel_for(g.planes, [&](std::int64_t pl) {
@@ -132,7 +145,7 @@ inline Tensor<Cpu> max_pool2d(const Tensor<Cpu>& x, const Pool2dOptions& opt, Ma
 // backward of <y, dy> for y = max_pool2d(x, opt, &saved): dx [N, C, H, W] += dy routed to each window's argmax
 // (overlapping windows that share an argmax add up).
 inline void max_pool2d_backward(const Tensor<Cpu>& dy, const MaxPoolSaved& saved, Tensor<Cpu>& dx) {
-  detail::max_pool2d_backward_check(dy, static_cast<std::int64_t>(saved.argmax.size()), dx);
+  detail::max_pool2d_backward_check(dy, static_cast<std::int64_t>(saved.argmax.size()), saved.geom, dx);
   const std::int64_t planes = dx.dim(0) * dx.dim(1), in = dx.dim(2) * dx.dim(3), out = dy.dim(2) * dy.dim(3);
   const float* dyp = dy.data();
   float* dxp = dx.data();

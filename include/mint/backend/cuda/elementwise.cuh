@@ -35,6 +35,11 @@ inline void scale_inplace(Tensor<Cuda>& a, float s) {
   cuda::detail::for_each(a.numel(), [=] __device__(std::int64_t i) { ap[i] *= s; }, "scale_inplace");
 }
 
+inline void add_scalar_inplace(Tensor<Cuda>& a, float s) {
+  float* ap = a.data();
+  cuda::detail::for_each(a.numel(), [=] __device__(std::int64_t i) { ap[i] += s; }, "add_scalar_inplace");
+}
+
 }  // namespace mint::nn
 
 namespace mint {

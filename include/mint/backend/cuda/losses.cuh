@@ -17,25 +17,6 @@ namespace mint::nn {
 
 namespace cuda_detail {
 
-__global__ inline void cross_entropy_kernel(const float* z, const int* labels, std::int64_t c, float* dz, float scale_b,
-                                            double* row_loss) {
-  using namespace mint::cuda::detail;
-  const std::int64_t r = blockIdx.x;
-  const float* zr = z + r * c;
-  float mx = -INFINITY;
-  for (std::int64_t j = threadIdx.x; j < c; j += blockDim.x) mx = fmaxf(mx, zr[j]);
-  mx = block_reduce(mx, Max{}, -INFINITY);
-  double s = 0.0;
-  for (std::int64_t j = threadIdx.x; j < c; j += blockDim.x) s += exp(static_cast<double>(zr[j]) - mx);
-  s = block_reduce(s, Sum{}, 0.0);
-  const double lse = mx + log(s);
-  const int y = labels[r];
-  if (threadIdx.x == 0) row_loss[r] = lse - static_cast<double>(zr[y]);
-  if (dz)
-    for (std::int64_t j = threadIdx.x; j < c; j += blockDim.x)
-      dz[r * c + j] += static_cast<float>(scale_b * (exp(static_cast<double>(zr[j]) - lse) - (j == y ? 1.0 : 0.0)));
-}
-
 // The log-sum-exp of row z[0..c) divided by tau, in double (the CPU's log_softmax_row: max, then the sum of exp).
 __device__ inline double row_lse(const float* z, std::int64_t c, double tau) {
   using namespace mint::cuda::detail;
@@ -45,6 +26,19 @@ __device__ inline double row_lse(const float* z, std::int64_t c, double tau) {
   double s = 0.0;
   for (std::int64_t j = threadIdx.x; j < c; j += blockDim.x) s += exp(z[j] / tau - mx);
   return mx + log(block_reduce(s, Sum{}, 0.0));
+}
+
+__global__ inline void cross_entropy_kernel(const float* z, const int* labels, std::int64_t c, float* dz, float scale_b,
+                                            double* row_loss) {
+  using namespace mint::cuda::detail;
+  const std::int64_t r = blockIdx.x;
+  const float* zr = z + r * c;
+  const double lse = row_lse(zr, c, 1.0);
+  const int y = labels[r];
+  if (threadIdx.x == 0) row_loss[r] = lse - static_cast<double>(zr[y]);
+  if (dz)
+    for (std::int64_t j = threadIdx.x; j < c; j += blockDim.x)
+      dz[r * c + j] += static_cast<float>(scale_b * (exp(static_cast<double>(zr[j]) - lse) - (j == y ? 1.0 : 0.0)));
 }
 
 // Row r of the temperature KL: row_loss[r] = sum_j fn::KlDivTerm value; ds += k * grad (k = scale tau / B).

@@ -92,13 +92,8 @@ inline Tensor<Cuda> max_pool2d(const Tensor<Cuda>& x, const Pool2dOptions& opt, 
 
 // backward of <y, dy>: dx += dy routed to each window's argmax (as the CPU op).
 inline void max_pool2d_backward(const Tensor<Cuda>& dy, const MaxPoolSavedCuda& saved, Tensor<Cuda>& dx) {
-  detail::max_pool2d_backward_check(dy, saved.count, dx);
+  detail::max_pool2d_backward_check(dy, saved.count, saved.geom, dx);
   const auto g = saved.geom;
-  check(dx.dim(2) == g.h && dx.dim(3) == g.w && dy.dim(2) == g.oh && dy.dim(3) == g.ow &&
-            dx.dim(0) * dx.dim(1) == g.planes,
-        "max_pool2d_backward: d_input shape ", dx.shape().str(), " and d_output shape ", dy.shape().str(),
-        " do not match the saved forward (", g.planes, " planes of ", g.h, " x ", g.w, " pooled to ", g.oh, " x ",
-        g.ow, ")");
   if (dx.numel() == 0) return;
   const std::int32_t* ap = saved.argmax->as<std::int32_t>();
   const float* dyp = dy.data();

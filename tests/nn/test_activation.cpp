@@ -115,3 +115,9 @@ TEST_CASE("scale_inplace multiplies every element", "[nn][elementwise]") {
   nn::scale_inplace(a, -0.5f);
   for (std::int64_t i = 0; i < a.numel(); ++i) REQUIRE(a[i] == -0.5f * ref[i]);
 }
+
+TEST_CASE("add_scalar_inplace adds to every element", "[nn][elementwise]") {
+  auto a = uniform(Shape{3, 7}, 94), ref = a.clone();
+  nn::add_scalar_inplace(a, 1.5f);
+  for (std::int64_t i = 0; i < a.numel(); ++i) REQUIRE(a[i] == ref[i] + 1.5f);
+}

@@ -214,6 +214,26 @@ TEST_CASE("ResNet save / load round trip, num_batches_tracked optional, load err
   REQUIRE_THROWS_WITH(m.forward(testing::uniform(Shape{1, 1, 28, 28}, 1)), Catch::Contains("expects [B, 2, 28, 28]"));
 }
 
+TEST_CASE("ResNet::to<Cpu> copies weights, buffers, mode and the input check; NaN images refused", "[models][resnet]") {
+  auto m = tiny_model(3, 28);
+  m.eval();
+  auto x = testing::uniform(Shape{2, 2, 28, 28}, 8);
+  m.forward(x);  // eval: no buffer changes
+  auto c = m.to<Cpu>();
+  REQUIRE_FALSE(c.training());
+  const auto a = m.state_dict(), b = c.state_dict();
+  REQUIRE(a.size() == b.size());
+  for (const auto& [name, t] : a) MINT_REQUIRE_CLOSE(testing::compare(b.at(name), t, {0, 0}, name));
+  const float before = m.parameters().begin()->second.value[0];
+  c.parameters().begin()->second.value[0] += 1.0f;  // a copy: the source is untouched
+  REQUIRE(m.parameters().begin()->second.value[0] == before);
+  auto nan = x.clone();
+  nan[5] = std::nanf("");
+  REQUIRE_THROWS_WITH(c.forward(nan), Catch::Contains("ResNet::forward: images") && Catch::Contains("index 5"));
+  m.set_check_inputs(false);
+  REQUIRE_NOTHROW(m.to<Cpu>().forward(nan));  // the caller checks its loss instead (as ViT::set_check_inputs)
+}
+
 TEST_CASE("ResNet forward MACs: width 16 and torchvision width 64 at 28 x 28", "[models][resnet]") {
   ResNetConfig c;
   c.width = 16;

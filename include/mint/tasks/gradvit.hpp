@@ -494,7 +494,7 @@ AttackResult attack(M& model, const GradientMatch& match, const Shape& shape, co
     ms[s] = Tensor<Cpu>::zeros(shape);
     vs[s] = Tensor<Cpu>::zeros(shape);
   }
-  auto g = Tensor<Cpu>::zeros(shape), gm = Tensor<Cpu>::zeros(shape);
+  auto g = Tensor<Cpu>::zeros(shape);
   Tensor<Cpu> xc;
   const double pi = 3.14159265358979323846;
   for (int t = 1; t <= opt.iterations; ++t) {
@@ -510,12 +510,11 @@ AttackResult attack(M& model, const GradientMatch& match, const Shape& shape, co
       auto& x = xs[s];
       g.fill(0.0f);
       double loss = 0.0;
-      if (gamma == 1.0f) {
-        loss = match.evaluate(model, x, &g).loss;
-      } else if (gamma != 0.0f) {
-        gm.fill(0.0f);
-        loss = gamma * match.evaluate(model, x, &gm).loss;
-        for (std::int64_t i = 0; i < g.numel(); ++i) g[i] += gamma * gm[i];
+      if (gamma != 0.0f) {
+        // g is zero here, so scaling it in place afterwards gives gamma * d match / dx with no second buffer
+        loss = gamma * match.evaluate(model, x, &g).loss;
+        if (gamma != 1.0f)
+          for (std::int64_t i = 0; i < g.numel(); ++i) g[i] *= gamma;
       }
       if (opt.tv > 0.0f) loss += nn::total_variation(x, opt.tv, &g);
       if (opt.l2 > 0.0f) loss += nn::l2_prior(x, opt.l2, &g);

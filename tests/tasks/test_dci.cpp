@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <map>
+#include <set>
 #include <utility>
 #include <string>
 #include <vector>
@@ -169,6 +170,50 @@ TEST_CASE("DCI L_k with the cycle term: gradients of every trainable module matc
   dci2.loss_and_backward(x, k, k, 1.0f);
   for (auto& [n, p] : dci2.module(0).parameters()) REQUIRE_FALSE(p.grad.defined());
   for (auto& [n, p] : dci2.module(k).parameters()) REQUIRE(p.grad.defined());
+}
+
+TEST_CASE("DCI batches: disjoint within an epoch, (M/b) b distinct images per epoch, reshuffled each epoch", "[dci]") {
+  // M = 23 images, image i filled with the value i (so a batch names its images); b = 5: 4 steps per epoch
+  // covering 20 distinct images, the other 3 left out that epoch
+  const std::int64_t m = 23, b = 5, per_epoch = m / b;
+  auto data = Tensor<Cpu>::empty(Shape{m, 1, 2, 3});
+  for (std::int64_t i = 0; i < data.numel(); ++i) data[i] = static_cast<float>(i / 6);
+  auto ids = [&](const Tensor<Cpu>& x) {
+    REQUIRE(x.shape() == Shape{b, 1, 2, 3});
+    std::vector<int> out;
+    for (std::int64_t k = 0; k < b; ++k) {
+      for (std::int64_t j = 1; j < 6; ++j) REQUIRE(x[k * 6 + j] == x[k * 6]);  // whole images are copied
+      out.push_back(static_cast<int>(x[k * 6]));
+    }
+    return out;
+  };
+  tasks::DciBatchSampler sampler(data, b, 7, 1);
+  std::vector<std::vector<int>> epochs;
+  for (std::int64_t e = 0; e < 3; ++e) {
+    std::vector<int> seen;
+    for (std::int64_t s = e * per_epoch; s < (e + 1) * per_epoch; ++s) {
+      const auto batch = ids(sampler.batch(s));
+      REQUIRE(ids(tasks::DCI::sample_batch(data, b, 7, 1, s)) == batch);  // the one-shot form: the same batch
+      seen.insert(seen.end(), batch.begin(), batch.end());
+    }
+    // consecutive steps are disjoint and the epoch has (M/b) b distinct images
+    REQUIRE(std::set<int>(seen.begin(), seen.end()).size() == static_cast<std::size_t>(per_epoch * b));
+    epochs.push_back(seen);
+  }
+  REQUIRE(epochs[0] != epochs[1]);
+  REQUIRE(epochs[1] != epochs[2]);
+  // going back to an earlier epoch recomputes its permutation: the same batch as before
+  std::vector<int> again;
+  for (std::int64_t s = 0; s < per_epoch; ++s) {
+    const auto batch = ids(sampler.batch(s));
+    again.insert(again.end(), batch.begin(), batch.end());
+  }
+  REQUIRE(again == epochs[0]);
+  // another stream (stage or phase) draws another order
+  tasks::DciBatchSampler other(data, b, 7, 2);
+  REQUIRE(ids(other.batch(0)) != std::vector<int>(epochs[0].begin(), epochs[0].begin() + b));
+  REQUIRE_THROWS_WITH(tasks::DciBatchSampler(data, m + 1, 7, 1), Contains("batch 24 from 23 images"));
+  REQUIRE_THROWS_WITH(sampler.batch(-1), Contains("step -1 < 0"));
 }
 
 TEST_CASE("DCI progressive training lowers L_k, inversion is a forward pass, save/load round trip", "[dci]") {

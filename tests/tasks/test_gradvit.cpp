@@ -190,6 +190,45 @@ TEST_CASE("GradViT: parameter filters and their errors", "[gradvit]") {
   CHECK(at_star.loss < 1e-9 * far.loss + 1e-12);
 }
 
+TEST_CASE("GradViT: the attack objective with the L2 distance, the patch prior and the L2 prior", "[gradvit][attack]") {
+  // attack_objective is what attack minimises (attack calls it); here with MatchDistance::L2, patch (Eq. 8) and
+  // l2 (Eq. 11) on, TV off, on the fixture ViT at the 'far' candidate. Each prior's weight is set so that its
+  // gradient is of the order of the matching term's, so a prior whose gradient were dropped or misscaled fails
+  // the finite-difference check below.
+  auto model = fixture_model();
+  const auto& x0 = fixture().t.at("xhat.far");
+  gv::GradientMatch match(fixture().gstar, fixture().labels, {.distance = gv::MatchDistance::L2});
+  auto dmatch = Tensor<>::zeros(x0.shape());
+  const double m = match.evaluate(model, x0, &dmatch).loss;
+  const gv::AttackOptions opt{.iterations = 10, .tv = 0.0f, .l2 = 2.0f, .patch = 0.5f, .patch_size = 2};
+  auto x = x0.clone();
+  auto dx = Tensor<>::empty(x.shape());
+  dx.fill(7.0f);  // overwritten, not added to
+  const double v = gv::attack_objective(model, match, x, opt, 3, nullptr, &dx);
+  // the value: the sum of the separately tested terms (float32 priors summed in double: exact up to their own rounding)
+  const double want = m + nn::l2_prior(x, opt.l2) + nn::patch_prior(x, opt.patch_size, opt.patch);
+  CAPTURE(v, want, m);
+  REQUIRE(std::abs(v - want) <= 1e-6 * std::abs(want));
+  REQUIRE(gv::attack_objective(model, match, x, opt, 3) == v);  // the same value without the gradient
+  // the gradient minus the matching term's is the priors' gradient (float32 sums of a few terms: 1e-5 of its max)
+  auto dprior = Tensor<>::zeros(x.shape()), rest = Tensor<>::empty(x.shape());
+  nn::l2_prior(x, opt.l2, &dprior);
+  nn::patch_prior(x, opt.patch_size, opt.patch, &dprior);
+  for (std::int64_t i = 0; i < x.numel(); ++i) rest[i] = dx[i] - dmatch[i];
+  std::printf("[gradvit] objective: max|d match| %.3e, max|d priors| %.3e\n", max_abs(dmatch), max_abs(dprior));
+  MINT_REQUIRE_CLOSE(testing::compare(rest, dprior, {1e-5 * max_abs(dprior), 0.0}, "d objective - d match"));
+  // and the total against central differences of the total: the matching term's HVP is accurate to ~2e-4 of
+  // max|d/dx| (the parity test above) and the finite differences at eps 1e-3 to float32 rounding of the loss,
+  // so 1e-2 of max|dx| + 2e-2 relative is the tolerance (a dropped prior moves coordinates by ~max|dx|)
+  const auto rep = testing::check_gradient([&] { return gv::attack_objective(model, match, x, opt, 3); }, x, dx,
+                                           "d objective / dx (L2, patch, l2)",
+                                           {.eps = 1e-3, .tol = {1e-2 * max_abs(dx), 2e-2}, .max_coords = 64});
+  std::printf("[gradvit] objective (L2, patch, l2): finite differences max|diff| %.3e of max|dx| %.3e\n", rep.max_abs, max_abs(dx));
+  MINT_REQUIRE_CLOSE(rep);
+  auto wrong = Tensor<>::zeros(Shape{1, 3, 8, 8});
+  REQUIRE_THROWS_WITH(gv::attack_objective(model, match, x, opt, 3, nullptr, &wrong), Catch::Contains("attack_objective: d_x"));
+}
+
 TEST_CASE("GradViT: label recovery on the random fixture ViT (distinct labels)", "[gradvit][labels]") {
   // torch's G* (labels 1, 4): the bias sign is exact; Eq. 2 is not -- the model puts most softmax mass on the
   // absent class 2, whose weight-gradient row sum_b p_b2 h_b has the most negative entry of all (documented).

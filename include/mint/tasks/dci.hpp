@@ -393,6 +393,60 @@ struct DciOptions {
   }
 };
 
+// DCI's training batches: step s of a pass over the M images [M, ...] is images perm_e[(s mod M/b) b ..][0..b)
+// of epoch e = s div (M/b), perm_e a Fisher-Yates permutation of 0..M-1 with Philox uniforms keyed by (seed,
+// stream, e). So the batches of one epoch are disjoint and cover (M/b) b distinct images (the last M mod b of the
+// permutation are left out that epoch). The permutation of the latest epoch is kept: steps in order cost O(b)
+// each plus O(M) once per epoch. `data` must outlive the sampler.
+class DciBatchSampler {
+ public:
+  DciBatchSampler(const Tensor<Cpu>& data, std::int64_t b, std::uint64_t seed, std::uint64_t stream)
+      : data_(&data), b_(b), seed_(seed), stream_(stream) {
+    check(data.rank() >= 1 && b >= 1 && b <= data.dim(0), "DCI::sample_batch: batch ", b, " from ",
+          data.rank() >= 1 ? data.dim(0) : 0, " images (need 1 <= batch <= images)");
+  }
+
+  // The permutation of epoch e (recomputed only when e changes).
+  const std::vector<std::int64_t>& permutation(std::int64_t epoch) {
+    check(epoch >= 0, "DCI::sample_batch: epoch ", epoch, " < 0");
+    if (epoch == epoch_) return idx_;
+    const std::int64_t m = data_->dim(0);
+    idx_.resize(static_cast<std::size_t>(m));
+    for (std::int64_t i = 0; i < m; ++i) idx_[static_cast<std::size_t>(i)] = i;
+    for (std::int64_t i = m - 1; i > 0; --i) {
+      const auto r = philox_uniform(seed_ + 0x9E37u * (stream_ + 1), static_cast<std::uint32_t>(epoch),
+                                    static_cast<std::uint64_t>(i));
+      const auto j = std::min<std::int64_t>(i, static_cast<std::int64_t>(r * static_cast<double>(i + 1)));
+      std::swap(idx_[static_cast<std::size_t>(i)], idx_[static_cast<std::size_t>(j)]);
+    }
+    epoch_ = epoch;
+    return idx_;
+  }
+
+  // The batch of step `step` (>= 0), [b, ...].
+  Tensor<Cpu> batch(std::int64_t step) {
+    check(step >= 0, "DCI::sample_batch: step ", step, " < 0");
+    const std::int64_t m = data_->dim(0), per = data_->numel() / m, per_epoch = m / b_;
+    const auto& idx = permutation(step / per_epoch);
+    const std::int64_t off = (step % per_epoch) * b_;
+    Shape s = data_->shape();
+    s[0] = b_;
+    auto out = Tensor<Cpu>::empty(s);
+    for (std::int64_t i = 0; i < b_; ++i) {
+      const std::int64_t src = idx[static_cast<std::size_t>(off + i)];
+      std::copy(data_->data() + src * per, data_->data() + (src + 1) * per, out.data() + i * per);
+    }
+    return out;
+  }
+
+ private:
+  const Tensor<Cpu>* data_;
+  std::int64_t b_;
+  std::uint64_t seed_, stream_;
+  std::int64_t epoch_ = -1;
+  std::vector<std::int64_t> idx_;
+};
+
 // The target CNN (frozen, eval mode) and its inversion modules 0..5 (stem, layer1-4, logits).
 class DCI {
  public:
@@ -474,8 +528,9 @@ class DCI {
       double acc = 0.0;
       std::int64_t counted = 0;
       const std::int64_t tail_from = steps - std::max<std::int64_t>(1, steps / 10);
+      DciBatchSampler sampler(data, opt.batch, opt.seed, static_cast<std::uint64_t>(k * 2 + phase));
       for (std::int64_t s = 0; s < steps; ++s) {
-        auto batch = sample_batch(data, opt.batch, opt.seed, static_cast<std::uint64_t>(k * 2 + phase), s);
+        auto batch = sampler.batch(s);
         for (int i = first; i <= k; ++i) modules_[static_cast<std::size_t>(i)].zero_grad();
         const auto L = loss_and_backward(batch, k, first, opt.cycle_weight);
         check(std::isfinite(L.total), "DCI::train_stage: loss is ", L.total, " at stage ", k, " step ", s, "; lower lr");
@@ -536,29 +591,11 @@ class DCI {
   }
 
   // A batch of `b` images drawn without replacement within each pass over the data (Philox permutation keyed by
-  // seed, stream and epoch).
+  // seed, stream and epoch): DciBatchSampler(data, b, seed, stream).batch(step). One call costs O(M) for the
+  // permutation; train_stage keeps a sampler per phase, which computes it once per epoch.
   static Tensor<Cpu> sample_batch(const Tensor<Cpu>& data, std::int64_t b, std::uint64_t seed, std::uint64_t stream,
                                   std::int64_t step) {
-    check(data.rank() >= 1 && b >= 1 && b <= data.dim(0), "DCI::sample_batch: batch ", b, " from ",
-          data.rank() >= 1 ? data.dim(0) : 0, " images (need 1 <= batch <= images)");
-    const std::int64_t m = data.dim(0), per = data.numel() / m;
-    const std::int64_t per_epoch = m / b;
-    const std::int64_t epoch = step / per_epoch, off = (step % per_epoch) * b;
-    std::vector<std::int64_t> idx(static_cast<std::size_t>(m));
-    for (std::int64_t i = 0; i < m; ++i) idx[static_cast<std::size_t>(i)] = i;
-    // Fisher-Yates with Philox uniforms
-    for (std::int64_t i = m - 1; i > 0; --i) {
-      const auto r = philox_uniform(seed + 0x9E37u * (stream + 1), static_cast<std::uint32_t>(epoch),
-                                    static_cast<std::uint64_t>(i));
-      const auto j = std::min<std::int64_t>(i, static_cast<std::int64_t>(r * static_cast<double>(i + 1)));
-      std::swap(idx[static_cast<std::size_t>(i)], idx[static_cast<std::size_t>(j)]);
-    }
-    Shape s = data.shape();
-    auto out = Tensor<Cpu>::empty(Shape{b, s[1], s[2], s[3]});
-    for (std::int64_t i = 0; i < b; ++i)
-      std::copy(data.data() + idx[static_cast<std::size_t>(off + i)] * per,
-                data.data() + (idx[static_cast<std::size_t>(off + i)] + 1) * per, out.data() + i * per);
-    return out;
+    return DciBatchSampler(data, b, seed, stream).batch(step);
   }
 
  private:

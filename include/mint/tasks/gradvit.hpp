@@ -12,7 +12,8 @@
 //   align / consensus / registration_pull   registration across seeds (Eq. 9-10) with a simple alignment
 //                   (integer shift + horizontal flip maximising correlation) in place of RANSAC-flow.
 //   attack          Adam on x^ (one or several seeds) with the matching loss under the schedule, the CNN BN
-//                   image prior (Eq. 4), the patch prior (Eq. 8), L2 + TV (Eq. 11) and registration (Eq. 10).
+//                   image prior (Eq. 4), the patch prior (Eq. 8), L2 + TV (Eq. 11) and registration (Eq. 10);
+//                   attack_objective is that loss (and its gradient) for one seed at one iteration.
 //
 // Layering: this is a task. It needs the whole model (weights it can perturb, Full backward), which is more than
 // the Inverter's Objective concept (logits -> d_logits) offers, so it has its own loop and leaves the Inverter
@@ -467,6 +468,40 @@ struct AttackResult {
   int best_seed = 0;
 };
 
+// One seed's objective at iteration t of opt.iterations (what attack minimises, without the checks attack makes
+// on opt): Gamma(t) match(x) + tv R_TV(x) + l2 R_l2(x) + patch R_patch(x) + Upsilon(t) R_image(x)
+// + registration R_reg(x, x_C), the last only when consensus_x (x_C) is given.
+// ensures: returns the value; if d_x is given (shape of x) it is OVERWRITTEN with the gradient. The ViT's
+//          Param::grad buffers are clobbered; with Upsilon(t) > 0 the image-prior CNN's latest forward is on x.
+template <WhiteBoxModel M>
+double attack_objective(M& model, const GradientMatch& match, const Tensor<Cpu>& x, const AttackOptions& opt, int t,
+                        const Tensor<Cpu>* consensus_x = nullptr, Tensor<Cpu>* d_x = nullptr) {
+  const float gamma = opt.schedule.gamma(t, opt.iterations), upsilon = opt.schedule.upsilon(t, opt.iterations);
+  if (d_x) {
+    check_shape(*d_x, x.shape(), "gradvit::attack_objective: d_x");
+    d_x->fill(0.0f);
+  }
+  double loss = 0.0;
+  if (gamma != 0.0f) {
+    // d_x is zero here, so scaling it in place afterwards gives gamma * d match / dx with no second buffer
+    loss = gamma * match.evaluate(model, x, d_x).loss;
+    if (d_x && gamma != 1.0f)
+      for (std::int64_t i = 0; i < d_x->numel(); ++i) (*d_x)[i] *= gamma;
+  }
+  if (opt.tv > 0.0f) loss += nn::total_variation(x, opt.tv, d_x);
+  if (opt.l2 > 0.0f) loss += nn::l2_prior(x, opt.l2, d_x);
+  if (opt.patch > 0.0f) loss += nn::patch_prior(x, opt.patch_size, opt.patch, d_x);
+  if (upsilon > 0.0f) {
+    check(opt.image_prior.model != nullptr, "gradvit::attack_objective: Upsilon(", t, ") = ", upsilon, " but no image-prior CNN is set");
+    BNPrior prior = opt.image_prior;
+    prior.weight *= upsilon;
+    prior.model->forward(x);
+    loss += d_x ? prior.add(x, *d_x) : prior.value(nullptr);
+  }
+  if (consensus_x) loss += registration_pull(x, *consensus_x, opt.registration, d_x);
+  return loss;
+}
+
 // Minimises Gamma(t) match(x^) + Upsilon(t) R_image(x^) + patch R_patch + l2 R_l2 + tv R_TV + registration R_reg
 // over x^ with Adam, from seeded Gaussian noise of `shape`, for every seed.
 // `on_iteration(t, loss, x^ of seed 0)` (optional) is called after every step.
@@ -494,39 +529,20 @@ AttackResult attack(M& model, const GradientMatch& match, const Shape& shape, co
     ms[s] = Tensor<Cpu>::zeros(shape);
     vs[s] = Tensor<Cpu>::zeros(shape);
   }
-  auto g = Tensor<Cpu>::zeros(shape), gm = Tensor<Cpu>::zeros(shape);
+  auto g = Tensor<Cpu>::zeros(shape);
   Tensor<Cpu> xc;
   const double pi = 3.14159265358979323846;
   for (int t = 1; t <= opt.iterations; ++t) {
     const int reg_t0 = static_cast<int>(opt.register_from * static_cast<float>(opt.iterations));  // pull for t > reg_t0
     const bool pulling = registering && t > reg_t0;
     if (pulling && (t - reg_t0 - 1) % opt.register_every == 0) xc = consensus(xs, opt.align_shift, opt.align_flip);
-    const float gamma = opt.schedule.gamma(t, opt.iterations), upsilon = opt.schedule.upsilon(t, opt.iterations);
     const float lr = opt.cosine_lr ? static_cast<float>(0.5 * opt.lr * (1.0 + std::cos(pi * (t - 1) / opt.iterations))) : opt.lr;
     const fn::AdamStep step{lr, opt.beta1, opt.beta2, opt.adam_eps, 1.0f - static_cast<float>(std::pow(opt.beta1, t)),
                             1.0f - static_cast<float>(std::pow(opt.beta2, t))};
     double mean_loss = 0.0;
     for (std::size_t s = 0; s < S; ++s) {
       auto& x = xs[s];
-      g.fill(0.0f);
-      double loss = 0.0;
-      if (gamma == 1.0f) {
-        loss = match.evaluate(model, x, &g).loss;
-      } else if (gamma != 0.0f) {
-        gm.fill(0.0f);
-        loss = gamma * match.evaluate(model, x, &gm).loss;
-        for (std::int64_t i = 0; i < g.numel(); ++i) g[i] += gamma * gm[i];
-      }
-      if (opt.tv > 0.0f) loss += nn::total_variation(x, opt.tv, &g);
-      if (opt.l2 > 0.0f) loss += nn::l2_prior(x, opt.l2, &g);
-      if (opt.patch > 0.0f) loss += nn::patch_prior(x, opt.patch_size, opt.patch, &g);
-      if (upsilon > 0.0f) {
-        BNPrior prior = opt.image_prior;
-        prior.weight *= upsilon;
-        prior.model->forward(x);
-        loss += prior.add(x, g);
-      }
-      if (pulling) loss += registration_pull(x, xc, opt.registration, &g);
+      const double loss = attack_objective(model, match, x, opt, t, pulling ? &xc : nullptr, &g);
       check(std::isfinite(loss), "gradvit::attack: the loss became ", loss, " at iteration ", t, " (seed ", s, ")");
       auto& m = ms[s];
       auto& v = vs[s];

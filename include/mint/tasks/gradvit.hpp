@@ -38,6 +38,7 @@
 #include "mint/core/rng.hpp"
 #include "mint/core/tensor.hpp"
 #include "mint/inversion/bn_prior.hpp"
+#include "mint/nn/elementwise.hpp"
 #include "mint/nn/image_priors.hpp"
 #include "mint/nn/losses.hpp"
 
@@ -485,14 +486,14 @@ double attack_objective(M& model, const GradientMatch& match, const Tensor<Cpu>&
   if (gamma != 0.0f) {
     // d_x is zero here, so scaling it in place afterwards gives gamma * d match / dx with no second buffer
     loss = gamma * match.evaluate(model, x, d_x).loss;
-    if (d_x && gamma != 1.0f)
-      for (std::int64_t i = 0; i < d_x->numel(); ++i) (*d_x)[i] *= gamma;
+    if (d_x && gamma != 1.0f) nn::scale_inplace(*d_x, gamma);
   }
   if (opt.tv > 0.0f) loss += nn::total_variation(x, opt.tv, d_x);
   if (opt.l2 > 0.0f) loss += nn::l2_prior(x, opt.l2, d_x);
   if (opt.patch > 0.0f) loss += nn::patch_prior(x, opt.patch_size, opt.patch, d_x);
   if (upsilon > 0.0f) {
-    check(opt.image_prior.model != nullptr, "gradvit::attack_objective: Upsilon(", t, ") = ", upsilon, " but no image-prior CNN is set");
+    check(opt.image_prior.model != nullptr, "gradvit::attack_objective: Upsilon(", t, ") = ", upsilon,
+          " but no image-prior CNN is set");
     BNPrior prior = opt.image_prior;
     prior.weight *= upsilon;
     prior.model->forward(x);

@@ -214,7 +214,7 @@ TEST_CASE("ResNet save / load round trip, num_batches_tracked optional, load err
   REQUIRE_THROWS_WITH(m.forward(testing::uniform(Shape{1, 1, 28, 28}, 1)), Catch::Contains("expects [B, 2, 28, 28]"));
 }
 
-TEST_CASE("ResNet::to<Cpu> copies weights, buffers, mode and the input check; NaN images refused", "[models][resnet]") {
+TEST_CASE("ResNet::to<Cpu> copies weights, buffers, mode and the input check, NaN images refused", "[models][resnet]") {
   auto m = tiny_model(3, 28);
   m.eval();
   auto x = testing::uniform(Shape{2, 2, 28, 28}, 8);

@@ -22,6 +22,20 @@ struct AttentionSavedT {
 };
 using AttentionSaved = AttentionSavedT<Cpu>;
 
+namespace detail {
+// attention_backward's checks (a template: the CUDA op, mint/backend/cuda/attention.cuh, runs them too).
+template <class D>
+void attention_backward_check(const Tensor<D>& dout, const Tensor<D>& qkv, int heads, const Tensor<D>& probs,
+                              const Tensor<D>& dqkv) {
+  const std::int64_t b = qkv.dim(0), t = qkv.dim(1), d = qkv.dim(2) / 3;
+  check(probs.rank() == 4 && probs.dim(0) == b && probs.dim(1) == heads && probs.dim(3) == t,
+        "attention_backward: saved probabilities ", probs.shape().str(), " do not match qkv ", qkv.shape().str(),
+        " with ", heads, " heads");
+  check_shape(dout, Shape{b, probs.dim(2), d}, "attention_backward: d_output");
+  check_shape(dqkv, qkv.shape(), "attention_backward: d_qkv");
+}
+}  // namespace detail
+
 // requires: qkv [B, T, 3*D] with D divisible by heads; 1 <= query_rows <= T (-1: all T).
 // ensures:  returns out [B, Q, D] (heads concatenated, before the output projection) for the first Q = query_rows
 //           query tokens attending to all T tokens; saved->probs filled when saved != nullptr; when
@@ -68,13 +82,8 @@ inline Tensor<Cpu> attention(const Tensor<Cpu>& qkv, int heads, AttentionSaved* 
 // [B, H, Q, T] also says how many query rows the forward computed).
 inline void attention_backward(const Tensor<Cpu>& dout, const Tensor<Cpu>& qkv, int heads, const AttentionSaved& saved,
                                Tensor<Cpu>& dqkv) {
-  const std::int64_t b = qkv.dim(0), t = qkv.dim(1), d = qkv.dim(2) / 3, dh = d / heads;
-  check(saved.probs.rank() == 4 && saved.probs.dim(0) == b && saved.probs.dim(1) == heads && saved.probs.dim(3) == t,
-        "attention_backward: saved probabilities ", saved.probs.shape().str(), " do not match qkv ", qkv.shape().str(),
-        " with ", heads, " heads");
-  const std::int64_t q = saved.probs.dim(2);
-  check_shape(dout, Shape{b, q, d}, "attention_backward: d_output");
-  check_shape(dqkv, qkv.shape(), "attention_backward: d_qkv");
+  detail::attention_backward_check(dout, qkv, heads, saved.probs, dqkv);
+  const std::int64_t b = qkv.dim(0), t = qkv.dim(1), d = qkv.dim(2) / 3, dh = d / heads, q = saved.probs.dim(2);
   const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
   const float* base = qkv.data();
   const int nt = cpu::num_threads();

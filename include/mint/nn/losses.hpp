@@ -31,6 +31,20 @@ void kl_div_check(const Tensor<D>& student, const Tensor<D>& teacher, float tau,
   check(tau > 0.0f, "kl_div: temperature must be positive, got ", tau);
   if (dstudent) check_shape(*dstudent, student.shape(), "kl_div: d_student");
 }
+
+// cross_entropy's checks, labels included (a template: the CUDA op runs them on the host too).
+template <class D>
+void cross_entropy_check(const Tensor<D>& logits, const std::vector<int>& labels, const Tensor<D>* dlogits) {
+  check_rank(logits, 2, "cross_entropy: logits");
+  const std::int64_t b = logits.dim(0), c = logits.dim(1);
+  check(static_cast<std::int64_t>(labels.size()) == b, "cross_entropy: ", labels.size(), " labels for logits ",
+        logits.shape().str());
+  if (dlogits) check_shape(*dlogits, logits.shape(), "cross_entropy: d_logits");
+  for (std::int64_t i = 0; i < b; ++i) {
+    const int y = labels[static_cast<std::size_t>(i)];
+    check(y >= 0 && y < c, "cross_entropy: label ", y, " of image ", i, " outside 0..", c - 1);
+  }
+}
 }  // namespace detail
 
 // Cross-entropy, mean over the batch (torch.nn.functional.cross_entropy's default).
@@ -38,16 +52,12 @@ void kl_div_check(const Tensor<D>& student, const Tensor<D>& teacher, float tau,
 // ensures:  returns mean_b -log softmax(logits_b)[label_b]; dlogits (if given) += scale * (softmax - onehot) / B.
 inline float cross_entropy(const Tensor<Cpu>& logits, const std::vector<int>& labels, Tensor<Cpu>* dlogits = nullptr,
                            float scale = 1.0f) {
-  check_rank(logits, 2, "cross_entropy: logits");
+  detail::cross_entropy_check(logits, labels, dlogits);
   const std::int64_t b = logits.dim(0), c = logits.dim(1);
-  check(static_cast<std::int64_t>(labels.size()) == b, "cross_entropy: ", labels.size(), " labels for logits ",
-        logits.shape().str());
-  if (dlogits) check_shape(*dlogits, logits.shape(), "cross_entropy: d_logits");
   std::vector<double> ls(static_cast<std::size_t>(c));
   double total = 0.0;
   for (std::int64_t i = 0; i < b; ++i) {
     const int y = labels[static_cast<std::size_t>(i)];
-    check(y >= 0 && y < c, "cross_entropy: label ", y, " of image ", i, " outside 0..", c - 1);
     detail::log_softmax_row(logits.data() + i * c, c, 1.0, ls.data());
     total -= ls[static_cast<std::size_t>(y)];
     if (dlogits)

@@ -144,13 +144,14 @@ struct TokenEmbedParamsT {
 };
 using TokenEmbedParams = TokenEmbedParamsT<Cpu>;
 
-// requires: patch_tokens [B, K, D] (embedded kept patches), keep (nullptr = all N patches in order).
-// ensures:  returns [B, E + K, D]: row 0 = cls + pos[0], (row 1 = dist + pos[1]), row E + k =
-//           patch_tokens[b, k] + pos[E + keep(b, k)].
-inline Tensor<Cpu> embed_tokens(const Tensor<Cpu>& patch_tokens, const TokenIndex* keep, const TokenEmbedParams& prm) {
+namespace detail {
+// embed_tokens' checks (a template: the CUDA op, mint/backend/cuda/tokens.cuh, runs them too). The keep set's
+// indices are not validated here (the ViT forward does that once).
+template <class D>
+void embed_tokens_check(const Tensor<D>& patch_tokens, const TokenIndex* keep, const TokenEmbedParamsT<D>& prm) {
   check_rank(patch_tokens, 3, "embed_tokens: patch tokens");
   const std::int64_t b = patch_tokens.dim(0), k = patch_tokens.dim(1), d = patch_tokens.dim(2);
-  const std::int64_t e = prm.dist ? 2 : 1, n = prm.pos->dim(1) - e;
+  const std::int64_t n = prm.pos->dim(1) - (prm.dist ? 2 : 1);
   check_shape(*prm.cls, Shape{1, 1, d}, "embed_tokens: cls_token");
   if (prm.dist) check_shape(*prm.dist, Shape{1, 1, d}, "embed_tokens: dist_token");
   check(prm.pos->rank() == 3 && prm.pos->dim(2) == d && n >= 1, "embed_tokens: pos_embed shape ", prm.pos->shape().str(),
@@ -158,6 +159,16 @@ inline Tensor<Cpu> embed_tokens(const Tensor<Cpu>& patch_tokens, const TokenInde
   if (keep) check(keep->count == k && keep->batch == b, "embed_tokens: keep set (", keep->batch, " x ", keep->count,
                   ") does not match patch tokens ", patch_tokens.shape().str());
   else check(k == n, "embed_tokens: ", k, " patch tokens without a keep set, but pos_embed has ", n, " patch rows");
+}
+}  // namespace detail
+
+// requires: patch_tokens [B, K, D] (embedded kept patches), keep (nullptr = all N patches in order).
+// ensures:  returns [B, E + K, D]: row 0 = cls + pos[0], (row 1 = dist + pos[1]), row E + k =
+//           patch_tokens[b, k] + pos[E + keep(b, k)].
+inline Tensor<Cpu> embed_tokens(const Tensor<Cpu>& patch_tokens, const TokenIndex* keep, const TokenEmbedParams& prm) {
+  detail::embed_tokens_check(patch_tokens, keep, prm);
+  const std::int64_t b = patch_tokens.dim(0), k = patch_tokens.dim(1), d = patch_tokens.dim(2);
+  const std::int64_t e = prm.dist ? 2 : 1;
   auto out = Tensor<Cpu>::empty(Shape{b, e + k, d});
   const float* pos = prm.pos->data();
   cpu::parallel_for(b * (e + k), [&](std::int64_t bt) {

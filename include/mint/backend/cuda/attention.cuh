@@ -99,13 +99,9 @@ inline Tensor<Cuda> attention(const Tensor<Cuda>& qkv, int heads, AttentionSaved
 // backward of <out, dout>: dqkv += d/dqkv (as the CPU attention_backward).
 inline void attention_backward(const Tensor<Cuda>& dout, const Tensor<Cuda>& qkv, int heads,
                                const AttentionSavedT<Cuda>& saved, Tensor<Cuda>& dqkv) {
+  detail::attention_backward_check(dout, qkv, heads, saved.probs, dqkv);
   const std::int64_t b = qkv.dim(0), t = qkv.dim(1), d = qkv.dim(2) / 3, h = heads, dh = d / h, bh = b * h;
-  check(saved.probs.rank() == 4 && saved.probs.dim(0) == b && saved.probs.dim(1) == heads && saved.probs.dim(3) == t,
-        "attention_backward: saved probabilities ", saved.probs.shape().str(), " do not match qkv ", qkv.shape().str(),
-        " with ", heads, " heads");
   const std::int64_t q = saved.probs.dim(2);
-  check_shape(dout, Shape{b, q, d}, "attention_backward: d_output");
-  check_shape(dqkv, qkv.shape(), "attention_backward: d_qkv");
   const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
   auto hd = cuda_detail::split_heads(qkv, h);
   const float *qp = hd.data(), *kp = qp + bh * t * dh, *vp = kp + bh * t * dh;

@@ -79,15 +79,8 @@ inline float finish_rows(const double* row_loss, std::int64_t b, double scale) {
 // requires: logits [B, C], labels.size() == B, each in [0, C) (checked on the host). ensures: as the CPU op.
 inline float cross_entropy(const Tensor<Cuda>& logits, const std::vector<int>& labels, Tensor<Cuda>* dlogits = nullptr,
                            float scale = 1.0f) {
-  check_rank(logits, 2, "cross_entropy: logits");
+  detail::cross_entropy_check(logits, labels, dlogits);
   const std::int64_t b = logits.dim(0), c = logits.dim(1);
-  check(static_cast<std::int64_t>(labels.size()) == b, "cross_entropy: ", labels.size(), " labels for logits ",
-        logits.shape().str());
-  if (dlogits) check_shape(*dlogits, logits.shape(), "cross_entropy: d_logits");
-  for (std::int64_t i = 0; i < b; ++i) {
-    const int y = labels[static_cast<std::size_t>(i)];
-    check(y >= 0 && y < c, "cross_entropy: label ", y, " of image ", i, " outside 0..", c - 1);
-  }
   if (b == 0) return 0.0f;
   static_assert(sizeof(int) == sizeof(std::int32_t));
   const auto* lab = reinterpret_cast<const int*>(cuda::detail::UploadCache::instance().get(

@@ -118,20 +118,10 @@ inline void patchify_backward(const Tensor<Cuda>& dpatches, std::int64_t p, Tens
 // requires/ensures: as the CPU embed_tokens ([B, E + K, D]).
 inline Tensor<Cuda> embed_tokens(const Tensor<Cuda>& patch_tokens, const TokenIndex* keep,
                                  const TokenEmbedParamsT<Cuda>& prm) {
-  check_rank(patch_tokens, 3, "embed_tokens: patch tokens");
+  detail::embed_tokens_check(patch_tokens, keep, prm);
   const std::int64_t b = patch_tokens.dim(0), k = patch_tokens.dim(1), d = patch_tokens.dim(2);
   const std::int64_t e = prm.dist ? 2 : 1, n = prm.pos->dim(1) - e;
-  check_shape(*prm.cls, Shape{1, 1, d}, "embed_tokens: cls_token");
-  if (prm.dist) check_shape(*prm.dist, Shape{1, 1, d}, "embed_tokens: dist_token");
-  check(prm.pos->rank() == 3 && prm.pos->dim(2) == d && n >= 1, "embed_tokens: pos_embed shape ", prm.pos->shape().str(),
-        " does not fit tokens of width ", d);
-  if (keep) {
-    check(keep->count == k && keep->batch == b, "embed_tokens: keep set (", keep->batch, " x ", keep->count,
-          ") does not match patch tokens ", patch_tokens.shape().str());
-    keep->validate(b, n);
-  } else {
-    check(k == n, "embed_tokens: ", k, " patch tokens without a keep set, but pos_embed has ", n, " patch rows");
-  }
+  if (keep) keep->validate(b, n);  // the device reads pos rows by these indices without bounds checks
   auto out = Tensor<Cuda>::empty(Shape{b, e + k, d});
   std::optional<cuda_detail::DeviceIndex> idx;
   if (keep) idx.emplace(*keep);

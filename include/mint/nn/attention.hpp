@@ -23,6 +23,20 @@ struct AttentionSavedT {
 using AttentionSaved = AttentionSavedT<Cpu>;
 
 namespace detail {
+// attention's checks (a template: the CUDA op, mint/backend/cuda/attention.cuh, runs them too); returns the
+// number of query rows Q.
+template <class D>
+std::int64_t attention_check(const Tensor<D>& qkv, int heads, bool cls_attn, int first_patch, std::int64_t query_rows) {
+  check_rank(qkv, 3, "attention: qkv");
+  const std::int64_t t = qkv.dim(1), d = qkv.dim(2) / 3;
+  check(qkv.dim(2) % 3 == 0 && heads > 0 && d % heads == 0, "attention: qkv shape ", qkv.shape().str(),
+        " is not [B, T, 3*D] with D divisible by ", heads, " heads");
+  const std::int64_t q = query_rows < 0 ? t : query_rows;
+  check(q >= 1 && q <= t, "attention: query_rows ", query_rows, " outside 1..", t);
+  if (cls_attn) check(first_patch >= 1 && first_patch <= t, "attention: first_patch ", first_patch, " outside 1..", t);
+  return q;
+}
+
 // attention_backward's checks (a template: the CUDA op, mint/backend/cuda/attention.cuh, runs them too).
 template <class D>
 void attention_backward_check(const Tensor<D>& dout, const Tensor<D>& qkv, int heads, const Tensor<D>& probs,
@@ -44,13 +58,8 @@ void attention_backward_check(const Tensor<D>& dout, const Tensor<D>& qkv, int h
 // query_rows = 1 or 2 there, while keys and values still come from every token.
 inline Tensor<Cpu> attention(const Tensor<Cpu>& qkv, int heads, AttentionSaved* saved, Tensor<Cpu>* cls_attn = nullptr,
                              int first_patch = 1, std::int64_t query_rows = -1) {
-  check_rank(qkv, 3, "attention: qkv");
-  const std::int64_t b = qkv.dim(0), t = qkv.dim(1), d = qkv.dim(2) / 3;
-  check(qkv.dim(2) % 3 == 0 && heads > 0 && d % heads == 0, "attention: qkv shape ", qkv.shape().str(),
-        " is not [B, T, 3*D] with D divisible by ", heads, " heads");
-  const std::int64_t q = query_rows < 0 ? t : query_rows;
-  check(q >= 1 && q <= t, "attention: query_rows ", query_rows, " outside 1..", t);
-  const std::int64_t dh = d / heads;
+  const std::int64_t q = detail::attention_check(qkv, heads, cls_attn != nullptr, first_patch, query_rows);
+  const std::int64_t b = qkv.dim(0), t = qkv.dim(1), d = qkv.dim(2) / 3, dh = d / heads;
   const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
   auto out = Tensor<Cpu>::empty(Shape{b, q, d});
   auto probs = Tensor<Cpu>::empty(Shape{b, heads, q, t});
@@ -64,7 +73,6 @@ inline Tensor<Cpu> attention(const Tensor<Cpu>& qkv, int heads, AttentionSaved* 
     cpu::gemm(false, false, q, dh, t, 1.0f, p, t, qp + 2 * d, 3 * d, 0.0f, out.data() + i * q * d + h * dh, d);
   });
   if (cls_attn) {
-    check(first_patch >= 1 && first_patch <= t, "attention: first_patch ", first_patch, " outside 1..", t);
     const std::int64_t np = t - first_patch;
     *cls_attn = Tensor<Cpu>::zeros(Shape{b, np});
     const float inv_h = 1.0f / static_cast<float>(heads);

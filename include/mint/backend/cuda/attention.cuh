@@ -44,13 +44,8 @@ inline Tensor<Cuda> split_heads(const Tensor<Cuda>& qkv, std::int64_t heads) {
 // cls_attn [B, T - first_patch] = mean over heads of probs[b, h, 0, first_patch + j], summed in head order).
 inline Tensor<Cuda> attention(const Tensor<Cuda>& qkv, int heads, AttentionSavedT<Cuda>* saved,
                               Tensor<Cuda>* cls_attn = nullptr, int first_patch = 1, std::int64_t query_rows = -1) {
-  check_rank(qkv, 3, "attention: qkv");
+  const std::int64_t q = detail::attention_check(qkv, heads, cls_attn != nullptr, first_patch, query_rows);
   const std::int64_t b = qkv.dim(0), t = qkv.dim(1), d = qkv.dim(2) / 3;
-  check(qkv.dim(2) % 3 == 0 && heads > 0 && d % heads == 0, "attention: qkv shape ", qkv.shape().str(),
-        " is not [B, T, 3*D] with D divisible by ", heads, " heads");
-  const std::int64_t q = query_rows < 0 ? t : query_rows;
-  check(q >= 1 && q <= t, "attention: query_rows ", query_rows, " outside 1..", t);
-  if (cls_attn) check(first_patch >= 1 && first_patch <= t, "attention: first_patch ", first_patch, " outside 1..", t);
   const std::int64_t h = heads, dh = d / h, bh = b * h;
   const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
   auto hd = cuda_detail::split_heads(qkv, h);

@@ -3,6 +3,7 @@
 
 #include "mint/core/device.hpp"
 #include "mint/core/error.hpp"
+#include "mint/core/normalization.hpp"
 #include "mint/core/rng.hpp"
 #include "mint/core/shape.hpp"
 #include "mint/core/tensor.hpp"
@@ -36,6 +37,7 @@
 #include "mint/optim/adam.hpp"
 #include "mint/optim/sgd.hpp"
 
+#include "mint/io/atomic_file.hpp"
 #include "mint/io/idx.hpp"
 #include "mint/io/image.hpp"
 #include "mint/io/safetensors.hpp"

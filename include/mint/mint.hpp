@@ -44,9 +44,11 @@
 
 #include "mint/inversion/augmentation.hpp"
 #include "mint/inversion/bn_prior.hpp"
+#include "mint/inversion/clip_range.hpp"
 #include "mint/inversion/concepts.hpp"
 #include "mint/inversion/inverter.hpp"
 #include "mint/inversion/objectives.hpp"
+#include "mint/inversion/presets.hpp"
 #include "mint/inversion/regularizers.hpp"
 #include "mint/inversion/schedules.hpp"
 #include "mint/inversion/selectors.hpp"

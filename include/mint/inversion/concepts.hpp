@@ -94,16 +94,45 @@ concept Schedule = requires(const S s, int t, int total, int active, int n) {
   { s.event(t, total, active, n) } -> std::same_as<ScheduleEvent>;
 };
 
-// A transform of one image that maps whole patches to whole patches (so the active set follows the content):
-// a horizontal flip and a roll by whole patches.
+// A transform of one image: a horizontal flip, then a roll. The keep set follows the patches: patch (r, c) goes to
+// (r + shift_y, (flip ? G - 1 - c : c) + shift_x) mod G. The pixels roll by the same whole patches, or, with
+// pixel_roll, by (roll_y, roll_x) pixels (SMI's official jitter: the patch shift is then that code's rounding of
+// the pixel roll, and a patch of the transformed grid holds parts of two original patches).
 struct PatchTransform {
   bool flip = false;
   int shift_y = 0, shift_x = 0;  // roll in patches (may be negative)
+  bool pixel_roll = false;       // the pixels roll by (roll_y, roll_x) pixels instead of by the patch shift
+  int roll_y = 0, roll_x = 0;
+  [[nodiscard]] bool identity() const {
+    return !flip && shift_y == 0 && shift_x == 0 && (!pixel_roll || (roll_y == 0 && roll_x == 0));
+  }
 };
 
+// sample(iteration, image, seed, grid), or, for a transform that needs the patch size (pixel jitter),
+// sample(iteration, image, seed, grid, patch).
 template <class A>
 concept Augmentation = requires(const A a, int iteration, std::int64_t image, std::uint64_t seed, int grid) {
   { a.sample(iteration, image, seed, grid) } -> std::same_as<PatchTransform>;
+} || requires(const A a, int iteration, std::int64_t image, std::uint64_t seed, int grid, int patch) {
+  { a.sample(iteration, image, seed, grid, patch) } -> std::same_as<PatchTransform>;
 };
+
+// An augmentation that declares `static constexpr bool skips_schedule_events = true` is not applied in the
+// iteration whose forward ranks the patches for a schedule event nor in the first iteration after it (SMI's
+// synthesis/smi.py: the branches `it+1 in prune_it` and `it in prune_it` call the teacher without jitter_and_flip).
+template <class A>
+inline constexpr bool skips_schedule_events = false;
+template <class A>
+  requires requires { A::skips_schedule_events; }
+inline constexpr bool skips_schedule_events<A> = static_cast<bool>(A::skips_schedule_events);
+
+// One that declares `static constexpr bool keeps_full_keep_set = true` leaves the keep set alone while every
+// patch is active (smi.py: `current_abs_index_aug = current_abs_index` when none is pruned yet), so the tokens
+// stay in raster order; otherwise the keep set holds each active patch's new place.
+template <class A>
+inline constexpr bool keeps_full_keep_set = false;
+template <class A>
+  requires requires { A::keeps_full_keep_set; }
+inline constexpr bool keeps_full_keep_set<A> = static_cast<bool>(A::keeps_full_keep_set);
 
 }  // namespace mint

@@ -16,13 +16,17 @@
 #include <chrono>
 #include <cmath>
 #include <functional>
+#include <limits>
+#include <optional>
 #include <type_traits>
 #include <vector>
 
 #include "mint/backend/cpu/parallel.hpp"
 #include "mint/backend/functors.hpp"
 #include "mint/core/rng.hpp"
+#include "mint/core/normalization.hpp"
 #include "mint/inversion/augmentation.hpp"
+#include "mint/inversion/clip_range.hpp"
 #include "mint/inversion/concepts.hpp"
 #include "mint/inversion/objectives.hpp"
 #include "mint/inversion/regularizers.hpp"
@@ -31,6 +35,15 @@
 #include "mint/inversion/sparse_image.hpp"
 
 namespace mint {
+
+// Which canvas an image is taken from when it leaves the run (at a detachment or at T).
+enum class KeptImage {
+  Last,           // the canvas as it is then (SMI's code in effect: its best_inputs aliases the optimised tensor)
+  Best,           // the canvas the lowest loss of the stage was computed on (before that iteration's step)
+  BestAfterStep,  // DeepInversion's deepinversion.py: best_inputs = inputs.data.clone() after the step and clip
+};
+// A stage is the span since the previous schedule event (or the start): losses across an event are of different
+// active sets and are not compared (docs/inversion.md, "Best-image keeping").
 
 struct InversionOptions {
   int iterations = 4000;                 // T (SMI's reference code: 4000)
@@ -41,6 +54,19 @@ struct InversionOptions {
   // CUDA models only: capture the iteration in a CUDA graph between schedule events (mint/inversion/
   // inverter_cuda.cuh says how); the built-in objective and priors only.
   bool cuda_graph = false;
+  // Per-channel valid range (SMI's synthesis/smi.py clip_images): when set, channel c is clipped to
+  // [normalization.lo(c), normalization.hi(c)], and pixel_lo / pixel_hi are not used.
+  std::optional<Normalization> normalization;
+  bool clip_initial = true;        // clip the initial images too (SMI's code does not: its randn starts unclipped)
+  Tensor<Cpu> initial_images;      // [B, C, H, W] in model space to start from, used as given; undefined: noise
+  bool step_whole_canvas = false;  // Adam on every pixel (SMI's code: Adam holds the whole tensor, so pruned
+                                   // patches still move by the prior's gradient and the moments), not the active ones
+  KeptImage kept_image = KeptImage::Last;
+
+  // The range the engine clips channel c of a C-channel model to.
+  [[nodiscard]] ClipRange clip_range(std::int64_t channels) const {
+    return normalization ? ClipRange::of(*normalization, channels) : ClipRange::uniform(channels, pixel_lo, pixel_hi);
+  }
 };
 
 // CUDA-graph capture of an iteration (InversionOptions::cuda_graph): the Cuda specialisation is in
@@ -59,24 +85,33 @@ struct IterationStats {
   double seconds = 0.0;         // wall time of the iteration
 };
 
-// Adam on the pixels of the active patches only, then clip them to [lo, hi] (the CPU kernel; the CUDA overload is
-// in mint/inversion/inverter_cuda.cuh, found by argument-dependent lookup).
-// requires: x, g, m, v [B, C, H, W]; active a keep set for (B, (H/p)*(W/p)).
+// Adam on the pixels of the active patches only, then clip channel ch to [range.lo[ch], range.hi[ch]] (the CPU
+// kernel; the CUDA overload is in mint/inversion/inverter_cuda.cuh, found by argument-dependent lookup).
+// requires: x, g, m, v [B, C, H, W]; active a keep set for (B, (H/p)*(W/p)); range.channels == C.
 inline void masked_adam_step(const fn::AdamStep& step, Tensor<Cpu>& x, const Tensor<Cpu>& g, Tensor<Cpu>& m,
-                             Tensor<Cpu>& v, const nn::TokenIndex& active, std::int64_t p, float lo, float hi) {
+                             Tensor<Cpu>& v, const nn::TokenIndex& active, std::int64_t p, const ClipRange& range) {
   const std::int64_t c = x.dim(1), h = x.dim(2), w = x.dim(3), gw = w / p;
+  check(range.channels == c, "masked_adam_step: a clip range for ", range.channels, " channels, images have ", c);
   cpu::parallel_for(active.batch * active.count, [&](std::int64_t bk) {
     const std::int64_t i = bk / active.count;
     const std::int32_t patch = active.index[static_cast<std::size_t>(bk)];
     const std::int64_t y0 = (patch / gw) * p, x0 = (patch % gw) * p;
-    for (std::int64_t ch = 0; ch < c; ++ch)
+    for (std::int64_t ch = 0; ch < c; ++ch) {
+      const float lo = range.lo[ch], hi = range.hi[ch];
       for (std::int64_t y = y0; y < y0 + p; ++y)
         for (std::int64_t xx = x0; xx < x0 + p; ++xx) {
           const std::int64_t o = ((i * c + ch) * h + y) * w + xx;
           step(x[o], g[o], m[o], v[o]);
           x[o] = std::clamp(x[o], lo, hi);
         }
+    }
   });
+}
+// The scalar range [lo, hi] for every channel.
+template <class D>
+void masked_adam_step(const fn::AdamStep& step, Tensor<D>& x, const Tensor<D>& g, Tensor<D>& m, Tensor<D>& v,
+                      const nn::TokenIndex& active, std::int64_t p, float lo, float hi) {
+  masked_adam_step(step, x, g, m, v, active, p, ClipRange::uniform(x.dim(1), lo, hi));
 }
 
 // A host tensor with t's values: t itself on the CPU backend (shared, no copy), a copy otherwise.
@@ -119,9 +154,27 @@ class Inverter {
     check(b > 0, "Inverter::run: no labels");
     check(total >= 1, "Inverter::run: iterations must be >= 1, got ", total);
     const Shape shape{b, cfg.in_chans, cfg.img_size, cfg.img_size};
-    auto x0 = Tensor<Cpu>::empty(shape);
-    fill_normal(x0, opt_.seed, 0, 0.0f, 1.0f);  // seeded Gaussian noise in normalised space (drawn on the host)
-    for (std::int64_t i = 0; i < x0.numel(); ++i) x0[i] = std::clamp(x0[i], opt_.pixel_lo, opt_.pixel_hi);
+    const ClipRange range = opt_.clip_range(cfg.in_chans);
+    check(!(opt_.cuda_graph && opt_.kept_image == KeptImage::Best), "Inverter::run: kept_image Best needs the "
+          "canvas before each step, which a CUDA-graph iteration does not expose; use BestAfterStep or no graph");
+    Tensor<Cpu> x0;
+    if (opt_.initial_images.defined()) {  // given images, e.g. real ones or another run's (SMI's init_dataset idea)
+      check_shape(opt_.initial_images, shape, "Inverter::run: InversionOptions::initial_images");
+      x0 = opt_.initial_images.clone();
+      for (std::int64_t i = 0; i < x0.numel(); ++i)
+        check(std::isfinite(x0[i]), "Inverter::run: InversionOptions::initial_images[", i, "] = ", x0[i],
+              " is not finite");
+    } else {
+      x0 = Tensor<Cpu>::empty(shape);
+      fill_normal(x0, opt_.seed, 0, 0.0f, 1.0f);  // seeded Gaussian noise in normalised space (drawn on the host)
+    }
+    if (opt_.clip_initial) {
+      const std::int64_t hw = shape[2] * shape[3];
+      for (std::int64_t i = 0; i < x0.numel(); ++i) {
+        const std::int64_t ch = (i / hw) % shape[1];
+        x0[i] = std::clamp(x0[i], range.lo[ch], range.hi[ch]);
+      }
+    }
     TensorD x;
     if constexpr (kCpu) {
       x = x0;
@@ -137,22 +190,30 @@ class Inverter {
     InversionResult res;
     res.update_counts = Tensor<Cpu>::zeros(Shape{b, n});
     nn::TokenIndex active = nn::TokenIndex::all(b, n);  // per image, in token order
+    const nn::TokenIndex all = nn::TokenIndex::all(b, n);
     std::vector<PatchTransform> tf(static_cast<std::size_t>(b));
     check(!opt_.cuda_graph || IterationGraph<Device>::available, "Inverter::run: cuda_graph needs a CUDA model (",
           Device::name, " here; include mint/inversion/inverter_cuda.cuh)");
     IterationGraph<Device> graph;
     InputCheckOff input_check(model_, opt_.cuda_graph);  // a graph cannot contain the NaN check's read-back
+    Best best;  // the best canvas of the current stage (KeptImage::Best / BestAfterStep)
+    bool event_before = false;  // a schedule event happened after the previous iteration
 
     for (int t = 1; t <= total; ++t) {
       const auto start = std::chrono::steady_clock::now();
+      // the schedule's event after this iteration (a pure function of t and the counts: decided here, applied below)
+      const ScheduleEvent ev = schedule_.event(t, total, static_cast<int>(active.count), static_cast<int>(n));
+      const bool event_now = ev.kind != ScheduleEvent::Kind::None && ev.count > 0;
       // 1. augmentation: the model sees transformed images; the keep set is the active patches' new places
       nn::TokenIndex keep = active;
       bool augmented = false;
+      const bool quiet = skips_schedule_events<A> && (event_now || event_before);
       for (std::int64_t i = 0; i < b; ++i) {
-        tf[static_cast<std::size_t>(i)] = augmentation_.sample(t, i, opt_.seed, grid);
-        const auto& f = tf[static_cast<std::size_t>(i)];
-        if (f.flip || f.shift_x || f.shift_y) augmented = true;
+        tf[static_cast<std::size_t>(i)] =
+            quiet ? PatchTransform{} : sample_transform(augmentation_, t, i, opt_.seed, grid, static_cast<int>(p));
+        if (!tf[static_cast<std::size_t>(i)].identity()) augmented = true;
       }
+      const bool remap = !(keeps_full_keep_set<A> && active.count == n);
       if constexpr (!kCpu)
         check(!augmented, "Inverter::run: augmentation runs on the CPU backend only (", Device::name, " model)");
       check(!(augmented && reads_model_activations<R>), "Inverter::run: the prior reads the model's activations "
@@ -162,10 +223,11 @@ class Inverter {
         if (augmented)
           for (std::int64_t i = 0; i < b; ++i) {
             apply_transform(tf[static_cast<std::size_t>(i)], x, xa, i, static_cast<int>(p), false);
-            for (std::int64_t k = 0; k < keep.count; ++k)
+            for (std::int64_t k = 0; remap && k < keep.count; ++k)
               keep.index[static_cast<std::size_t>(i * keep.count + k)] =
                   transform_patch(tf[static_cast<std::size_t>(i)], active.at(i, k), grid);
           }
+      const nn::TokenIndex& stepped = opt_.step_whole_canvas ? all : active;  // the pixels Adam steps
       float loss = 0.0f;
       bool done = false;
       if constexpr (IterationGraph<Device>::available)
@@ -176,10 +238,11 @@ class Inverter {
             (void)objective_.loss(logits, labels, dlogits);  // deferred: adds into the graph's loss scalar
             auto dx = model_.backward(dlogits, Backward::InputOnly);
             (void)prior_.add(x, dx);
-            masked_adam_step(graph, x, dx, m, v, active, p, opt_.pixel_lo, opt_.pixel_hi);
+            masked_adam_step(graph, x, dx, m, v, stepped, p, range);
           });
           check(std::isfinite(loss), "Inverter::run: the loss became ", loss, " at iteration ", t);
-          count_updates(active, res.update_counts);
+          count_updates(stepped, res.update_counts);
+          if (opt_.kept_image == KeptImage::BestAfterStep) best.offer(loss, x);
           done = true;
         }
       if (!done) {
@@ -195,16 +258,22 @@ class Inverter {
         TensorD& dx = augmented ? xa_of(g, dxa) : dxa;
         loss += prior_.add(x, dx);
         check(std::isfinite(loss), "Inverter::run: the loss became ", loss, " at iteration ", t);
-        // 3. Adam on the active pixels only, then clip them
-        masked_adam_step(adam_params(t), x, dx, m, v, active, p, opt_.pixel_lo, opt_.pixel_hi);  // ADL: the backend's
-        count_updates(active, res.update_counts);
+        if (opt_.kept_image == KeptImage::Best) best.offer(loss, x);
+        // 3. Adam on the active pixels only (or the whole canvas), then clip them
+        masked_adam_step(adam_params(t), x, dx, m, v, stepped, p, range);  // ADL: the backend's
+        count_updates(stepped, res.update_counts);
+        if (opt_.kept_image == KeptImage::BestAfterStep) best.offer(loss, x);
       }
       // 4. schedule: rank by this forward's CLS attention (keep order = active order); on a device backend the
-      //    attention and the images come to the host only here
-      const ScheduleEvent ev = schedule_.event(t, total, static_cast<int>(active.count), static_cast<int>(n));
-      if (ev.kind != ScheduleEvent::Kind::None && ev.count > 0)
-        active = apply_event(ev, active, host_tensor(model_.last_cls_attention()), host_tensor(x), labels, t, grid, res);
-      if (t == total) emit_final(active, host_tensor(x), labels, t, res);
+      //    attention and the images come to the host only here. Images leave from the kept canvas.
+      const TensorD& kept = opt_.kept_image == KeptImage::Last ? x : best.x;
+      if (event_now) {
+        active = apply_event(ev, active, host_tensor(model_.last_cls_attention()), host_tensor(kept), labels, t, grid,
+                             res);
+        best.loss = std::numeric_limits<float>::infinity();  // a new stage
+      }
+      event_before = event_now;
+      if (t == total) emit_final(active, host_tensor(kept), labels, t, res);
       IterationStats st{t, loss, keep.count, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
       res.history.push_back(st);
       if (on_iteration) on_iteration(st);
@@ -213,6 +282,17 @@ class Inverter {
   }
 
  private:
+  // The canvas of the lowest loss offered since the stage began (loss = +inf starts a stage).
+  struct Best {
+    float loss = std::numeric_limits<float>::infinity();
+    TensorD x;
+    void offer(float l, const TensorD& canvas) {
+      if (!(l < loss)) return;
+      loss = l;
+      x = canvas.clone();
+    }
+  };
+
   // The augmented buffer on the CPU backend; on a device backend (no augmentation) the plain one.
   static TensorD& xa_of(Tensor<Cpu>& cpu_buffer, TensorD& plain) {
     if constexpr (kCpu) {

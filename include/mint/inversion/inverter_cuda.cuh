@@ -24,6 +24,7 @@
 
 #include "mint/backend/cuda.cuh"
 #include "mint/backend/cuda/losses.cuh"
+#include "mint/inversion/clip_range.hpp"
 #include "mint/models/vit_cuda.cuh"
 #include "mint/nn/tokens.hpp"
 
@@ -39,14 +40,16 @@ class IterationGraph;  // (the primary template is in inverter.hpp: no graphs on
 namespace detail {
 // The kernel of masked_adam_step: `step` is read per thread from *sp (device) or taken by value (sp == nullptr).
 inline void masked_adam_launch(const fn::AdamStep& step, const fn::AdamStep* sp, Tensor<Cuda>& x, const Tensor<Cuda>& g,
-                               Tensor<Cuda>& m, Tensor<Cuda>& v, const nn::TokenIndex& active, std::int64_t p, float lo,
-                               float hi) {
+                               Tensor<Cuda>& m, Tensor<Cuda>& v, const nn::TokenIndex& active, std::int64_t p,
+                               const ClipRange& range) {
   check_rank(x, 4, "masked_adam_step: images");
   check_shape(g, x.shape(), "masked_adam_step: gradient");
   check_shape(m, x.shape(), "masked_adam_step: first moment");
   check_shape(v, x.shape(), "masked_adam_step: second moment");
   const std::int64_t c = x.dim(1), h = x.dim(2), w = x.dim(3), gw = w / p, k = active.count;
+  check(range.channels == c, "masked_adam_step: a clip range for ", range.channels, " channels, images have ", c);
   active.validate(x.dim(0), (h / p) * gw);
+  const ClipRange r = range;  // by value into the kernel (fixed arrays: no device allocation, graph-safe)
   nn::cuda_detail::DeviceIndex idx(active);
   const std::int32_t* ip = idx.ptr;
   float *xp = x.data(), *mp = m.data(), *vp = v.data();
@@ -65,6 +68,7 @@ inline void masked_adam_launch(const fn::AdamStep& step, const fn::AdamStep* sp,
         } else {
           step(px, gp[o], pm, pv);
         }
+        const float lo = r.lo[ch], hi = r.hi[ch];
         xp[o] = px < lo ? lo : (hi < px ? hi : px);  // std::clamp's rule (NaN stays NaN)
         mp[o] = pm;
         vp[o] = pv;
@@ -73,11 +77,11 @@ inline void masked_adam_launch(const fn::AdamStep& step, const fn::AdamStep* sp,
 }
 }  // namespace detail
 
-// The CUDA masked Adam step (the CPU one is in inverter.hpp): fn::AdamStep and the clip on the pixels of the
-// active patches only, one thread per active pixel. Distinct patches own distinct pixels: no write conflicts.
+// The CUDA masked Adam step (the CPU one is in inverter.hpp): fn::AdamStep and the per-channel clip on the pixels
+// of the active patches only, one thread per active pixel. Distinct patches own distinct pixels: no write conflicts.
 inline void masked_adam_step(const fn::AdamStep& step, Tensor<Cuda>& x, const Tensor<Cuda>& g, Tensor<Cuda>& m,
-                             Tensor<Cuda>& v, const nn::TokenIndex& active, std::int64_t p, float lo, float hi) {
-  detail::masked_adam_launch(step, nullptr, x, g, m, v, active, p, lo, hi);
+                             Tensor<Cuda>& v, const nn::TokenIndex& active, std::int64_t p, const ClipRange& range) {
+  detail::masked_adam_launch(step, nullptr, x, g, m, v, active, p, range);
 }
 
 // The engine's CUDA-graph state (see the header comment); the Inverter drives it through run().
@@ -180,8 +184,8 @@ class IterationGraph<Cuda> {
 
 // The masked Adam step of a graph iteration: the step's parameters are read on the device from `graph`.
 inline void masked_adam_step(const IterationGraph<Cuda>& graph, Tensor<Cuda>& x, const Tensor<Cuda>& g, Tensor<Cuda>& m,
-                             Tensor<Cuda>& v, const nn::TokenIndex& active, std::int64_t p, float lo, float hi) {
-  detail::masked_adam_launch(fn::AdamStep{}, graph.adam_step(), x, g, m, v, active, p, lo, hi);
+                             Tensor<Cuda>& v, const nn::TokenIndex& active, std::int64_t p, const ClipRange& range) {
+  detail::masked_adam_launch(fn::AdamStep{}, graph.adam_step(), x, g, m, v, active, p, range);
 }
 
 }  // namespace mint

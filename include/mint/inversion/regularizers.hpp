@@ -1,5 +1,8 @@
-// mint/inversion/regularizers.hpp -- image priors as Regularizer policies: each adds weight * prior (batch
-// mean) to the loss and its gradient to d_images. Sum<...> combines several, each with its own weight.
+// mint/inversion/regularizers.hpp -- image priors as Regularizer policies: each adds weight * prior to the loss
+// and its gradient to d_images. The paper-literal ones (TV: SMI Eq. 2, L2) are batch means; the official-code
+// ones (TVOfficial, TVOfficialL1, L2Official: SMI's synthesis/smi.py) are whole-batch norms, as that code
+// computes them.
+// Sum<...> combines several, each with its own weight.
 #pragma once
 
 #include <tuple>
@@ -26,6 +29,33 @@ struct L2 {
   template <class D>
   float add(const Tensor<D>& images, Tensor<D>& d_images) const {
     return nn::l2_prior(images, weight, &d_images);
+  }
+};
+
+// SMI's reference-code TV, L2 form (synthesis/smi.py get_image_prior_losses, loss_var_l2; weight tv2, test_kt.py:
+// 1e-4): sum of the four directions' Frobenius norms over the whole batch, no batch mean. CPU only.
+struct TVOfficial {
+  float weight = 1e-4f;
+  float add(const Tensor<Cpu>& images, Tensor<Cpu>& d_images) const {
+    return nn::tv_official_l2(images, weight, &d_images);
+  }
+};
+
+// SMI's reference-code TV, L1 form (smi.py get_image_prior_losses, loss_var_l1; weight tv1, 0 in test_kt.py):
+// sum of the four directions' mean |difference| over the whole batch. CPU only.
+struct TVOfficialL1 {
+  float weight = 1e-4f;
+  float add(const Tensor<Cpu>& images, Tensor<Cpu>& d_images) const {
+    return nn::tv_official_l1(images, weight, &d_images);
+  }
+};
+
+// SMI's reference-code L2 prior (smi.py: loss_l2 = torch.norm(inputs, 2), weight l2, 0 in test_kt.py): the
+// unsquared norm of the whole batch tensor. CPU only.
+struct L2Official {
+  float weight = 1e-5f;
+  float add(const Tensor<Cpu>& images, Tensor<Cpu>& d_images) const {
+    return nn::l2_official_norm(images, weight, &d_images);
   }
 };
 

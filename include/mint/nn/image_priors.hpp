@@ -1,6 +1,8 @@
 // mint/nn/image_priors.hpp -- image priors on a batch of images [B, C, H, W]: total variation (SMI Eq. 2),
-// L2, and GradViT's patch prior on patch borders (Eq. 8). Each returns weight * mean over the batch of the per-image prior and, when asked, ADDS its
-// gradient into d_images. Batch mean, so the prior's scale matches cross_entropy's batch mean in Eq. 1.
+// L2, SMI's official-code TV (L2 and L1 forms) and norm-L2 (tv_official_l2, tv_official_l1, l2_official_norm:
+// whole-batch forms, no batch mean), and GradViT's patch prior on patch borders (Eq. 8). The others return
+// weight * mean over the batch of the per-image prior. Each, when asked, ADDS its gradient into d_images. Batch
+// mean, so the prior's scale matches cross_entropy's batch mean in Eq. 1.
 #pragma once
 
 #include <cmath>
@@ -93,6 +95,134 @@ inline float l2_prior(const Tensor<Cpu>& images, float weight, Tensor<Cpu>* dima
     if (dimages) (*dimages)[i] += fn::L2Term{}.grad(x[i], k);
   }
   return static_cast<float>(weight * s / b);
+}
+
+namespace detail {
+// The four neighbour differences of SMI's (and DeepInversion's) reference code, synthesis/smi.py
+// get_image_prior_losses: d = x[p] - x[q] with, 0-based row i and column j of one [H, W] plane,
+//   diff1: p = (i, j),     q = (i, j + 1)      i < H,     j < W - 1
+//   diff2: p = (i, j),     q = (i + 1, j)      i < H - 1, j < W
+//   diff3: p = (i + 1, j), q = (i, j + 1)      i < H - 1, j < W - 1
+//   diff4: p = (i, j),     q = (i + 1, j + 1)  i < H - 1, j < W - 1
+// f(p, q) is called with plane-relative flat indices, row-major over (i, j).
+template <class F>
+void for_each_official_tv_pair(int direction, std::int64_t h, std::int64_t w, F&& f) {
+  const std::int64_t rows = direction == 0 ? h : h - 1, cols = direction == 1 ? w : w - 1;
+  for (std::int64_t i = 0; i < rows; ++i)
+    for (std::int64_t j = 0; j < cols; ++j) {
+      switch (direction) {
+        case 0: f(i * w + j, i * w + j + 1); break;
+        case 1: f(i * w + j, (i + 1) * w + j); break;
+        case 2: f((i + 1) * w + j, i * w + j + 1); break;
+        default: f(i * w + j, (i + 1) * w + j + 1); break;
+      }
+    }
+}
+// The number of differences of one direction in a [B, C, H, W] batch (the mean's divisor of tv_official_l1).
+inline std::int64_t official_tv_count(int direction, std::int64_t planes, std::int64_t h, std::int64_t w) {
+  return planes * (direction == 0 ? h : h - 1) * (direction == 1 ? w : w - 1);
+}
+inline void official_tv_check(const Tensor<Cpu>& images, const Tensor<Cpu>* dimages, const char* what) {
+  check_rank(images, 4, what);
+  check(images.dim(0) > 0 && images.dim(2) >= 2 && images.dim(3) >= 2, what, ": images ", images.shape().str(),
+        " need a batch and H, W >= 2");
+  if (dimages)
+    check(dimages->shape() == images.shape(), what, ": d_images ", dimages->shape().str(), " must match images ",
+          images.shape().str());
+}
+}  // namespace detail
+
+// SMI's reference TV (synthesis/smi.py get_image_prior_losses, loss_var_l2; DeepInversion's deepinversion.py
+// get_image_prior_losses is the same): sum over the four directions of the Frobenius norm of that direction's
+// differences over the WHOLE batch tensor (one square root per direction, not one per pixel as Eq. 2), no batch
+// mean; every difference counts (no skipped first row or column).
+// requires: images [B, C, H, W], H, W >= 2. ensures: returns weight * sum_k ||diff_k||_F; dimages += its gradient
+// (weight * diff_k / ||diff_k||_F at p, minus at q; a direction whose norm is 0 adds nothing).
+inline float tv_official_l2(const Tensor<Cpu>& images, float weight, Tensor<Cpu>* dimages = nullptr) {
+  detail::official_tv_check(images, dimages, "tv_official_l2");
+  const std::int64_t planes = images.dim(0) * images.dim(1), h = images.dim(2), w = images.dim(3), hw = h * w;
+  double total = 0.0;
+  for (int dir = 0; dir < 4; ++dir) {
+    std::vector<double> part(static_cast<std::size_t>(planes), 0.0);  // per plane, summed in order: deterministic
+    cpu::parallel_for(planes, [&](std::int64_t pl) {
+      const float* x = images.data() + pl * hw;
+      double s = 0.0;
+      detail::for_each_official_tv_pair(dir, h, w, [&](std::int64_t p, std::int64_t q) {
+        const double d = static_cast<double>(x[p]) - x[q];
+        s += d * d;
+      });
+      part[static_cast<std::size_t>(pl)] = s;
+    });
+    double ss = 0.0;
+    for (double v : part) ss += v;
+    const double norm = std::sqrt(ss);
+    total += norm;
+    if (dimages && norm > 0.0) {
+      const double k = weight / norm;
+      cpu::parallel_for(planes, [&](std::int64_t pl) {
+        const float* x = images.data() + pl * hw;
+        float* g = dimages->data() + pl * hw;
+        detail::for_each_official_tv_pair(dir, h, w, [&](std::int64_t p, std::int64_t q) {
+          const auto d = static_cast<float>(k * (static_cast<double>(x[p]) - x[q]));
+          g[p] += d;
+          g[q] -= d;
+        });
+      });
+    }
+  }
+  return static_cast<float>(weight * total);
+}
+
+// SMI's reference L1 TV (synthesis/smi.py get_image_prior_losses, loss_var_l1: the /255 and *255 cancel): sum
+// over the four directions of the mean |difference| over the whole batch tensor.
+// requires: images [B, C, H, W], H, W >= 2. ensures: returns weight * sum_k mean |diff_k|; dimages += its
+// gradient (weight * sign(d) / count_k at p, minus at q; sign(0) = 0, torch's abs subgradient).
+inline float tv_official_l1(const Tensor<Cpu>& images, float weight, Tensor<Cpu>* dimages = nullptr) {
+  detail::official_tv_check(images, dimages, "tv_official_l1");
+  const std::int64_t planes = images.dim(0) * images.dim(1), h = images.dim(2), w = images.dim(3), hw = h * w;
+  double total = 0.0;
+  for (int dir = 0; dir < 4; ++dir) {
+    const double count = static_cast<double>(detail::official_tv_count(dir, planes, h, w));
+    const double k = weight / count;
+    std::vector<double> part(static_cast<std::size_t>(planes), 0.0);
+    cpu::parallel_for(planes, [&](std::int64_t pl) {
+      const float* x = images.data() + pl * hw;
+      float* g = dimages ? dimages->data() + pl * hw : nullptr;
+      double s = 0.0;
+      detail::for_each_official_tv_pair(dir, h, w, [&](std::int64_t p, std::int64_t q) {
+        const double d = static_cast<double>(x[p]) - x[q];
+        s += std::abs(d);
+        if (g && d != 0.0) {
+          const auto gd = static_cast<float>(d > 0.0 ? k : -k);
+          g[p] += gd;
+          g[q] -= gd;
+        }
+      });
+      part[static_cast<std::size_t>(pl)] = s;
+    });
+    double s = 0.0;
+    for (double v : part) s += v;
+    total += s / count;
+  }
+  return static_cast<float>(weight * total);
+}
+
+// SMI's reference L2 prior (synthesis/smi.py: loss_l2 = torch.norm(inputs, 2)): the Frobenius norm of the whole
+// batch tensor, not squared, no batch mean. (l2_prior above is the squared per-image form.)
+// requires: images with a batch. ensures: returns weight * ||images||_F; dimages += weight * x / ||images||_F
+// (nothing when the norm is 0).
+inline float l2_official_norm(const Tensor<Cpu>& images, float weight, Tensor<Cpu>* dimages = nullptr) {
+  check(images.rank() >= 1 && images.dim(0) > 0, "l2_official_norm: images shape ", images.shape().str(),
+        " has no batch");
+  if (dimages) check_shape(*dimages, images.shape(), "l2_official_norm: d_images");
+  double s = 0.0;
+  for (std::int64_t i = 0; i < images.numel(); ++i) s += static_cast<double>(images[i]) * images[i];
+  const double norm = std::sqrt(s);
+  if (dimages && norm > 0.0) {
+    const double k = weight / norm;
+    for (std::int64_t i = 0; i < images.numel(); ++i) (*dimages)[i] += static_cast<float>(k * images[i]);
+  }
+  return static_cast<float>(weight * norm);
 }
 
 // GradViT Eq. 8, the patch prior: squared differences across the borders of the P x P patch grid,

@@ -1,0 +1,73 @@
+// mint/inversion/presets.hpp -- the named methods in two forms. The paper-literal DMI / SMI / PRI (inverter.hpp)
+// follow the printed equations (SMI Eq. 2 TV, the masked update of Sec. 4.2). DMIOfficial / SMIOfficial /
+// PRIOfficial follow SMI's official code (Egg-Hu/SMI synthesis/smi.py with test_kt.py's settings): TVOfficial
+// (get_image_prior_losses, tv2 = 1e-4), JitterFlipOfficial (jitter_and_flip + jitter_and_flip_index, no jitter
+// around prune steps), Adam on the whole canvas, the per-channel clip (clip_images), no clip of the initial noise,
+// and the last image (best_inputs aliases `inputs`). PRIOfficial is PRI's schedule run with those forms (PRI has
+// no code of its own here). docs/inversion.md has the table, policy by policy, with the lines they follow.
+#pragma once
+
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "mint/inversion/inverter.hpp"
+
+namespace mint {
+
+template <class M>
+using DMIOfficial = Inverter<M, ClassObjective, TVOfficial, HighAttention, Dense, JitterFlipOfficial>;
+template <class M>
+using SMIOfficial = Inverter<M, ClassObjective, TVOfficial, HighAttention, ProgressivePrune, JitterFlipOfficial>;
+template <class M>
+using PRIOfficial = Inverter<M, ClassObjective, TVOfficial, HighAttention, Rebirth, JitterFlipOfficial>;
+
+enum class PresetForm { Paper, Official };
+
+// "paper" or "official"; anything else is an error that lists both.
+inline PresetForm preset_form(const std::string& name) {
+  if (name == "paper") return PresetForm::Paper;
+  check(name == "official", "preset '", name, "' is not known: use paper or official");
+  return PresetForm::Official;
+}
+inline const char* preset_name(PresetForm f) { return f == PresetForm::Paper ? "paper" : "official"; }
+
+// The options a preset runs with on a model whose input normalisation is `norm` (one entry per channel, or one
+// for all): T = 4000, Adam lr 0.25, betas (0.5, 0.99), eps 1e-8 (smi.py / test_kt.py) and the per-channel clip
+// for both; the official form also leaves the initial noise unclipped, steps the whole canvas and keeps the last
+// image, as smi.py does. requires: norm valid (checked here, naming it).
+inline InversionOptions preset_options(PresetForm form, const Normalization& norm) {
+  norm.validate("preset_options: normalisation");
+  InversionOptions o;
+  o.iterations = 4000;
+  o.lr = 0.25f;
+  o.beta1 = 0.5f, o.beta2 = 0.99f, o.eps = 1e-8f;
+  o.normalization = norm;
+  if (form == PresetForm::Official) {
+    o.clip_initial = false;       // smi.py: inputs = torch.randn(...), clipped only after the first step
+    o.step_whole_canvas = true;   // smi.py: torch.optim.Adam([inputs], ...) holds every pixel
+    o.kept_image = KeptImage::Last;  // smi.py: best_inputs = inputs.data aliases inputs, so the last image
+  }
+  return o;
+}
+
+// A method's schedule: Dense (DMI), ProgressivePrune (SMI) or Rebirth (PRI).
+using MethodSchedule = std::variant<Dense, ProgressivePrune, Rebirth>;
+
+// Runs the official-code form of the method whose schedule is given (DMIOfficial, SMIOfficial or PRIOfficial) on
+// `model`, TV weight `tv` (smi.py's tv2), with `opt` (normally preset_options(PresetForm::Official, ...)).
+// This is what `mint-invert --preset official` calls.
+template <Model M>
+InversionResult run_official(M& model, const MethodSchedule& schedule, const std::vector<int>& labels,
+                             const InversionOptions& opt, float tv = 1e-4f,
+                             const std::function<void(const IterationStats&)>& on_iteration = {}) {
+  return std::visit(
+      [&](const auto& sch) {
+        Inverter<M, ClassObjective, TVOfficial, HighAttention, std::decay_t<decltype(sch)>, JitterFlipOfficial> inv(
+            model, {}, TVOfficial{tv}, {}, sch, {}, opt);
+        return inv.run(labels, on_iteration);
+      },
+      schedule);
+}
+
+}  // namespace mint

@@ -212,19 +212,7 @@ struct StudentAcc {
   std::vector<double> pred_unseen = std::vector<double>(kClasses, 0.0), pred_within = std::vector<double>(5, 0.0);
 };
 
-// The teacher's softmax probability of each image's target class, on its kept patches only.
-std::vector<double> teacher_confidence(ViT<>& teacher, const std::vector<SparseImage>& data) {
-  std::vector<double> conf(data.size());
-  for (std::size_t s = 0; s < data.size(); s += 128) {
-    const std::span<const SparseImage> chunk(data.data() + s, std::min<std::size_t>(128, data.size() - s));
-    for (const auto& g : mint::tasks::group_by_kept_count(chunk)) {
-      auto p = mint::nn::softmax(teacher.forward(g.images, g.keep()));
-      for (std::int64_t i = 0; i < g.size(); ++i)
-        conf[s + g.members[static_cast<std::size_t>(i)]] = p[i * p.dim(1) + g.labels[static_cast<std::size_t>(i)]];
-    }
-  }
-  return conf;
-}
+using mint::tasks::teacher_confidence;  // (in the library: mint-invert reports it too)
 
 struct Downstream {
   StudentAcc student;

@@ -5,11 +5,13 @@
 //   mint-invert [--method dmi|smi|pri] [--selector high|low|random|top] [--v 4] [--prune 50,100,200,300]
 //               [--ratio 0.3] [--augment none|jitterflip] [--iterations 400] [--batch 10] [--lr 0.25]
 //               [--tv 1e-4] [--l2 0] [--seed 0] [--model PATH] [--recipe PATH.json] [--out DIR]
+//               [--preset paper|official]   (official: SMI's code forms, mint/inversion/presets.hpp)
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <numeric>
 #include <sstream>
 #include <string>
 #include <variant>
@@ -24,7 +26,7 @@ using Kv = std::map<std::string, std::string>;
 
 struct Args {
   std::string method = "pri", selector = "high", augment = "none", prune = "50,100,200,300";
-  std::string model = MINT_DEFAULT_MODEL, recipe, out = "out/invert";
+  std::string model = MINT_DEFAULT_MODEL, recipe, out = "out/invert", preset = "paper";
   int v = 4, iterations = 400, batch = 10;
   float ratio = 0.3f, lr = 0.25f, tv = 1e-4f, l2 = 0.0f;
   std::uint64_t seed = 0;
@@ -37,7 +39,8 @@ Args parse(int argc, char** argv) {
     if (k == "--help" || k == "-h") {
       std::puts("mint-invert [--method dmi|smi|pri] [--selector high|low|random|top] [--v 4] [--prune 50,100,200,300]\n"
                 "            [--ratio 0.3] [--augment none|jitterflip] [--iterations 400] [--batch 10] [--lr 0.25]\n"
-                "            [--tv 1e-4] [--l2 0] [--seed 0] [--model PATH] [--recipe PATH.json] [--out DIR]");
+                "            [--tv 1e-4] [--l2 0] [--seed 0] [--model PATH] [--recipe PATH.json] [--out DIR]\n"
+                "            [--preset paper|official]");
       std::exit(0);
     }
     mint::check(k.rfind("--", 0) == 0 && i + 1 < argc, "mint-invert: expected --option value, got '", k, "'");
@@ -53,6 +56,7 @@ Args parse(int argc, char** argv) {
     kv.erase(it);
   };
   take("method", a.method), take("selector", a.selector), take("augment", a.augment), take("prune", a.prune);
+  take("preset", a.preset);
   take("model", a.model), take("recipe", a.recipe), take("out", a.out), take("v", a.v), take("iterations", a.iterations);
   take("batch", a.batch), take("ratio", a.ratio), take("lr", a.lr), take("tv", a.tv), take("l2", a.l2), take("seed", a.seed);
   mint::check(kv.empty(), "mint-invert: unknown option --", kv.empty() ? "" : kv.begin()->first);
@@ -103,6 +107,10 @@ int run(const Args& a) {
   mint::InversionOptions opt;
   opt.iterations = a.iterations, opt.lr = a.lr, opt.seed = a.seed;
   opt.pixel_lo = (0.0f - mean) / sd, opt.pixel_hi = (1.0f - mean) / sd;
+  const mint::PresetForm form = mint::preset_form(a.preset);
+  mint::check(form == mint::PresetForm::Paper || (a.selector == "high" && a.augment == "none" && a.l2 == 0.0f),
+              "mint-invert: --preset official fixes the selector (high), jitter/flip and the prior (--tv only)");
+  mint::apply_preset(opt, form, mint::Normalization{{mean}, {sd}});
   std::vector<int> labels(static_cast<std::size_t>(a.batch));
   for (int i = 0; i < a.batch; ++i) labels[static_cast<std::size_t>(i)] = i % cfg.classes;
 
@@ -122,7 +130,8 @@ int run(const Args& a) {
   };
   mint::cpu::reset_peak_bytes();
   const std::size_t live0 = mint::cpu::live_bytes();
-  mint::InversionResult res = std::visit(
+  mint::InversionResult res = form == mint::PresetForm::Official
+      ? mint::run_official(model, schedule_of(a), labels, opt, a.tv, progress) : std::visit(
       [&](auto sch, auto sel, auto aug) {
         mint::Inverter<mint::ViT<>, mint::ClassObjective, mint::Sum<mint::TV, mint::L2>, decltype(sel), decltype(sch),
                        decltype(aug)>
@@ -152,6 +161,10 @@ int run(const Args& a) {
   std::printf("%-36s %.3f measured, %.3f Theorem 1%s\n", "cost per output image vs DMI", measured_rel, model_rel,
               a.method == "smi" ? " (idealised SMI*)" : "");
   std::printf("%-36s %.1f MiB\n", "peak tensor memory", peak_mb);
+  const auto conf = mint::tasks::teacher_confidence(model, res.images);  // on each image's kept patches
+  const double conf_mean = std::accumulate(conf.begin(), conf.end(), 0.0) / static_cast<double>(conf.size());
+  std::printf("%-36s %.4f mean, %.4f min\n", "teacher confidence (target class)", conf_mean,
+              *std::min_element(conf.begin(), conf.end()));
 
   std::filesystem::create_directories(a.out);
   const std::int64_t m = static_cast<std::int64_t>(res.images.size()), np = cfg.num_patches();
@@ -165,12 +178,15 @@ int run(const Args& a) {
   }
   mint::io::write_png(a.out + "/images.png",
                       mint::io::image_grid(grid, static_cast<int>(std::min<std::int64_t>(m, 10)), 2, &masks, cfg.patch,
-                                           {opt.pixel_lo, opt.pixel_hi}));
-  mint::save_synthetic_dataset(a.out + "/dataset.safetensors", res.images, {{"method", a.method}, {"model", a.model}});
+                                           *opt.normalization));
+  auto dataset_meta = mint::normalization_metadata(*opt.normalization);
+  dataset_meta.insert({{"method", a.method}, {"model", a.model}, {"preset", a.preset}});
+  mint::save_synthetic_dataset(a.out + "/dataset.safetensors", res.images, dataset_meta);
   nlohmann::json loss_curve = nlohmann::json::array(), active_curve = nlohmann::json::array();
   for (const auto& s : res.history) loss_curve.push_back(s.loss), active_curve.push_back(s.active);
   nlohmann::json rep = {
       {"command", "mint-invert"}, {"method", a.method}, {"selector", a.selector}, {"augment", a.augment}, {"v", a.v},
+      {"preset", a.preset}, {"teacher_confidence", conf},
       {"prune", a.prune}, {"ratio", a.ratio}, {"iterations", a.iterations}, {"batch", a.batch}, {"lr", a.lr},
       {"tv", a.tv}, {"l2", a.l2}, {"seed", a.seed}, {"model", a.model}, {"threads", mint::cpu::num_threads()},
       {"images_produced", m}, {"seconds", secs}, {"iterations_per_s", a.iterations / secs},

@@ -150,3 +150,21 @@ TEST_CASE("GPU: augmentation on a CUDA model is refused with a clear error", "[c
   Inverter<ViT<Cuda>, ClassObjective, TV, HighAttention, Dense, JitterFlip> inv(gpu, {}, {}, {}, {}, {}, opts(20));
   REQUIRE_THROWS_WITH(inv.run({0}), Catch::Contains("augmentation runs on the CPU backend only"));
 }
+
+TEST_CASE("GPU: the masked Adam step clips each channel to its own range, as the CPU step", "[cuda][gpu][inversion]") {
+  MINT_CUDA_REQUIRE_DEVICE();
+  // ImageNet's per-channel ranges (SMI's clip_images); values in [-4, 4] and a large lr push pixels past them
+  const ClipRange r = ClipRange::of(Normalization{{0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}}, 3);
+  auto x = uniform(Shape{2, 3, 8, 8}, 86, -4.f, 4.f), g = uniform(x.shape(), 87), m = uniform(x.shape(), 88),
+       v = uniform(x.shape(), 89, 0.0f, 1.0f);
+  auto gx = dev(x), gm = dev(m), gv = dev(v);
+  nn::TokenIndex active{2, 3, {3, 0, 1, 2, 1, 0}};
+  const fn::AdamStep step{1.0f, 0.5f, 0.99f, 1e-8f, 0.5f, 0.01f};
+  masked_adam_step(step, x, g, m, v, active, 4, r);
+  masked_adam_step(step, gx, dev(g), gm, gv, active, 4, r);
+  MINT_REQUIRE_CLOSE(compare_gpu(gx, x, kOp, "masked Adam, per-channel clip: pixels"));
+  // the CPU step (the oracle) put the stepped pixels of channel 2 above channel 0's bound: the clip is per channel
+  bool above = false;
+  for (std::int64_t e = 0; e < 64; ++e) above = above || x[2 * 64 + e] > r.hi[0];
+  REQUIRE(above);
+}

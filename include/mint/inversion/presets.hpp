@@ -32,22 +32,28 @@ inline PresetForm preset_form(const std::string& name) {
 }
 inline const char* preset_name(PresetForm f) { return f == PresetForm::Paper ? "paper" : "official"; }
 
-// The options a preset runs with on a model whose input normalisation is `norm` (one entry per channel, or one
-// for all): T = 4000, Adam lr 0.25, betas (0.5, 0.99), eps 1e-8 (smi.py / test_kt.py) and the per-channel clip
-// for both; the official form also leaves the initial noise unclipped, steps the whole canvas and keeps the last
-// image, as smi.py does. requires: norm valid (checked here, naming it).
+// Sets in `o` what a preset fixes, for a model whose input normalisation is `norm` (one entry per channel, or one
+// for all), and leaves T, lr, the seed and the scalar pixel range (used by grids) as the caller set them. Both
+// forms: Adam betas (0.5, 0.99), eps 1e-8 (smi.py) and the per-channel clip (clip_images). The official form also
+// leaves the initial noise unclipped, steps the whole canvas and keeps the last image, as smi.py does; the paper
+// form clips the noise, steps the active patches only and keeps the last image (mint's defaults).
+// requires: norm valid (checked here, naming it).
+inline void apply_preset(InversionOptions& o, PresetForm form, const Normalization& norm) {
+  norm.validate("preset: normalisation");
+  o.beta1 = 0.5f, o.beta2 = 0.99f, o.eps = 1e-8f;
+  o.normalization = norm;
+  const bool official = form == PresetForm::Official;
+  o.clip_initial = !official;       // smi.py: inputs = torch.randn(...), clipped only after the first step
+  o.step_whole_canvas = official;   // smi.py: torch.optim.Adam([inputs], ...) holds every pixel
+  o.kept_image = KeptImage::Last;   // smi.py: best_inputs = inputs.data aliases inputs, so the last image
+}
+
+// A preset's whole options: apply_preset on T = 4000, lr 0.25 (smi.py / test_kt.py: iterations, lr_g).
 inline InversionOptions preset_options(PresetForm form, const Normalization& norm) {
-  norm.validate("preset_options: normalisation");
   InversionOptions o;
   o.iterations = 4000;
   o.lr = 0.25f;
-  o.beta1 = 0.5f, o.beta2 = 0.99f, o.eps = 1e-8f;
-  o.normalization = norm;
-  if (form == PresetForm::Official) {
-    o.clip_initial = false;       // smi.py: inputs = torch.randn(...), clipped only after the first step
-    o.step_whole_canvas = true;   // smi.py: torch.optim.Adam([inputs], ...) holds every pixel
-    o.kept_image = KeptImage::Last;  // smi.py: best_inputs = inputs.data aliases inputs, so the last image
-  }
+  apply_preset(o, form, norm);
   return o;
 }
 

@@ -2,9 +2,11 @@
 // distillation and quantization read back.
 #pragma once
 
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "mint/core/normalization.hpp"
 #include "mint/io/image.hpp"
 #include "mint/io/safetensors.hpp"
 
@@ -18,6 +20,47 @@ struct SparseImage {
   int label = 0;       // the target class
   int iteration = 0;   // the iteration after which it was detached (or T for the final image)
 };
+
+// Metadata entries recording the images' normalisation under the model file's keys (mint.normalize_mean,
+// mint.normalize_std; one value per channel, comma-separated), for save_synthetic_dataset's metadata, so that a
+// reader maps the pixels back to unit intensities with normalization_from_metadata.
+inline std::map<std::string, std::string> normalization_metadata(const Normalization& n) {
+  n.validate("normalization_metadata");
+  auto join = [](const std::vector<float>& v) {
+    std::ostringstream os;
+    os.precision(9);
+    for (std::size_t i = 0; i < v.size(); ++i) os << (i ? "," : "") << v[i];
+    return os.str();
+  };
+  return {{"mint.normalize_mean", join(n.mean)}, {"mint.normalize_std", join(n.std)}};
+}
+
+// The normalisation those entries record; a missing key or a bad number is an error naming `where` and the key.
+inline Normalization normalization_from_metadata(const std::map<std::string, std::string>& meta,
+                                                 const std::string& where) {
+  auto read = [&](const std::string& key) {
+    const auto it = meta.find(key);
+    check(it != meta.end(), where, ": no metadata key '", key, "'");
+    std::vector<float> out;
+    std::istringstream is(it->second);
+    for (std::string tok; std::getline(is, tok, ',');) {
+      std::size_t used = 0;
+      float v = 0.0f;
+      try {
+        v = std::stof(tok, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      check(used == tok.size() && !tok.empty(), where, ": metadata '", key, "' = '", it->second,
+            "' is not a comma-separated list of numbers");
+      out.push_back(v);
+    }
+    return out;
+  };
+  Normalization n{read("mint.normalize_mean"), read("mint.normalize_std")};
+  n.validate(where + ": metadata normalisation");
+  return n;
+}
 
 // Writes images [M, C, H, W], masks [M, N], labels [M], iterations [M] (plus metadata) as safetensors.
 inline void save_synthetic_dataset(const std::string& path, const std::vector<SparseImage>& images,

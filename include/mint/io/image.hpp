@@ -18,6 +18,7 @@
 #include <stb_image_write.h>
 
 #include "mint/core/error.hpp"
+#include "mint/core/normalization.hpp"
 #include "mint/core/shape.hpp"
 #include "mint/core/tensor.hpp"
 
@@ -111,6 +112,21 @@ inline Tensor<Cpu> image_grid(const Tensor<Cpu>& images, int cols, int pad = 2, 
         }
   }
   return grid;
+}
+
+// image_grid for images in a model's normalised space: each channel c goes back to unit intensity by `norm`
+// (x * std_c + mean_c; a one-channel normalisation serves every channel) and [0, 1] maps onto 0..255, so each
+// channel is shown over its own valid range (an ImageNet-normalised RGB model); masked patches and padding are 0.
+// requires: as image_grid; norm valid with 1 or C channels. Throws mint::Error naming what is wrong.
+inline Tensor<Cpu> image_grid(const Tensor<Cpu>& images, int cols, int pad, const Tensor<Cpu>* patch_mask, int patch,
+                              const Normalization& norm) {
+  check(images.rank() == 4, "image_grid: expected images of shape [B, C, H, W], got ", images.shape().str());
+  norm.validate("image_grid: normalisation");
+  const Normalization n = norm.for_channels(images.dim(1), "image_grid: normalisation");
+  Tensor<Cpu> unit = images.clone();
+  const std::int64_t c = images.dim(1), hw = images.dim(2) * images.dim(3);
+  for (std::int64_t i = 0; i < unit.numel(); ++i) unit[i] = n.to_unit(unit[i], (i / hw) % c);
+  return image_grid(unit, cols, pad, patch_mask, patch, PixelRange{0.0f, 1.0f});
 }
 
 // Reads a PNG (or any format stb_image decodes) as [channels, H, W] floats byte / 255 in [0, 1]; stb converts

@@ -40,6 +40,7 @@
 #include "mint/models/vit.hpp"
 #include "mint/nn/linear.hpp"
 #include "mint/nn/losses.hpp"
+#include "mint/nn/softmax.hpp"
 #include "mint/nn/tokens.hpp"
 #include "mint/optim/sgd.hpp"
 #include "mint/tasks/evaluate.hpp"
@@ -115,6 +116,22 @@ inline std::vector<SparseGroup> group_by_kept_count(std::span<const SparseImage>
     out.push_back(std::move(grp));
   }
   return out;
+}
+
+// The teacher's softmax probability of each image's target class, each image seen on its kept patches only
+// (PRI Figures 5 and 6; the confidence column of docs/results.md and the preset comparison of docs/inversion.md).
+// requires: images as group_by_kept_count; labels in [0, classes). ensures: one value per image, input order.
+inline std::vector<double> teacher_confidence(ViT<>& teacher, std::span<const SparseImage> data) {
+  std::vector<double> conf(data.size());
+  for (std::size_t s = 0; s < data.size(); s += 128) {
+    const std::span<const SparseImage> chunk(data.data() + s, std::min<std::size_t>(128, data.size() - s));
+    for (const auto& g : group_by_kept_count(chunk)) {
+      auto p = nn::softmax(teacher.forward(g.images, g.keep()));
+      for (std::int64_t i = 0; i < g.size(); ++i)
+        conf[s + g.members[static_cast<std::size_t>(i)]] = p[i * p.dim(1) + g.labels[static_cast<std::size_t>(i)]];
+    }
+  }
+  return conf;
 }
 
 // Real labelled images as SparseImages keeping every patch (e.g. to run distillation on real data through

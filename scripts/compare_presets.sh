@@ -5,7 +5,8 @@
 # confidence per image) and copies each grid to docs/figures/presets/<preset>_<method>.png.
 #
 #   bash scripts/compare_presets.sh                 T = 2000 (about 8 minutes on one core)
-#   ITERATIONS=4000 bash scripts/compare_presets.sh  SMI's official T; BIN=path uses a mint-invert already built
+#   ITERATIONS=4000 bash scripts/compare_presets.sh  SMI's official T; BIN=path uses a mint-invert already built,
+#                                                   NICE=0 runs at normal priority (default nice 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ -z "${BIN:-}" ]]; then
@@ -21,8 +22,8 @@ for method in dmi smi pri; do
   for preset in paper official; do
     out="out/presets/${preset}_${method}"
     mkdir -p "$out"
-    OMP_NUM_THREADS=1 nice -n 10 "$BIN" --method "$method" --preset "$preset" --iterations "$T" --out "$out" \
-      >"$out/stdout.txt" 2>/dev/null
+    OMP_NUM_THREADS=1 nice -n "${NICE:-10}" "$BIN" --method "$method" --preset "$preset" --iterations "$T" \
+      --out "$out" >"$out/stdout.txt" 2>/dev/null
     cp "$out/images.png" "docs/figures/presets/${preset}_${method}.png"
     /usr/bin/python3 - "$out/report.json" "$method" "$preset" <<'PY'
 import json, sys

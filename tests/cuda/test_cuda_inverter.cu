@@ -151,7 +151,8 @@ TEST_CASE("GPU: augmentation on a CUDA model is refused with a clear error", "[c
   REQUIRE_THROWS_WITH(inv.run({0}), Catch::Contains("augmentation runs on the CPU backend only"));
 }
 
-TEST_CASE("GPU: the masked Adam step clips each channel to its own range, as the CPU step", "[cuda][gpu][inversion]") {
+TEST_CASE("GPU: the masked Adam step clips each channel to its own range, as the CPU step",
+          "[cuda][gpu][inversion]") {
   MINT_CUDA_REQUIRE_DEVICE();
   // ImageNet's per-channel ranges (SMI's clip_images); values in [-4, 4] and a large lr push pixels past them
   const ClipRange r = ClipRange::of(Normalization{{0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}}, 3);

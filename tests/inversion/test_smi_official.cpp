@@ -25,7 +25,8 @@ constexpr double kLossRtol = 1e-3;
 constexpr double kImageAtol = 1e-2;
 
 const io::SafetensorsFile& fixture() {
-  static const io::SafetensorsFile f = io::load_safetensors(std::string(MINT_FIXTURE_DIR) + "/smi_official.safetensors");
+  static const io::SafetensorsFile f =
+      io::load_safetensors(std::string(MINT_FIXTURE_DIR) + "/smi_official.safetensors");
   return f;
 }
 

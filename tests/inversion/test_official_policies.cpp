@@ -9,7 +9,7 @@
 using namespace mint;
 
 namespace official_policies_test {
-ViT<> small_model() { return ViT<>::load(std::string(MINT_FIXTURE_DIR) + "/small_vit.safetensors"); }
+ViT<> policies_model() { return ViT<>::load(std::string(MINT_FIXTURE_DIR) + "/small_vit.safetensors"); }
 
 // jitter_and_flip_index transcribed for one patch number (0-based, grid g, patch p), as Python computes it:
 // off // p and off % p / p with Python's floor semantics, roll, one more when the fraction is >= 0.5, flip.
@@ -26,7 +26,7 @@ int smi_index(int q, int off1, int off2, bool flip, int p, int g) {
   return r * g + c;
 }
 
-InversionOptions small_opts(int iterations) {
+InversionOptions policies_opts(int iterations) {
   InversionOptions o;
   o.iterations = iterations;
   o.seed = 5;
@@ -35,8 +35,6 @@ InversionOptions small_opts(int iterations) {
 }
 }  // namespace official_policies_test
 
-using official_policies_test::small_model;
-using official_policies_test::small_opts;
 
 TEST_CASE("JitterFlipOfficial rolls pixels, then flips, and remaps patches by smi.py's rounding",
           "[inversion][official][augmentation]") {
@@ -97,10 +95,10 @@ TEST_CASE("the official jitter skips the ranking iteration of a prune and the on
           "[inversion][official][augmentation]") {
   // every draw flips and rolls; a run whose draws are zero exactly in the iterations that must be skipped (4 and 5
   // around the prune after 4, 8 and 9 around the one after 8) is the same run, bit for bit
-  auto model = small_model();
+  auto model = official_policies_test::policies_model();
   JitterFlipOfficial jit;
   jit.draws.assign(12, JitterDraw{1, 2, true});
-  InversionOptions o = small_opts(12);
+  InversionOptions o = official_policies_test::policies_opts(12);
   auto with = Inverter<ViT<>, ClassObjective, TV, HighAttention, ProgressivePrune, JitterFlipOfficial>(
                   model, {}, {}, {}, ProgressivePrune{{4, 8}, 0.3f}, jit, o)
                   .run({1, 2});
@@ -145,8 +143,8 @@ TEST_CASE("ClipRange clips each channel to its own range, on the CPU masked Adam
 }
 
 TEST_CASE("initial images are used as given, checked first, and clipping them is an option", "[inversion][init]") {
-  auto model = small_model();
-  InversionOptions o = small_opts(1);
+  auto model = official_policies_test::policies_model();
+  InversionOptions o = official_policies_test::policies_opts(1);
   o.initial_images = Tensor<>::full(Shape{2, 1, 28, 28}, 5.0f);  // outside [-3, 3]
   o.clip_initial = false;
   o.lr = 0.0f;  // no step: the first loss is the loss of the given images
@@ -173,8 +171,8 @@ TEST_CASE("initial images are used as given, checked first, and clipping them is
 
 TEST_CASE("step_whole_canvas moves pruned patches (smi.py's Adam on the whole tensor), the default freezes them",
           "[inversion][official]") {
-  auto model = small_model();
-  InversionOptions o = small_opts(12);
+  auto model = official_policies_test::policies_model();
+  InversionOptions o = official_policies_test::policies_opts(12);
   auto frozen = SMI<ViT<>>(model, {}, {}, {}, ProgressivePrune{{3}, 0.5f}, {}, o).run({2});
   o.step_whole_canvas = true;
   auto moving = SMI<ViT<>>(model, {}, {}, {}, ProgressivePrune{{3}, 0.5f}, {}, o).run({2});
@@ -187,7 +185,8 @@ TEST_CASE("step_whole_canvas moves pruned patches (smi.py's Adam on the whole te
   }
   REQUIRE(pruned == 25);
   // the frozen run's pruned pixels are those after iteration 3; the moving run's changed after that
-  auto at3 = SMI<ViT<>>(model, {}, {}, {}, ProgressivePrune{{3}, 0.5f}, {}, small_opts(3)).run({2});
+  auto at3 =
+      SMI<ViT<>>(model, {}, {}, {}, ProgressivePrune{{3}, 0.5f}, {}, official_policies_test::policies_opts(3)).run({2});
   bool changed = false;
   for (int q = 0; q < 49; ++q) {
     if (moving.images[0].mask[q] != 0.0f) continue;
@@ -203,8 +202,8 @@ TEST_CASE("step_whole_canvas moves pruned patches (smi.py's Adam on the whole te
 
 TEST_CASE("KeptImage: Last, Best (the canvas of the lowest loss) and BestAfterStep (DeepInversion's clone)",
           "[inversion][best]") {
-  auto model = small_model();
-  InversionOptions o = small_opts(30);
+  auto model = official_policies_test::policies_model();
+  InversionOptions o = official_policies_test::policies_opts(30);
   o.lr = 0.6f;  // a large step, so the loss is not monotone and the best iteration is not the last
   const std::vector<int> labels{1, 5};
   auto last = DMI<ViT<>>(model, {}, {}, {}, {}, {}, o).run(labels);
@@ -257,7 +256,7 @@ TEST_CASE("presets: names, the official options, and run_official", "[inversion]
   REQUIRE(off.clip_range(1).lo[0] == n.lo(0));
   REQUIRE_THROWS_WITH(preset_options(PresetForm::Official, Normalization{{0.5f}, {0.0f}}),
                       Catch::Contains("std[0]"));
-  auto model = small_model();
+  auto model = official_policies_test::policies_model();
   InversionOptions o = off;
   o.iterations = 8;
   const auto dmi = run_official(model, Dense{}, {1, 2}, o);

@@ -22,7 +22,7 @@ struct ClipRange {
     check(!(hi < lo), "ClipRange: pixel_lo ", lo, " > pixel_hi ", hi);
     ClipRange r;
     r.channels = static_cast<int>(c);
-    for (int ch = 0; ch < r.channels; ++ch) r.lo[ch] = lo, r.hi[ch] = hi;
+    for (int ch = 0; ch < kMaxChannels && ch < r.channels; ++ch) r.lo[ch] = lo, r.hi[ch] = hi;
     return r;
   }
   // Channel c to [norm.lo(c), norm.hi(c)], the model-space image of unit intensities [0, 1]; a one-channel
@@ -31,7 +31,7 @@ struct ClipRange {
     norm.validate("InversionOptions::normalization");
     const Normalization n = norm.for_channels(c, "InversionOptions::normalization");
     ClipRange r = uniform(c, 0.0f, 0.0f);
-    for (int ch = 0; ch < r.channels; ++ch) r.lo[ch] = n.lo(ch), r.hi[ch] = n.hi(ch);
+    for (int ch = 0; ch < kMaxChannels && ch < r.channels; ++ch) r.lo[ch] = n.lo(ch), r.hi[ch] = n.hi(ch);
     return r;
   }
 };

@@ -47,6 +47,7 @@
 #include "mint/inversion/concepts.hpp"
 #include "mint/inversion/inverter.hpp"
 #include "mint/inversion/objectives.hpp"
+#include "mint/inversion/registry.hpp"
 #include "mint/inversion/regularizers.hpp"
 #include "mint/inversion/schedules.hpp"
 #include "mint/inversion/selectors.hpp"

@@ -13,6 +13,7 @@
 #define MINT_INVERSION_INVERTER_HPP_INCLUDED 1
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <functional>
@@ -41,6 +42,9 @@ struct InversionOptions {
   // CUDA models only: capture the iteration in a CUDA graph between schedule events (mint/inversion/
   // inverter_cuda.cuh says how); the built-in objective and priors only.
   bool cuda_graph = false;
+  // Read at the top of every iteration (a CLI's SIGINT/SIGTERM handler sets it): once true, the run stops before
+  // that iteration and returns what is finished, PRI's already-detached images, with `interrupted` set.
+  const std::atomic<bool>* stop = nullptr;
 };
 
 // CUDA-graph capture of an iteration (InversionOptions::cuda_graph): the Cuda specialisation is in
@@ -93,6 +97,7 @@ struct InversionResult {
   std::vector<SparseImage> images;  // in order of creation (PRI: by detachment point, then image)
   Tensor<Cpu> update_counts;        // [B, N]: Adam updates each patch received
   std::vector<IterationStats> history;
+  bool interrupted = false;         // InversionOptions::stop ended the run after history.size() iterations
 };
 
 template <Model M, Objective O = ClassObjective, Regularizer R = TV, PatchSelector S = HighAttention,
@@ -144,6 +149,10 @@ class Inverter {
     InputCheckOff input_check(model_, opt_.cuda_graph);  // a graph cannot contain the NaN check's read-back
 
     for (int t = 1; t <= total; ++t) {
+      if (opt_.stop != nullptr && opt_.stop->load(std::memory_order_relaxed)) {
+        res.interrupted = true;  // the trajectories in flight are unfinished: only detached images are kept
+        break;
+      }
       const auto start = std::chrono::steady_clock::now();
       // 1. augmentation: the model sees transformed images; the keep set is the active patches' new places
       nn::TokenIndex keep = active;

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <charconv>
@@ -183,6 +184,16 @@ inline nlohmann::json read_json(const std::string& path, const std::string& what
   } catch (const nlohmann::json::exception& e) {
     throw Error(what + ": '" + path + "' is not valid JSON: " + e.what());
   }
+}
+
+// Checks, before any long work, that the file `path` (given by option `what`) can be written later: its folder
+// exists and is writable, and the path is not a folder.
+inline void check_writable_file(const std::string& path, const std::string& what) {
+  namespace fs = std::filesystem;
+  const fs::path p(path), folder = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+  check(!p.filename().empty() && !fs::is_directory(p), what, ": '", path, "' is a folder, not a file name");
+  check(fs::is_directory(folder), what, ": the folder of '", path, "' does not exist");
+  check(::access(folder.c_str(), W_OK | X_OK) == 0, what, ": the folder of '", path, "' is not writable");
 }
 
 // Atomic writes of the file kinds the CLIs produce (io/atomic_file.hpp): JSON (pretty), text, PNG.

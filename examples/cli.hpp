@@ -70,7 +70,8 @@ std::string check_number(const std::string& text, T lo, T hi) {
   std::ostringstream range;
   range << "[" << +lo << ", " << +hi << "]";
   if (ec == std::errc::result_out_of_range) return "'" + text + "' is outside " + range.str();
-  if (ec != std::errc() || p != end) return "expects " + std::string(what) + " in " + range.str() + ", got '" + text + "'";
+  if (ec != std::errc() || p != end)
+    return "expects " + std::string(what) + " in " + range.str() + ", got '" + text + "'";
   if constexpr (std::is_floating_point_v<T>)
     if (!std::isfinite(v)) return "expects a finite number in " + range.str() + ", got '" + text + "'";
   if (v < lo || v > hi) return "'" + text + "' is outside " + range.str();
@@ -86,7 +87,8 @@ inline int interrupted_exit_code() { return 128 + static_cast<int>(detail::g_sig
 // One CLI's options. Every add-function is one line per option; values given twice take the last one.
 class Command {
  public:
-  Command(std::string program, const std::string& description) : program_(std::move(program)), app_(description, program_) {
+  Command(std::string program, const std::string& description)
+      : program_(std::move(program)), app_(description, program_) {
     app_.option_defaults()->always_capture_default();
     app_.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     app_.get_formatter()->column_width(34);

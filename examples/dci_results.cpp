@@ -229,7 +229,8 @@ int run(const Args& a, const std::string& command_line) {
                 "%.0f s spent generating in this run.\n\n",
                 static_cast<long long>(stem_steps), static_cast<long long>(dopt.steps_alone),
                 static_cast<long long>(dopt.steps_finetune),
-                static_cast<long long>(dopt.batch), static_cast<double>(dopt.lr), static_cast<double>(dopt.cycle_weight),
+                static_cast<long long>(dopt.batch), static_cast<double>(dopt.lr),
+                static_cast<double>(dopt.cycle_weight),
                 static_cast<unsigned long long>(dopt.seed), static_cast<long long>(n_syn_have),
                 static_cast<long long>(syn_iters), static_cast<long long>(syn_batch), 100.0 * syn_acc, syn_cached,
                 syn_seconds);

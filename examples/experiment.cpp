@@ -96,8 +96,8 @@ void validate(const mint::cli::Command& c, const Args& a) {
   mint::check(a.test_limit != 0, "--test-limit must be -1 (all) or >= 1");
   for (const char* o : {"--backbone", "--epochs", "--batch", "--lr", "--tau", "--probe", "--flip", "--test-limit",
                         "--quant-test", "--cache", "--seeds"})
-    mint::check(!c.given(o) || !a.efficiency_only, o, ": --efficiency-only 1 measures the inversions of seed 0 only and "
-                "would ignore it");
+    mint::check(!c.given(o) || !a.efficiency_only, o,
+                ": --efficiency-only 1 measures the inversions of seed 0 only and would ignore it");
 }
 
 // ---------------------------------------------------------------------------------------------- methods

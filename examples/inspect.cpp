@@ -58,7 +58,8 @@ std::vector<std::int32_t> top_k(const mint::Tensor<>& attn, std::int64_t b, std:
 int run(const Args& a) {
   using clock = std::chrono::steady_clock;
   mint::check(a.heads == 0 || a.arch.empty(), "--heads and --arch both give the head count: pass one");
-  mint::io::AtomicFolder out(a.out);  // writable and replaceable: checked before the work
+  // writable and replaceable: checked before the work
+  mint::io::AtomicFolder out(a.out, {"sparse_view.png", "images.png", "report.json"});
   mint::ViTLoadOptions opt;
   if (a.heads) opt.heads = a.heads;
   opt.arch = a.arch;

@@ -59,7 +59,8 @@ struct Norm {
 Norm normalization_of(const Args& a, int channels) {
   Norm r;
   const bool explicit_recipe = !a.recipe.empty();
-  const std::string path = explicit_recipe ? a.recipe : std::filesystem::path(a.model).replace_extension(".json").string();
+  const std::string path =
+      explicit_recipe ? a.recipe : std::filesystem::path(a.model).replace_extension(".json").string();
   if (!explicit_recipe && !std::filesystem::is_regular_file(path)) return r;
   const std::string what = explicit_recipe ? "--recipe" : "the model's recipe";
   const auto j = mint::cli::read_json(path, what);
@@ -73,7 +74,8 @@ Norm normalization_of(const Args& a, int channels) {
                 "': \"normalization\" needs \"", key, "\" as a number or a list of numbers");
     std::vector<float> v;
     for (const auto& x : jn[key].is_array() ? jn[key] : nlohmann::json::array({jn[key]})) {
-      mint::check(x.is_number(), what, ": '", path, "': \"normalization\".", key, " holds ", x.dump(), ", not a number");
+      mint::check(x.is_number(), what, ": '", path, "': \"normalization\".", key, " holds ", x.dump(),
+                  ", not a number");
       v.push_back(x.get<float>());
     }
     return v;
@@ -123,7 +125,8 @@ int run(const mint::cli::Command& c, const Args& a) {
     mint::check(norm.n.lo(ch) == norm.n.lo(0) && norm.n.hi(ch) == norm.n.hi(0), "normalisation from ", norm.source,
                 ": the channels have different valid ranges, and the engine clips to one range for all channels so "
                 "far (per-channel clipping: issue 13)");
-  mint::io::AtomicFolder out(a.out);  // the output folder can be written, and replaced: checked before the run
+  // the output folder can be written, and replaced: checked before the run
+  mint::io::AtomicFolder out(a.out, {"images.png", "dataset.safetensors", "report.json"});
 
   mint::InversionOptions opt;
   opt.iterations = a.iterations, opt.lr = a.lr, opt.seed = a.seed;

@@ -294,7 +294,8 @@ int run(const mint::cli::Command& cmd, Args& args) {
 
 int main(int argc, char** argv) {
   Args a;
-  mint::cli::Command cmd("mint-train-cnn", "Trains the Fashion-MNIST ResNet-18-style CNN teacher (recipe: the file comment).");
+  mint::cli::Command cmd("mint-train-cnn",
+                         "Trains the Fashion-MNIST ResNet-18-style CNN teacher (recipe: the file comment).");
   add_options(cmd, a);
   return mint::cli::main(cmd, argc, argv, [&] { return run(cmd, a); });
 }

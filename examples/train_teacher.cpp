@@ -329,7 +329,8 @@ int run(const mint::cli::Command& cmd, const Args& a) {
 
 int main(int argc, char** argv) {
   Args a;
-  mint::cli::Command cmd("mint-train-teacher", "Trains the embedded Fashion-MNIST ViT teacher (recipe: the file comment).");
+  mint::cli::Command cmd("mint-train-teacher",
+                         "Trains the embedded Fashion-MNIST ViT teacher (recipe: the file comment).");
   add_options(cmd, a);
   return mint::cli::main(cmd, argc, argv, [&] { return run(cmd, a); });
 }

@@ -110,6 +110,23 @@ TEST_CASE("AtomicFolder refuses a folder with files mint did not write, and a fi
   fs::remove_all(dir);
 }
 
+TEST_CASE("AtomicFolder replaces an unmarked folder that holds only the caller's own file names") {
+  const auto dir = scratch("legacy");
+  fs::create_directories(dir / "old");
+  std::ofstream(dir / "old" / "report.json") << "{}";
+  {
+    mint::io::AtomicFolder out((dir / "old").string(), {"report.json", "images.png"});
+    mint::io::write_file_atomically(out.path("report.json"), "new");
+    out.commit();
+  }
+  CHECK(slurp(dir / "old" / "report.json") == "new");
+  std::ofstream(dir / "old" / "notes.txt") << "mine";
+  fs::remove(dir / "old" / mint::io::AtomicFolder::kMarker);
+  CHECK_THROWS_WITH(mint::io::AtomicFolder((dir / "old").string(), {"report.json", "images.png"}),
+                    Catch::Contains("holds files that mint did not write"));
+  fs::remove_all(dir);
+}
+
 TEST_CASE("AtomicFolder removes the staging folders of processes that no longer run, not of live ones") {
   const auto dir = scratch("stale");
   const pid_t child = ::fork();

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -22,6 +23,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "mint/core/error.hpp"
 
@@ -98,8 +100,10 @@ class AtomicFolder {
   static constexpr const char* kMarker = ".mint-output";
 
   // requires: `target` names a folder (not "/" or "."). Throws mint::Error naming the target when it is a file, a
-  // folder with other content, or its parent cannot be created or written.
-  explicit AtomicFolder(const std::string& target) : target_(target) {
+  // folder with other content, or its parent cannot be created or written. `own_names`: the files the caller
+  // writes; a folder without the marker that holds nothing else (an earlier version's outputs) is replaced too.
+  explicit AtomicFolder(const std::string& target, const std::vector<std::string>& own_names = {})
+      : target_(target) {
     namespace fs = std::filesystem;
     std::error_code ec;
     const fs::path t = fs::path(target).lexically_normal();
@@ -114,9 +118,15 @@ class AtomicFolder {
           parent.string(), "' is not writable");
     if (fs::exists(fs::symlink_status(t))) {
       check(fs::is_directory(fs::symlink_status(t)), "output folder '", target, "' exists and is not a folder");
-      const bool empty = fs::is_empty(t, ec);
-      check(empty || fs::exists(t / kMarker), "output folder '", target, "' exists and holds files that mint did not "
-            "write (no ", kMarker, "): it is never replaced; choose another folder or empty it");
+      bool ours = fs::exists(t / kMarker);
+      if (!ours) {
+        ours = true;
+        for (const auto& e : fs::directory_iterator(t, ec))
+          if (std::find(own_names.begin(), own_names.end(), e.path().filename().string()) == own_names.end())
+            ours = false;
+      }
+      check(ours, "output folder '", target, "' exists and holds files that mint did not write (no ", kMarker,
+            "): it is never replaced; choose another folder or empty it");
     }
     remove_stale(parent, name);
     staging_ = detail::temporary_name(parent / name);

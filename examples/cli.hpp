@@ -8,8 +8,8 @@
 // main() parses argv: --help prints the generated help (exit 0); an unknown option, a value that is not a number
 // of the option's type, a number outside its range (NaN and infinities included) or an unknown name is an error
 // naming the option, printed to stderr with exit code 2. Any exception from the run is printed the same way with
-// exit code 2. SIGINT / SIGTERM set stop_flag() (a second one kills as usual); a run that honours it returns
-// interrupted_exit_code().
+// exit code 2. A CLI whose run polls stop_flag() calls stop_gracefully(): SIGINT / SIGTERM then set the flag
+// instead of ending the program (a second one ends it as usual), and the run returns interrupted_exit_code().
 #pragma once
 
 #include <signal.h>
@@ -79,7 +79,7 @@ std::string check_number(const std::string& text, T lo, T hi) {
 }
 }  // namespace detail
 
-// Set once SIGINT or SIGTERM arrived (after Command's main installed the handlers).
+// Set once SIGINT or SIGTERM arrived (after main() installed the handlers for a Command that stops gracefully).
 inline const std::atomic<bool>* stop_flag() { return &detail::g_stop; }
 // 128 + the signal that stopped the run (130 for SIGINT, 143 for SIGTERM), as a shell reports a killed command.
 inline int interrupted_exit_code() { return 128 + static_cast<int>(detail::g_signal); }
@@ -130,6 +130,9 @@ class Command {
     return app_.add_option(name, value, help)->check(CLI::IsMember(names));
   }
 
+  // The run polls stop_flag() (e.g. through InversionOptions::stop); without this, signals act as usual.
+  void stop_gracefully() { graceful_ = true; }
+
   // Whether the user gave option `name` (--v) on the command line.
   [[nodiscard]] bool given(const std::string& name) const { return app_.count(name) > 0; }
   // The command line as typed, shell-quoted (for reports and recipes).
@@ -147,9 +150,11 @@ class Command {
   friend int main(Command& cmd, int argc, char** argv, const std::function<int()>& run);
   std::string program_, command_line_;
   CLI::App app_;
+  bool graceful_ = false;
 };
 
-// Parses argv with `cmd`, installs the SIGINT/SIGTERM handlers and calls run(); see the file comment.
+// Parses argv with `cmd`, installs the SIGINT/SIGTERM handlers if it stops gracefully, and calls run(); see the
+// file comment.
 inline int main(Command& cmd, int argc, char** argv, const std::function<int()>& run) {
   for (int i = 0; i < argc; ++i) cmd.command_line_ += (i ? " " : "") + detail::shell_quote(argv[i]);
   try {
@@ -162,12 +167,14 @@ inline int main(Command& cmd, int argc, char** argv, const std::function<int()>&
                  cmd.program().c_str());
     return 2;
   }
-  struct sigaction sa{};
-  sa.sa_handler = detail::on_stop_signal;
-  sa.sa_flags = SA_RESETHAND;  // a second Ctrl-C ends the program at once
-  sigemptyset(&sa.sa_mask);
-  ::sigaction(SIGINT, &sa, nullptr);
-  ::sigaction(SIGTERM, &sa, nullptr);
+  if (cmd.graceful_) {
+    struct sigaction sa{};
+    sa.sa_handler = detail::on_stop_signal;
+    sa.sa_flags = SA_RESETHAND;  // a second Ctrl-C ends the program at once
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGINT, &sa, nullptr);
+    ::sigaction(SIGTERM, &sa, nullptr);
+  }
   try {
     return run();
   } catch (const std::exception& e) {

@@ -242,5 +242,6 @@ int main(int argc, char** argv) {
   Args a;
   mint::cli::Command cmd("mint-invert", "Inverts a ViT into images with DMI, SMI or PRI (docs/usage.md).");
   add_options(cmd, a);
+  cmd.stop_gracefully();  // the engine polls the stop flag (InversionOptions::stop)
   return mint::cli::main(cmd, argc, argv, [&] { return run(cmd, a); });
 }

@@ -2,7 +2,7 @@
 # Careless flags: the one table of bad command lines tried on mint's CLIs (issue 17), each with the error message it
 # must give. Every row must end with exit code 2, a message on stderr matching the row's pattern (naming the
 # option or file), no crash, no output written, and quickly: rows carry a huge --iterations or --epochs where the
-# old code validated only after the run, so a late check shows as a CTest timeout.
+# old code validated only after the run, so a late check shows as a timeout (MINT_CLI_TIMEOUT seconds, default 60).
 #
 #   careless_flags.sh BINDIR list         the row names (tests/cli/CMakeLists.txt: one CTest test per row)
 #   careless_flags.sh BINDIR run NAME     runs one row; exit 0 when it behaves
@@ -137,7 +137,7 @@ row() {
   [[ -x "$bindir/$prog" ]] || { echo "$name: $bindir/$prog is not built" >&2; failures=$((failures + 1)); return; }
   rm -rf "$OUT"
   local err rc
-  err=$(cd "$T" && OMP_NUM_THREADS=1 timeout 60 "$bindir/$prog" "$@" 2>&1 >/dev/null)
+  err=$(cd "$T" && OMP_NUM_THREADS=1 timeout "${MINT_CLI_TIMEOUT:-60}" "$bindir/$prog" "$@" 2>&1 >/dev/null)
   rc=$?
   local ok=1 why=""
   if [[ $rc -ne 2 ]]; then ok=0; why="exit code $rc, expected 2"; fi

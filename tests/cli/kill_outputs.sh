@@ -51,7 +51,7 @@ for i in $(seq 1 20); do
   delay_ms=$((RANDOM % (run_ms * 13 / 10 + 1)))
   "$bin" "${args[@]}" --seed "$new" --out "$out" > /dev/null 2>&1 &
   pid=$!
-  sleep "$(printf '0.%03d' "$delay_ms")"
+  sleep "$((delay_ms / 1000)).$(printf '%03d' $((delay_ms % 1000)))"
   kill -KILL "$pid" 2> /dev/null || true
   wait "$pid" 2> /dev/null || true
   got=$(which_set "$out")

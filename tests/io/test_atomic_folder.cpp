@@ -62,6 +62,13 @@ TEST_CASE("AtomicFolder commits a new folder with its files and the marker, noth
   CHECK(slurp(dir / "run" / "b.txt") == "b-1");
   CHECK(fs::exists(dir / "run" / mint::io::AtomicFolder::kMarker));
   CHECK(listing(dir) == "run ");  // no staging folder left
+  {
+    mint::io::AtomicFolder out((dir / "slash").string() + "/");  // a trailing '/' names the same folder
+    mint::io::write_file_atomically(out.path("a.txt"), "s");
+    out.commit();
+  }
+  CHECK(slurp(dir / "slash" / "a.txt") == "s");
+  CHECK(listing(dir) == "run slash ");
   fs::remove_all(dir);
 }
 

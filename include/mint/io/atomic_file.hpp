@@ -106,7 +106,8 @@ class AtomicFolder {
       : target_(target) {
     namespace fs = std::filesystem;
     std::error_code ec;
-    const fs::path t = fs::path(target).lexically_normal();
+    fs::path t = fs::path(target).lexically_normal();
+    if (t.filename().empty()) t = t.parent_path();  // "out/run/" names out/run
     const std::string name = t.filename().string();
     check(!target.empty() && !name.empty() && name != "." && name != "..", "output folder '", target,
           "': name a folder to write into, e.g. out/run1");

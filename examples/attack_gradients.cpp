@@ -5,6 +5,7 @@
 // then the consensus of the seeds) and DIR/NAME.json (every option, PSNR / SSIM / FFT2D per image after the
 // optimal assignment, label recovery, time).
 //
+//   (`mint-attack-gradients --help` lists the options)
 //   mint-attack-gradients [--batch 8] [--first 0] [--iterations 400] [--seeds 1] [--labels true|eq2|bias]
 //       [--distance l2|cos] [--alpha-grad 1] [--schedule 0|1] [--alpha-image 0] [--patch 0] [--registration 0]
 //       [--tv 1e-4] [--l2 0] [--lr 0.1] [--filter all|attn|mlp|blocks:A-B|no-blocks:A-B] [--seed 0]
@@ -12,7 +13,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
+#include <limits>
 #include <optional>
 #include <set>
 #include <string>
@@ -22,20 +23,55 @@
 #include <mint/mint.hpp>
 #include <mint/tasks/gradvit.hpp>
 
+#include "cli.hpp"
 #include "training_common.hpp"
-
 
 namespace {
 
-const char* kUsage =
-    "mint-attack-gradients [--batch 8] [--first 0] [--iterations 400] [--seeds 1] [--labels true|eq2|bias]\n"
-    "    [--distance l2|cos] [--alpha-grad 1] [--schedule 0|1] [--alpha-image 0] [--patch 0] [--registration 0]\n"
-    "    [--tv 1e-4] [--l2 0] [--lr 0.1] [--filter all|attn|mlp|blocks:A-B|no-blocks:A-B] [--seed 0]\n"
-    "    [--register-every 50] [--register-from 0] [--model PATH] [--prior PATH] [--data DIR] [--out DIR] [--name attack] [--log-every 0]\n"
+const char* kDescription =
+    "GradViT: recovers a batch of real test images from the teacher's shared gradient (docs/gradvit.md).\n"
     "  The hidden batch is Fashion-MNIST test images first .. first+batch-1. --labels true gives the attack the true\n"
     "  labels; eq2 / bias recover them from the head's gradient (eq2 needs batch <= classes; bias must find batch\n"
     "  distinct classes). --alpha-image > 0 turns on the BN prior of the CNN --prior; with --schedule 1 the matching\n"
     "  weight halves and the image prior starts at iteration T/2 (Eq. 5-6).";
+
+struct Args {
+  int batch = 8, first = 0, iterations = 400, seeds = 1, register_every = 50, log_every = 0;
+  bool schedule = false;
+  float register_from = 0.0f, alpha_grad = 1.0f, alpha_image = 0.0f, patch = 0.0f, registration = 0.0f, tv = 1e-4f,
+        l2 = 0.0f, lr = 0.1f;
+  std::uint64_t seed = 0;
+  std::string labels_mode = "true", distance = "cos", filter = "all", model_path = MINT_DEFAULT_MODEL,
+              prior_path = MINT_DEFAULT_CNN, data_dir = "/usr/share/datasets/fashion-mnist", out = "out/attack",
+              name = "attack";
+};
+
+void add_options(mint::cli::Command& c, Args& a) {
+  c.number("--batch", a.batch, "hidden batch size", 1, 10000);
+  c.number("--first", a.first, "first test image of the batch", 0, 9999);
+  c.number("--iterations", a.iterations, "attack iterations", 1, 10'000'000);
+  c.number("--seeds", a.seeds, "restarts from different noise", 1, 1000);
+  c.choice("--labels", a.labels_mode, "labels: true, or recovered by eq2 / bias", {"true", "eq2", "bias"});
+  c.choice("--distance", a.distance, "gradient distance", {"l2", "cos"});
+  c.number("--alpha-grad", a.alpha_grad, "gradient-matching weight", 0, 1e6);
+  c.flag01("--schedule", a.schedule, "Eq. 5-6 loss schedule");
+  c.number("--alpha-image", a.alpha_image, "BN image-prior weight (needs --prior)", 0, 1e6);
+  c.number("--patch", a.patch, "patch-prior weight", 0, 1e6);
+  c.number("--registration", a.registration, "registration pull weight", 0, 1e6);
+  c.number("--tv", a.tv, "total-variation weight", 0, 1e6);
+  c.number("--l2", a.l2, "L2 weight", 0, 1e6);
+  c.number("--lr", a.lr, "Adam learning rate", 1e-9, 1e3);
+  c.text("--filter", a.filter, "matched parameters: all|attn|mlp|blocks:A-B|no-blocks:A-B");
+  c.number("--seed", a.seed, "seed", 0, std::numeric_limits<std::uint64_t>::max());
+  c.number("--register-every", a.register_every, "iterations between registrations", 1, 10'000'000);
+  c.number("--register-from", a.register_from, "share of T after which registration starts", 0, 1);
+  c.existing("--model", a.model_path, "the attacked ViT");
+  c.existing("--prior", a.prior_path, "CNN for the BN image prior");
+  c.existing("--data", a.data_dir, "Fashion-MNIST idx.gz folder");
+  c.text("--out", a.out, "output folder (NAME.png and NAME.json go there)");
+  c.text("--name", a.name, "output file name stem");
+  c.number("--log-every", a.log_every, "log PSNR every N iterations (0: never)", 0, 10'000'000);
+}
 
 namespace gv = mint::tasks::gradvit;
 
@@ -47,11 +83,11 @@ gv::ParamFilter parse_filter(const std::string& f) {
     if (f.rfind(pre, 0) == 0) {
       int a = -1, b = -1;
       mint::check(std::sscanf(f.c_str() + pre.size(), "%d-%d", &a, &b) == 2 && a >= 0 && b >= a,
-                  "mint-attack-gradients: --filter ", f, ": expected ", pre, "A-B with 0 <= A <= B");
+                  "--filter ", f, ": expected ", pre, "A-B with 0 <= A <= B");
       auto in = gv::block_parameters(a, b);
       return pre == "blocks:" ? in : gv::except(in);
     }
-  throw mint::Error("mint-attack-gradients: --filter '" + f + "' is not all, attn, mlp, blocks:A-B or no-blocks:A-B");
+  throw mint::Error("--filter '" + f + "' is not all, attn, mlp, blocks:A-B or no-blocks:A-B");
 }
 
 // normalised -> [0, 1] pixels (every image here is already inside the valid range, so the clip changes nothing)
@@ -73,34 +109,31 @@ nlohmann::json metrics(const mint::Tensor<>& rec01, const mint::Tensor<>& orig01
           {"fft2d_per_image", f}, {"assignment", order}};
 }
 
-}  // namespace
-
-int main(int argc, char** argv) try {
+int run(const mint::cli::Command& c, const Args& args) {
   using namespace mint;
-  examples::Options o("mint-attack-gradients", kUsage, argc, argv);
-  int batch = 8, first = 0, iterations = 400, seeds = 1, schedule = 0, register_every = 50, log_every = 0;
-  float register_from = 0.0f, alpha_grad = 1.0f, alpha_image = 0.0f, patch = 0.0f, registration = 0.0f, tv = 1e-4f, l2 = 0.0f, lr = 0.1f;
-  double seed = 0;
-  std::string labels_mode = "true", distance = "cos", filter = "all", model_path = MINT_DEFAULT_MODEL,
-              prior_path = MINT_DEFAULT_CNN, data_dir = "/usr/share/datasets/fashion-mnist", out = "out/attack", name = "attack";
-  o.number("batch", batch), o.number("first", first), o.number("iterations", iterations), o.number("seeds", seeds);
-  o.number("schedule", schedule), o.number("register-every", register_every), o.number("register-from", register_from);
-  o.number("log-every", log_every);
-  o.number("alpha-grad", alpha_grad), o.number("alpha-image", alpha_image), o.number("patch", patch);
-  o.number("registration", registration), o.number("tv", tv), o.number("l2", l2), o.number("lr", lr), o.number("seed", seed);
-  o.text("labels", labels_mode), o.text("distance", distance), o.text("filter", filter), o.text("model", model_path);
-  o.text("prior", prior_path), o.text("data", data_dir), o.text("out", out), o.text("name", name);
-  o.finish();
-  check(batch >= 1 && first >= 0 && iterations >= 1, "mint-attack-gradients: --batch and --iterations must be >= 1, --first >= 0");
-  check(distance == "l2" || distance == "cos", "mint-attack-gradients: --distance must be l2 or cos, got '", distance, "'");
-  check(labels_mode == "true" || labels_mode == "eq2" || labels_mode == "bias",
-        "mint-attack-gradients: --labels must be true, eq2 or bias, got '", labels_mode, "'");
-  check(schedule == 0 || schedule == 1, "mint-attack-gradients: --schedule must be 0 or 1");
+  // the options by name (references, not a structured binding: clang cannot capture those in the lambdas below)
+  const int &batch = args.batch, &first = args.first, &iterations = args.iterations, &seeds = args.seeds,
+            &register_every = args.register_every, &log_every = args.log_every;
+  const bool& schedule = args.schedule;
+  const float &register_from = args.register_from, &alpha_grad = args.alpha_grad, &alpha_image = args.alpha_image,
+              &patch = args.patch, &registration = args.registration, &tv = args.tv, &l2 = args.l2, &lr = args.lr;
+  const std::uint64_t& seed = args.seed;
+  const std::string &labels_mode = args.labels_mode, &distance = args.distance, &filter = args.filter,
+                    &model_path = args.model_path, &prior_path = args.prior_path, &data_dir = args.data_dir,
+                    &out = args.out, &name = args.name;
+  check(first + batch <= 10000, "--first ", first, " + --batch ", batch, " exceeds the 10000 test images");
+  check(!c.given("--prior") || alpha_image > 0.0f, "--prior is used only with --alpha-image > 0");
+  check(registration == 0.0f || seeds > 1, "--registration pulls the seeds together: it needs --seeds > 1");
+  check(register_from < 1.0f, "--register-from ", register_from, " must be < 1 (a share of the iterations)");
+  check(!name.empty() && name.find('/') == std::string::npos, "--name '", name, "' must be a plain file name");
+  const auto param_filter = parse_filter(filter);
+  std::filesystem::create_directories(out);
+  cli::check_writable_file(out + "/" + name + ".png", "--out");
 
   auto model = ViT<>::load(model_path);
   const auto& cfg = model.config();
   const auto data = tasks::load_fashion_mnist(data_dir, false, first + batch);
-  check(data.size() == first + batch, "mint-attack-gradients: the test set has only ", data.size(), " images");
+  check(data.size() == first + batch, "--data: the test set has only ", data.size(), " images");
   const std::int64_t per = data.images.numel() / data.size();
   auto xstar = Tensor<>::empty(Shape{batch, data.images.dim(1), data.images.dim(2), data.images.dim(3)});
   std::copy(data.images.data() + first * per, data.images.data() + (first + batch) * per, xstar.data());
@@ -113,25 +146,25 @@ int main(int argc, char** argv) try {
   if (batch <= cfg.classes) eq2 = gv::recover_labels_eq2(gstar.at("head.weight"), batch);
   std::vector<int> labels = ystar;
   if (labels_mode == "eq2") {
-    check(!eq2.empty(), "mint-attack-gradients: --labels eq2 needs batch <= ", cfg.classes, " classes");
+    check(!eq2.empty(), "--labels eq2 needs batch <= ", cfg.classes, " classes");
     labels = eq2;
   } else if (labels_mode == "bias") {
-    check(static_cast<int>(bias.size()) == batch, "mint-attack-gradients: --labels bias found ", bias.size(),
+    check(static_cast<int>(bias.size()) == batch, "--labels bias found ", bias.size(),
           " classes for a batch of ", batch);
     labels = bias;
   }
 
   gv::GradientMatch match(gstar, labels,
                           {.distance = distance == "l2" ? gv::MatchDistance::L2 : gv::MatchDistance::Cosine,
-                           .filter = parse_filter(filter)});
+                           .filter = param_filter});
   std::optional<ResNet<>> prior;
   const float lo = (0.0f - tasks::kFashionMnistMean) / tasks::kFashionMnistStd,
               hi = (1.0f - tasks::kFashionMnistMean) / tasks::kFashionMnistStd;
   gv::AttackOptions opt{.iterations = iterations, .lr = lr, .tv = tv, .l2 = l2, .patch = patch, .patch_size = cfg.patch,
-                        .schedule = {.enabled = schedule == 1, .alpha_grad = alpha_grad, .alpha_image = alpha_image},
+                        .schedule = {.enabled = schedule, .alpha_grad = alpha_grad, .alpha_image = alpha_image},
                         .seeds = seeds, .registration = registration, .register_every = register_every,
                         .register_from = register_from,
-                        .seed = static_cast<std::uint64_t>(seed), .pixel_lo = lo, .pixel_hi = hi};
+                        .seed = seed, .pixel_lo = lo, .pixel_hi = hi};
   if (alpha_image > 0.0f) {
     prior.emplace(ResNet<>::load(prior_path));
     prior->eval();
@@ -156,14 +189,13 @@ int main(int argc, char** argv) try {
   Tensor<> matched, matched_c;
   const auto m = metrics(to_pixels(res.images), orig01, &matched);
   const auto mc = metrics(to_pixels(res.consensus), orig01, &matched_c);
-  std::filesystem::create_directories(out);
   // grid: originals | recovered (best seed, matched) | consensus (matched, only with several seeds)
   const int rows = seeds > 1 ? 3 : 2;
   auto grid = Tensor<>::empty(Shape{rows * batch, xstar.dim(1), xstar.dim(2), xstar.dim(3)});
   std::copy(orig01.data(), orig01.data() + orig01.numel(), grid.data());
   std::copy(matched.data(), matched.data() + matched.numel(), grid.data() + orig01.numel());
   if (rows == 3) std::copy(matched_c.data(), matched_c.data() + matched_c.numel(), grid.data() + 2 * orig01.numel());
-  io::write_png(out + "/" + name + ".png", io::image_grid(grid, batch, 1));
+  cli::write_png(out + "/" + name + ".png", io::image_grid(grid, batch, 1));
 
   // references an attack must beat: the constant dataset-mean image and the clipped initial noise of seed 0
   auto mean_img = Tensor<>::empty(xstar.shape());
@@ -180,7 +212,7 @@ int main(int argc, char** argv) try {
     return h;
   };
   nlohmann::json rep = {
-      {"command", o.command()},
+      {"command", c.command_line()},
       {"model", model_path},
       {"batch", batch},
       {"test_images", {first, first + batch - 1}},
@@ -193,11 +225,11 @@ int main(int argc, char** argv) try {
       {"options",
        {{"distance", distance}, {"filter", filter}, {"matched_tensors", match.matched().size()},
         {"iterations", iterations}, {"seeds", seeds}, {"lr", examples::dec(lr)}, {"alpha_grad", examples::dec(alpha_grad)},
-        {"schedule", schedule == 1}, {"alpha_image", examples::dec(alpha_image)},
+        {"schedule", schedule}, {"alpha_image", examples::dec(alpha_image)},
         {"prior", alpha_image > 0.0f ? prior_path : ""}, {"patch", examples::dec(patch)},
         {"registration", examples::dec(registration)}, {"register_every", register_every},
         {"register_from", examples::dec(register_from)}, {"tv", examples::dec(tv)},
-        {"l2", examples::dec(l2)}, {"seed", static_cast<std::uint64_t>(seed)}}},
+        {"l2", examples::dec(l2)}, {"seed", seed}}},
       {"recovered", m},
       {"consensus", mc},
       {"reference_mean_image", {{"psnr", m_mean["psnr"]}, {"ssim", m_mean["ssim"]}, {"fft2d", m_mean["fft2d"]}}},
@@ -208,12 +240,18 @@ int main(int argc, char** argv) try {
       {"seconds", secs},
       {"threads", cpu::num_threads()},
   };
-  std::ofstream(out + "/" + name + ".json") << rep.dump(1) << "\n";
+  cli::write_json(out + "/" + name + ".json", rep);
   std::printf("  PSNR %.2f dB  SSIM %.3f  FFT2D %.4f  (consensus: %.2f dB; mean image %.2f dB)  in %.1f s -> %s/%s.{png,json}\n",
               m["psnr"].get<double>(), m["ssim"].get<double>(), m["fft2d"].get<double>(), mc["psnr"].get<double>(),
               m_mean["psnr"].get<double>(), secs, out.c_str(), name.c_str());
   return 0;
-} catch (const std::exception& e) {
-  std::fprintf(stderr, "%s\n", e.what());
-  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  mint::cli::Command cmd("mint-attack-gradients", kDescription);
+  add_options(cmd, a);
+  return mint::cli::main(cmd, argc, argv, [&] { return run(cmd, a); });
 }

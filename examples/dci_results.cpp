@@ -11,7 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -24,31 +24,41 @@
 #include <mint/tasks/dci.hpp>
 #include <mint/tasks/evaluate.hpp>
 
-#include "training_common.hpp"
+#include "cli.hpp"
 
 using namespace mint;
 namespace fs = std::filesystem;
 
 namespace {
-const char* kUsage = R"(mint-dci-results: DCI feature inversion of the Fashion-MNIST CNN, real vs synthetic training data.
-  --model PATH          CNN teacher (default models/fmnist_resnet.safetensors)
-  --data DIR            Fashion-MNIST idx.gz directory (default /usr/share/datasets/fashion-mnist)
-  --sizes LIST          training-set sizes, comma-separated (default 1000,10000)
-  --synthetic N         synthetic images to have in the cache (default 1000; 10000 for the full study)
-  --syn-iters T         DeepInversion iterations per image batch (default 40)
-  --syn-batch B         images per DeepInversion batch (default 50: 5 per class)
-  --cache PATH          synthetic-set cache (default dci_out/synthetic.safetensors)
-  --steps-alone S       Adam steps for module k alone, k >= 1 (default 25)
-  --steps-finetune S    Adam steps fine-tuning modules 0..k, k >= 1 (default 25)
-  --stem-steps S        Adam steps of stage 0 (the stem module; it has no fine-tuning and is ~20x cheaper
-                        per step than the others) (default 400)
-  --batch B             DCI training batch (default 32)
-  --lr LR               Adam lr (default 0.003)
-  --cycle W             weight of the cycle-consistency term (default 1)
-  --eval N              test images evaluated (default 500)
-  --out DIR             trained modules (default dci_out)
-  --docs DIR            where results_dci.md and the PNG grids go (default docs)
-  --seed S              (default 0))";
+struct Args {
+  std::string model_path = MINT_DEFAULT_CNN, data_dir = "/usr/share/datasets/fashion-mnist";
+  std::vector<std::int64_t> sizes{1000, 10000};
+  std::string cache = "dci_out/synthetic.safetensors", out = "dci_out", docs = "docs";
+  std::int64_t n_syn = 1000, syn_iters = 40, syn_batch = 50, eval_n = 500, stem_steps = 400;
+  tasks::DciOptions dopt{.cycle_weight = 1.0f, .lr = 3e-3f, .batch = 32, .steps_alone = 25, .steps_finetune = 25,
+                         .seed = 0};
+};
+
+void add_options(cli::Command& c, Args& a) {
+  c.existing("--model", a.model_path, "CNN teacher");
+  c.existing("--data", a.data_dir, "Fashion-MNIST idx.gz folder");
+  c.numbers("--sizes", a.sizes, "training-set sizes, comma-separated", 2, 60000);
+  c.number("--synthetic", a.n_syn, "synthetic images to have in the cache (10000 for the full study)", 1, 10'000'000);
+  c.number("--syn-iters", a.syn_iters, "DeepInversion iterations per image batch", 1, 1'000'000);
+  c.number("--syn-batch", a.syn_batch, "images per DeepInversion batch (50: 5 per class)", 1, 10000);
+  c.text("--cache", a.cache, "synthetic-set cache (safetensors; extended batch by batch)");
+  c.number("--steps-alone", a.dopt.steps_alone, "Adam steps for module k alone, k >= 1", 0, 100'000'000);
+  c.number("--steps-finetune", a.dopt.steps_finetune, "Adam steps fine-tuning modules 0..k, k >= 1", 0, 100'000'000);
+  c.number("--stem-steps", a.stem_steps, "Adam steps of stage 0 (the stem module; ~20x cheaper per step)", 0,
+           100'000'000);
+  c.number("--batch", a.dopt.batch, "DCI training batch (batch norm needs >= 2)", 2, 65536);
+  c.number("--lr", a.dopt.lr, "Adam learning rate", 1e-9, 1e3);
+  c.number("--cycle", a.dopt.cycle_weight, "weight of the cycle-consistency term", 0, 1e6);
+  c.number("--eval", a.eval_n, "test images evaluated", 1, 10000);
+  c.text("--out", a.out, "folder of the trained modules");
+  c.text("--docs", a.docs, "folder of results_dci.md and the PNG grids");
+  c.number("--seed", a.dopt.seed, "seed", 0, std::numeric_limits<std::uint64_t>::max());
+}
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -61,41 +71,21 @@ Tensor<Cpu> first_n(const Tensor<Cpu>& x, std::int64_t n) {
   std::copy(x.data(), x.data() + n * per, y.data());
   return y;
 }
-}  // namespace
 
-int main(int argc, char** argv) try {
-  examples::Options o("mint-dci-results", kUsage, argc, argv);
-  std::string model_path = MINT_DEFAULT_CNN, data_dir = "/usr/share/datasets/fashion-mnist";
-  std::string sizes_s = "1000,10000", cache = "dci_out/synthetic.safetensors", out = "dci_out", docs = "docs";
-  std::int64_t n_syn = 1000, syn_iters = 40, syn_batch = 50, eval_n = 500, stem_steps = 400;
-  float cycle = 1.0f;
-  tasks::DciOptions dopt;
-  dopt.steps_alone = 25;
-  dopt.steps_finetune = 25;
-  dopt.lr = 3e-3f;
-  o.text("model", model_path);
-  o.text("data", data_dir);
-  o.text("sizes", sizes_s);
-  o.number("synthetic", n_syn);
-  o.number("syn-iters", syn_iters);
-  o.number("syn-batch", syn_batch);
-  o.text("cache", cache);
-  o.number("steps-alone", dopt.steps_alone);
-  o.number("steps-finetune", dopt.steps_finetune);
-  o.number("stem-steps", stem_steps);
-  o.number("batch", dopt.batch);
-  o.number("lr", dopt.lr);
-  o.number("cycle", cycle);
-  o.number("eval", eval_n);
-  o.text("out", out);
-  o.text("docs", docs);
-  o.number("seed", dopt.seed);
-  o.finish();
-  dopt.cycle_weight = cycle;
+int run(const Args& a, const std::string& command_line) {
+  // the options by name (references, not a structured binding: clang cannot capture those in the lambdas below)
+  const std::string &model_path = a.model_path, &data_dir = a.data_dir, &cache = a.cache, &out = a.out,
+                    &docs = a.docs;
+  const std::int64_t &n_syn = a.n_syn, &syn_iters = a.syn_iters, &syn_batch = a.syn_batch, &eval_n = a.eval_n,
+                     &stem_steps = a.stem_steps;
+  const auto& sizes = a.sizes;
+  const tasks::DciOptions& dopt = a.dopt;
   dopt.validate();
-  const auto sizes = examples::parse_int_list(sizes_s, "mint-dci-results: --sizes", 2, 60000);
   fs::create_directories(out);
   fs::create_directories(docs);
+  cli::check_writable_file(out + "/dci.safetensors", "--out");
+  cli::check_writable_file(docs + "/results_dci.md", "--docs");
+  cli::check_writable_file(cache, "--cache");
   const auto t_all = std::chrono::steady_clock::now();
 
   auto teacher = ResNet<>::load(model_path);
@@ -123,7 +113,7 @@ int main(int argc, char** argv) try {
       for (std::int64_t i = 0; i < syn_batch; ++i) labels.push_back(static_cast<int>((syn.size() + i) % 10));
       auto res = inv.run(labels);
       for (auto& im : res.images) syn.push_back(im);
-      examples::write_atomically(cache, [&](const std::string& p) {
+      io::write_atomically(cache, [&](const std::string& p) {
         save_synthetic_dataset(p, syn, {{"mint.dci.syn_iters", std::to_string(syn_iters)}});
       });
       syn_seconds += seconds_since(t0);
@@ -188,9 +178,10 @@ int main(int argc, char** argv) try {
                     seconds_since(ts));
         std::fflush(stdout);
         // the modules for depth k are those right after stage k: save them per depth, and the running state
-        examples::write_atomically(path, [&](const std::string& p) { dci.save(p); });
-        fs::copy_file(path, out + "/dci_" + source + "_" + std::to_string(r.n_used) + "_depth" + std::to_string(k) + ".safetensors",
-                      fs::copy_options::overwrite_existing);
+        io::write_atomically(path, [&](const std::string& p) { dci.save(p); });
+        io::write_atomically(out + "/dci_" + source + "_" + std::to_string(r.n_used) + "_depth" + std::to_string(k) +
+                                 ".safetensors",
+                             [&](const std::string& p) { fs::copy_file(path, p); });
       }
       r.train_seconds = seconds_since(t0);
       for (int k = 0; k < tasks::kDciDepths; ++k) {
@@ -214,7 +205,7 @@ int main(int argc, char** argv) try {
       const auto& t = rows[i].shown[static_cast<std::size_t>(k)];
       std::copy(t.data(), t.data() + t.numel(), all.data() + static_cast<std::int64_t>(i + 1) * shown * 784);
     }
-    io::write_png(docs + "/dci_depth" + std::to_string(k) + ".png", io::image_grid(all, shown, 2));
+    cli::write_png(docs + "/dci_depth" + std::to_string(k) + ".png", io::image_grid(all, shown, 2));
   }
 
   // ---- markdown
@@ -223,7 +214,7 @@ int main(int argc, char** argv) try {
   char buf[512];
   md << "# DCI results: recovering Fashion-MNIST test images from the CNN's features\n\n"
      << "Generated by `mint-dci-results` (examples/dci_results.cpp); do not edit by hand. Method and choices:\n"
-     << "docs/dci.md. Command:\n\n    OMP_NUM_THREADS=" << cpu::num_threads() << " " << o.command() << "\n\n";
+     << "docs/dci.md. Command:\n\n    OMP_NUM_THREADS=" << cpu::num_threads() << " " << command_line << "\n\n";
   std::snprintf(buf, sizeof buf,
                 "Target: `%s` (%s), eval mode. Evaluated on the first %lld Fashion-MNIST **test** images; PSNR and "
                 "SSIM in [0, 1] pixel space (recovered images clipped), agreement = fraction of images where the "
@@ -238,7 +229,8 @@ int main(int argc, char** argv) try {
                 "%.0f s spent generating in this run.\n\n",
                 static_cast<long long>(stem_steps), static_cast<long long>(dopt.steps_alone),
                 static_cast<long long>(dopt.steps_finetune),
-                static_cast<long long>(dopt.batch), static_cast<double>(dopt.lr), static_cast<double>(cycle),
+                static_cast<long long>(dopt.batch), static_cast<double>(dopt.lr),
+                static_cast<double>(dopt.cycle_weight),
                 static_cast<unsigned long long>(dopt.seed), static_cast<long long>(n_syn_have),
                 static_cast<long long>(syn_iters), static_cast<long long>(syn_batch), 100.0 * syn_acc, syn_cached,
                 syn_seconds);
@@ -337,14 +329,19 @@ int main(int argc, char** argv) try {
   for (int k = 0; k < tasks::kDciDepths; ++k)
     md << "- " << ResNet<>::stage_name(static_cast<Stage>(k)) << ": ![depth " << k << "](dci_depth" << k << ".png)\n";
   md << "\n";
-  examples::write_atomically(docs + "/results_dci.md", [&](const std::string& p) {
-    std::ofstream f(p);
-    f << md.str();
-  });
+  io::write_file_atomically(docs + "/results_dci.md", md.str());
   std::printf("%s", md.str().c_str());
   std::printf("wrote %s/results_dci.md and %s/dci_depth*.png (%.0f s)\n", docs.c_str(), docs.c_str(), total);
   return 0;
-} catch (const std::exception& e) {
-  std::fprintf(stderr, "%s\n", e.what());
-  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  cli::Command cmd("mint-dci-results",
+                   "DCI feature inversion of the Fashion-MNIST CNN, real vs synthetic training data; writes "
+                   "docs/results_dci.md.");
+  add_options(cmd, a);
+  return cli::main(cmd, argc, argv, [&] { return run(a, cmd.command_line()); });
 }

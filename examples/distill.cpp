@@ -1,78 +1,94 @@
 // mint-distill: distils the embedded teacher (or --teacher) into a student on a synthetic data set written by
 // save_synthetic_dataset (e.g. by mint-invert), offline protocol, then prints the student's top-1 accuracy on
-// the real Fashion-MNIST test set (all classes, and --classes if given).
-//
-//   mint-distill --data SYNTH.safetensors [--teacher T.safetensors] [--student S.safetensors [--reinit-head 1]]
-//                [--dim 32 --depth 2 --heads 2 --mlp 64] [--epochs 10] [--batch 128] [--lr 0.1] [--tau 20]
-//                [--flip 0|1] [--probe 0|1] [--seed 0] [--classes 5,6,7,8,9] [--test DIR] [--out S.safetensors]
-//                [--threads T]
+// the real Fashion-MNIST test set (all classes, and --classes if given). `mint-distill --help` lists the options.
 //
 // Without --student, the student is a new ViT of the given shape (the teacher's image size and patch size),
-// initialised as mint-train-teacher does. --probe 1 trains the head only (linear probing).
+// initialised as mint-train-teacher does. --probe 1 trains the head only (linear probing). Every input is read
+// and every option checked before the distillation starts.
 #include <cstdio>
-#include <map>
-#include <sstream>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include <mint/mint.hpp>
 
+#include "cli.hpp"
+
 namespace {
 
-const char* kUsage =
-    "mint-distill --data SYNTH.safetensors [--teacher T.safetensors] [--student S.safetensors [--reinit-head 1]]\n"
-    "             [--dim 32 --depth 2 --heads 2 --mlp 64] [--epochs 10] [--batch 128] [--lr 0.1] [--tau 20]\n"
-    "             [--flip 0|1] [--probe 0|1] [--seed 0] [--classes 5,6,7,8,9] [--test DIR] [--out S.safetensors]\n"
-    "             [--threads T]";
+struct Args {
+  std::string data, teacher = MINT_DEFAULT_MODEL, student, test = "/usr/share/datasets/fashion-mnist", out;
+  int dim = 32, depth = 2, heads = 2, mlp = 64, threads = 0;
+  std::int64_t epochs = 10, batch = 128;
+  float lr = 0.1f, tau = 20.0f;
+  bool flip = false, probe = false, reinit_head = true;
+  std::uint64_t seed = 0;
+  std::vector<int> classes;
+};
 
-int run(int argc, char** argv) {
-  std::map<std::string, std::string> kv{{"teacher", MINT_DEFAULT_MODEL}, {"test", "/usr/share/datasets/fashion-mnist"},
-                                        {"dim", "32"},   {"depth", "2"},   {"heads", "2"},  {"mlp", "64"},
-                                        {"epochs", "10"}, {"batch", "128"}, {"lr", "0.1"},   {"tau", "20"},
-                                        {"flip", "0"},   {"probe", "0"},   {"seed", "0"},   {"reinit-head", "1"},
-                                        {"threads", "0"}};
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    if (k == "--help" || k == "-h") {
-      std::puts(kUsage);
-      return 0;
-    }
-    mint::check(k.rfind("--", 0) == 0 && i + 1 < argc, "mint-distill: expected --option value, got '", k, "'\n", kUsage);
-    kv[k.substr(2)] = argv[++i];
-  }
-  mint::check(kv.count("data") == 1, "mint-distill: --data is required\n", kUsage);
-  const auto num = [&](const char* k) { return std::stod(kv.at(k)); };
-  if (num("threads") > 0) mint::cpu::set_num_threads(static_cast<int>(num("threads")));
+void add_options(mint::cli::Command& c, Args& a) {
+  c.existing("--data", a.data, "synthetic data set (save_synthetic_dataset, e.g. mint-invert's)")->required();
+  c.existing("--teacher", a.teacher, "teacher ViT safetensors");
+  c.existing("--student", a.student, "start from this student ViT instead of a new one");
+  c.flag01("--reinit-head", a.reinit_head, "with --student: re-initialise its head");
+  c.number("--dim", a.dim, "new student: width", 1, 4096);
+  c.number("--depth", a.depth, "new student: blocks", 1, 64);
+  c.number("--heads", a.heads, "new student: attention heads (divides --dim)", 1, 256);
+  c.number("--mlp", a.mlp, "new student: MLP hidden width", 1, 16384);
+  c.number("--epochs", a.epochs, "epochs over the synthetic set", 1, 100000);
+  c.number("--batch", a.batch, "images per step", 1, 65536);
+  c.number("--lr", a.lr, "SGD learning rate", 1e-9, 1e3);
+  c.number("--tau", a.tau, "distillation temperature", 1e-3, 1e3);
+  c.flag01("--flip", a.flip, "random horizontal flips");
+  c.flag01("--probe", a.probe, "train the head only (linear probing)");
+  c.number("--seed", a.seed, "seed (student init, shuffling, flips)", 0, std::numeric_limits<std::uint64_t>::max());
+  c.numbers("--classes", a.classes, "also report accuracy on these classes (comma-separated)", 0, 1 << 20);
+  c.existing("--test", a.test, "Fashion-MNIST idx.gz folder");
+  c.text("--out", a.out, "write the student here (safetensors)");
+  c.number("--threads", a.threads, "OpenMP threads (0: all)", 0, 1024);
+}
 
-  auto teacher = mint::ViT<>::load(kv.at("teacher"));
-  const auto seed = static_cast<std::uint64_t>(num("seed"));
+int run(const mint::cli::Command& c, const Args& a) {
+  mint::check(!c.given("--reinit-head") || !a.student.empty(), "--reinit-head applies to --student only");
+  for (const char* o : {"--dim", "--depth", "--heads", "--mlp"})
+    mint::check(!c.given(o) || a.student.empty(), o, " shapes a new student; --student ", a.student,
+                " brings its own shape");
+  if (!a.out.empty()) mint::cli::check_writable_file(a.out, "--out");
+  if (a.threads > 0) mint::cpu::set_num_threads(a.threads);
+
+  auto teacher = mint::ViT<>::load(a.teacher);
   mint::ViT<> student = [&] {
-    if (kv.count("student")) return mint::tasks::load_student(kv.at("student"), num("reinit-head") != 0, seed);
+    if (!a.student.empty()) return mint::tasks::load_student(a.student, a.reinit_head, a.seed);
     mint::ViTConfig cfg = teacher.config();
-    cfg.dim = static_cast<int>(num("dim")), cfg.depth = static_cast<int>(num("depth"));
-    cfg.heads = static_cast<int>(num("heads")), cfg.mlp_hidden = static_cast<int>(num("mlp"));
+    cfg.dim = a.dim, cfg.depth = a.depth, cfg.heads = a.heads, cfg.mlp_hidden = a.mlp;
     cfg.distilled = false;
-    return mint::tasks::make_student(cfg, seed);
+    mint::check(a.dim % a.heads == 0, "--heads ", a.heads, " must divide --dim ", a.dim);
+    return mint::tasks::make_student(cfg, a.seed);
   }();
-  const auto data = mint::load_synthetic_dataset(kv.at("data"));
+  for (int k : a.classes)
+    mint::check(k < teacher.config().classes, "--classes: ", k, " is not a class of the teacher (",
+                teacher.config().classes, " classes)");
+  const auto data = mint::load_synthetic_dataset(a.data);
+  mint::check(!data.empty(), "--data: '", a.data, "' holds no images");
+  const auto test = mint::tasks::load_fashion_mnist(a.test, false);
+  mint::check(test.size() > 0, "--test: '", a.test, "' holds no test images");
 
   mint::tasks::DistillOptions opt;
-  opt.temperature = static_cast<float>(num("tau"));
-  opt.sgd.lr = static_cast<float>(num("lr"));
-  opt.batch = static_cast<std::int64_t>(num("batch"));
-  opt.flip = num("flip") != 0;
-  opt.seed = seed;
-  if (num("probe") != 0) opt.trainable = [](const std::string& n) { return n.rfind("head", 0) == 0; };
-  const auto epochs = static_cast<std::int64_t>(num("epochs"));
+  opt.temperature = a.tau;
+  opt.sgd.lr = a.lr;
+  opt.batch = a.batch;
+  opt.flip = a.flip;
+  opt.seed = a.seed;
+  if (a.probe) opt.trainable = [](const std::string& n) { return n.rfind("head", 0) == 0; };
   std::printf("distilling %s into a student (dim %d, depth %d) on %zu synthetic images from %s: %lld epochs, batch "
               "%lld, SGD lr %g, tau %g%s\n",
-              kv.at("teacher").c_str(), student.config().dim, student.config().depth, data.size(), kv.at("data").c_str(),
-              static_cast<long long>(epochs), static_cast<long long>(opt.batch), static_cast<double>(opt.sgd.lr),
+              a.teacher.c_str(), student.config().dim, student.config().depth, data.size(), a.data.c_str(),
+              static_cast<long long>(a.epochs), static_cast<long long>(opt.batch), static_cast<double>(opt.sgd.lr),
               static_cast<double>(opt.temperature), opt.trainable ? ", head only" : "");
   const auto steps_per_epoch = static_cast<std::int64_t>((data.size() + static_cast<std::size_t>(opt.batch) - 1) /
                                                          static_cast<std::size_t>(opt.batch));
   double epoch_loss = 0.0;
-  const auto log = mint::tasks::distill_offline(teacher, student, data, epochs, opt,
+  const auto log = mint::tasks::distill_offline(teacher, student, data, a.epochs, opt,
                                                 [&](std::int64_t step, const mint::tasks::DistillStepStats& s) {
                                                   epoch_loss += s.loss;
                                                   if ((step + 1) % steps_per_epoch == 0) {
@@ -83,20 +99,20 @@ int run(int argc, char** argv) {
                                                     epoch_loss = 0.0;
                                                   }
                                                 });
-  const auto test = mint::tasks::load_fashion_mnist(kv.at("test"), false);
   std::printf("student test top-1: %.2f%% (%lld images, %.1f s distillation)\n",
               100.0 * mint::tasks::accuracy(student, test).value(), static_cast<long long>(test.size()), log.seconds);
-  if (kv.count("classes")) {
-    std::vector<int> classes;
-    std::stringstream ss(kv.at("classes"));
-    for (std::string c; std::getline(ss, c, ',');) classes.push_back(std::stoi(c));
-    const auto a = mint::tasks::accuracy(student, test, {.classes = classes});
-    std::printf("student top-1 on classes %s: %.2f%% (%lld images)\n", kv.at("classes").c_str(), 100.0 * a.value(),
-                static_cast<long long>(a.total));
+  if (!a.classes.empty()) {
+    const auto acc = mint::tasks::accuracy(student, test, {.classes = a.classes});
+    std::string list;
+    for (int k : a.classes) list += (list.empty() ? "" : ",") + std::to_string(k);
+    std::printf("student top-1 on classes %s: %.2f%% (%lld images)\n", list.c_str(), 100.0 * acc.value(),
+                static_cast<long long>(acc.total));
   }
-  if (kv.count("out")) {
-    student.save(kv.at("out"), {{"mint.distilled_from", kv.at("teacher")}, {"mint.synthetic_data", kv.at("data")}});
-    std::printf("wrote %s\n", kv.at("out").c_str());
+  if (!a.out.empty()) {
+    mint::io::write_atomically(a.out, [&](const std::string& tmp) {
+      student.save(tmp, {{"mint.distilled_from", a.teacher}, {"mint.synthetic_data", a.data}});
+    });
+    std::printf("wrote %s\n", a.out.c_str());
   }
   return 0;
 }
@@ -104,10 +120,8 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 2;
-  }
+  Args a;
+  mint::cli::Command cmd("mint-distill", "Distils the teacher into a student on a synthetic data set.");
+  add_options(cmd, a);
+  return mint::cli::main(cmd, argc, argv, [&] { return run(cmd, a); });
 }

@@ -41,6 +41,7 @@
 #include <mint/mint.hpp>
 #include <mint/models/init.hpp>
 
+#include "cli.hpp"
 #include "training_common.hpp"
 
 namespace {
@@ -66,31 +67,37 @@ struct Args {
   std::string command;
 };
 
-const char* kUsage =
-    "mint-experiment --backbone PATH [--teacher PATH] [--seeds 3] [--images 280] [--iterations 280]\n"
-    "                [--inv-batch 70] [--augment jitterflip|none] [--tv 3e-2] [--epochs 30] [--batch 64] [--lr 0.1]\n"
-    "                [--tau 4] [--probe 1] [--flip 1] [--test-limit -1] [--quant-test 2000]\n"
-    "                [--cache DIR] [--out DIR] [--efficiency-only 0|1] [--data DIR] [--methods LIST]";
+void add_options(mint::cli::Command& c, Args& a) {
+  c.existing("--backbone", a.backbone, "5-class student backbone (mint-train-teacher --classes 0,1,2,3,4)");
+  c.existing("--teacher", a.teacher, "teacher ViT");
+  c.number("--seeds", a.seeds, "seeds per method", 1, 1000);
+  c.number("--images", a.images, "output images per method", 1, 1'000'000);
+  c.number("--iterations", a.iterations, "iterations T per trajectory (>= 7: PRI v = 7)", 7, 10'000'000);
+  c.number("--inv-batch", a.inv_batch, "trajectories per inversion batch", 1, 4096);
+  c.choice("--augment", a.augment, "inversion augmentation", mint::augmentations().names());
+  c.number("--tv", a.tv, "inversion TV weight", 0, 1e6);
+  c.number("--epochs", a.epochs, "distillation epochs", 1, 100000);
+  c.number("--batch", a.batch, "distillation batch", 1, 65536);
+  c.number("--lr", a.lr, "distillation SGD learning rate", 1e-9, 1e3);
+  c.number("--tau", a.tau, "distillation temperature", 1e-3, 1e3);
+  c.flag01("--probe", a.probe, "train the head only");
+  c.flag01("--flip", a.flip, "random horizontal flips in distillation");
+  c.number("--test-limit", a.test_limit, "first N test images (-1: all)", -1, 10000);
+  c.number("--quant-test", a.quant_test, "test images for the quantization accuracy", 1, 10000);
+  c.text("--cache", a.cache, "cache folder of inverted sets and figures");
+  c.text("--out", a.out, "folder of results.md and the figures");
+  c.flag01("--efficiency-only", a.efficiency_only, "only the efficiency table of seed 0, no cache");
+  c.existing("--data", a.data, "Fashion-MNIST idx.gz folder");
+  c.text("--methods", a.methods, "comma-separated: dmi, smi50, smi76, smi86, pri2, pri4, pri7");
+}
 
-Args parse(int argc, char** argv) {
-  Args a;
-  mint::examples::Options o("mint-experiment", kUsage, argc, argv);
-  a.command = o.command();
-  auto num = [&](const std::string& k, auto& dst) { o.number(k, dst); };
-  auto str = [&](const std::string& k, std::string& dst) { o.text(k, dst); };
-  str("backbone", a.backbone), str("teacher", a.teacher), str("cache", a.cache), str("out", a.out);
-  str("data", a.data), str("augment", a.augment), str("methods", a.methods);
-  num("seeds", a.seeds), num("images", a.images), num("iterations", a.iterations), num("inv-batch", a.inv_batch);
-  num("epochs", a.epochs), num("batch", a.batch), num("lr", a.lr), num("tau", a.tau), num("probe", a.probe);
-  num("flip", a.flip), num("efficiency-only", a.efficiency_only), num("test-limit", a.test_limit);
-  num("quant-test", a.quant_test), num("tv", a.tv);
-  o.finish();
-  mint::check(!a.backbone.empty() || a.efficiency_only, "mint-experiment: --backbone is required\n", kUsage);
-  mint::check(a.seeds >= 1 && a.images >= 1 && a.iterations >= 7 && a.inv_batch >= 1 && a.epochs >= 1 && a.batch >= 1,
-              "mint-experiment: need --seeds, --images, --inv-batch, --epochs, --batch >= 1 and --iterations >= 7");
-  mint::check(a.augment == "jitterflip" || a.augment == "none", "mint-experiment: --augment must be jitterflip or none, got '",
-              a.augment, "'");
-  return a;
+void validate(const mint::cli::Command& c, const Args& a) {
+  mint::check(!a.backbone.empty() || a.efficiency_only, "--backbone is required (unless --efficiency-only 1)");
+  mint::check(a.test_limit != 0, "--test-limit must be -1 (all) or >= 1");
+  for (const char* o : {"--backbone", "--epochs", "--batch", "--lr", "--tau", "--probe", "--flip", "--test-limit",
+                        "--quant-test", "--cache", "--seeds"})
+    mint::check(!c.given(o) || !a.efficiency_only, o,
+                ": --efficiency-only 1 measures the inversions of seed 0 only and would ignore it");
 }
 
 // ---------------------------------------------------------------------------------------------- methods
@@ -110,7 +117,7 @@ Method method_of(const std::string& s) {
       {"pri2", {"pri2", Method::Pri, 2}},      {"pri4", {"pri4", Method::Pri, 4}},
       {"pri7", {"pri7", Method::Pri, 7}}};
   auto it = table.find(s);
-  mint::check(it != table.end(), "mint-experiment: unknown method '", s, "' (dmi, smi50, smi76, smi86, pri2, pri4, pri7)");
+  mint::check(it != table.end(), "--methods: unknown method '", s, "' (dmi, smi50, smi76, smi86, pri2, pri4, pri7)");
   return it->second;
 }
 
@@ -135,7 +142,7 @@ struct InversionCost {
 };
 
 using ScheduleV = std::variant<mint::Dense, mint::ProgressivePrune, mint::Rebirth>;
-using AugmentV = std::variant<mint::NoAugmentation, mint::JitterFlip>;
+using AugmentV = mint::AugmentationChoice;
 
 ScheduleV schedule_of(const Method& m, int iterations) {
   if (m.kind == Method::Dmi) return mint::Dense{};
@@ -163,7 +170,7 @@ std::vector<SparseImage> invert(ViT<>& teacher, const Method& m, const Args& a, 
   cost.trajectories = trajectories;
   const mint::Theorem1 th{static_cast<double>(cfg.depth), static_cast<double>(cfg.dim),
                           static_cast<double>(cfg.num_patches())};
-  AugmentV aug = a.augment == "jitterflip" ? AugmentV{mint::JitterFlip{}} : AugmentV{mint::NoAugmentation{}};
+  const AugmentV aug = mint::augmentations().make(a.augment);
   for (std::int64_t first = 0; first < trajectories; first += a.inv_batch) {
     const std::int64_t b = std::min<std::int64_t>(a.inv_batch, trajectories - first);
     std::vector<int> labels(static_cast<std::size_t>(b));
@@ -321,7 +328,7 @@ class Cache {
   [[nodiscard]] const json& get(const std::string& k) const { return db_.at(k); }
   void put(const std::string& k, json v) {
     db_[k] = std::move(v);
-    mint::examples::write_atomically(file(), [&](const std::string& p) { std::ofstream(p) << db_.dump(1) << "\n"; });
+    mint::io::write_file_atomically(file(), db_.dump(1) + "\n");
   }
   [[nodiscard]] std::string path(const std::string& name) const { return dir_ + "/" + name; }
 
@@ -460,7 +467,7 @@ void plot_accuracy_vs_time(const std::string& path, const std::string& y_label, 
     cv.text(x1 + 46, ly, n, colour(n));
     ly += 16;
   }
-  mint::io::write_png(path, cv.px, {0.0f, 1.0f});
+  mint::cli::write_png(path, cv.px, {0.0f, 1.0f});
 }
 
 // PRI Figures 5 and 6: histograms of the teacher's target-class confidence, one panel per set.
@@ -483,7 +490,7 @@ void plot_histograms(const std::string& path, const std::vector<std::pair<std::s
     cv.line(bx0, by0, bx1, by0, kBlack);
     cv.text(bx0, by0 + 4, "0", kBlack), cv.text(bx1 - 4, by0 + 4, "1", kBlack);
   }
-  mint::io::write_png(path, cv.px, {0.0f, 1.0f});
+  mint::cli::write_png(path, cv.px, {0.0f, 1.0f});
 }
 
 std::string load_avg() {
@@ -502,12 +509,14 @@ int run(const Args& a) {
   const float hi = (1.0f - mint::tasks::kFashionMnistMean) / mint::tasks::kFashionMnistStd;
   std::vector<Method> methods;
   for (const auto& n : mint::examples::split_list(a.methods)) methods.push_back(method_of(n));
+  mint::check(!methods.empty(), "--methods: the list is empty");
   fs::create_directories(a.out);
+  mint::cli::check_writable_file(a.out + "/results.md", "--out");
   const std::string tag = "I" + std::to_string(a.images) + "_T" + std::to_string(a.iterations) + "_B" +
                           std::to_string(a.inv_batch) + "_" + a.augment + (a.tv == 1e-4f ? "" : "_tv" + fmt(a.tv, 6));  // 1e-4 (the earlier default): no suffix, its cached sets stay valid
 
   if (a.efficiency_only) {  // fresh timings of seed 0, nothing read from or written to the cache
-    std::ofstream md(a.out + "/efficiency.md");
+    std::ostringstream md;
     md << "Command: `" << a.command << "` (" << mint::cpu::num_threads() << " thread(s)); " << a.images
        << " output images per method, T = " << a.iterations << ", batches of at most " << a.inv_batch
        << " trajectories, augmentation " << a.augment << ", seed 0. Peak: tensor memory above what was live before "
@@ -528,6 +537,7 @@ int run(const Args& a) {
       std::fflush(stdout);
     }
     md << "\nload average before / after: " << load_start << " / " << load_avg() << "\n";
+    mint::io::write_file_atomically(a.out + "/efficiency.md", md.str());
     std::printf("wrote %s/efficiency.md\n", a.out.c_str());
     return 0;
   }
@@ -582,7 +592,7 @@ int run(const Args& a) {
         std::printf("[seed %d] inverting %s ...\n", seed, m.name.c_str());
         std::fflush(stdout);
         data = invert(teacher, m, a, useed, lo, hi, c);
-        mint::examples::write_atomically(file, [&](const std::string& p) {
+        mint::io::write_atomically(file, [&](const std::string& p) {
           mint::save_synthetic_dataset(p, data, {{"method", m.name}, {"seed", std::to_string(seed)}});
         });
         cache.put("inversion/" + key, c.to_json());
@@ -823,7 +833,7 @@ int run(const Args& a) {
   plot_accuracy_vs_time(a.out + "/accuracy_vs_time.png", "STUDENT ACC. ALL 10 CLASSES %", names, all10, secs);
   plot_accuracy_vs_time(a.out + "/accuracy_vs_time_unseen.png", "STUDENT ACC. CLASSES 5-9 5-WAY %", names, within, secs);
   plot_histograms(a.out + "/confidence.png", panels, bins);
-  std::ofstream(a.out + "/results.md") << md.str();
+  mint::io::write_file_atomically(a.out + "/results.md", md.str());
   std::printf("\n%s\nwrote %s/results.md, accuracy_vs_time.png, accuracy_vs_time_unseen.png, confidence.png (%.0f s)\n", md.str().c_str(),
               a.out.c_str(), wall);
   return 0;
@@ -832,10 +842,12 @@ int run(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(parse(argc, argv));
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 2;
-  }
+  Args a;
+  mint::cli::Command cmd("mint-experiment", "DMI vs SMI vs PRI downstream on the embedded teacher (docs/results.md).");
+  add_options(cmd, a);
+  return mint::cli::main(cmd, argc, argv, [&] {
+    validate(cmd, a);
+    a.command = cmd.command_line();
+    return run(a);
+  });
 }

@@ -5,19 +5,19 @@
 // (trained by mint-train-teacher; its recipe and test accuracy are in models/fmnist_vit.json).
 //
 //   mint-inspect [--model PATH] [--heads H | --arch NAME] [--data DIR] [--count N] [--keep K] [--batch B]
-//                [--mean M] [--std S] [--out DIR]
+//                [--mean M] [--std S] [--out DIR]       (`mint-inspect --help` says what each is)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <map>
 #include <numeric>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include <mint/mint.hpp>
+
+#include "cli.hpp"
 
 namespace {
 
@@ -26,42 +26,22 @@ struct Args {
   std::string data = "/usr/share/datasets/fashion-mnist";
   std::string out = "out/inspect";
   std::string arch;
-  int heads = 0, count = 1000, keep = 0, batch = 125;
+  int heads = 0, keep = 0;
+  std::int64_t count = 1000, batch = 125;
   float mean = 0.2860f, std = 0.3530f;  // Fashion-MNIST training-set pixel statistics
 };
 
-Args parse(int argc, char** argv) {
-  Args a;
-  std::map<std::string, std::string> kv;
-  for (int i = 1; i < argc; ++i) {
-    std::string k = argv[i];
-    if (k == "--help" || k == "-h") {
-      std::puts("mint-inspect [--model PATH] [--heads H | --arch NAME] [--data DIR] [--count N] [--keep K]\n"
-                "             [--batch B] [--mean M] [--std S] [--out DIR]");
-      std::exit(0);
-    }
-    mint::check(k.rfind("--", 0) == 0 && i + 1 < argc, "mint-inspect: expected --option value, got '", k, "'");
-    kv[k.substr(2)] = argv[++i];
-  }
-  auto num = [&](const std::string& k, auto& dst) {
-    if (auto it = kv.find(k); it != kv.end()) {
-      try {
-        dst = static_cast<std::remove_reference_t<decltype(dst)>>(std::stod(it->second));
-      } catch (const std::exception&) {
-        throw mint::Error("mint-inspect: --" + k + " expects a number, got '" + it->second + "'");
-      }
-      kv.erase(it);
-    }
-  };
-  auto str = [&](const std::string& k, std::string& dst) {
-    if (auto it = kv.find(k); it != kv.end()) dst = it->second, kv.erase(it);
-  };
-  str("model", a.model), str("data", a.data), str("out", a.out), str("arch", a.arch);
-  num("heads", a.heads), num("count", a.count), num("keep", a.keep), num("batch", a.batch), num("mean", a.mean),
-      num("std", a.std);
-  mint::check(kv.empty(), "mint-inspect: unknown option --", kv.empty() ? "" : kv.begin()->first);
-  mint::check(a.count > 0 && a.batch > 0 && a.std > 0, "mint-inspect: --count, --batch and --std must be positive");
-  return a;
+void add_options(mint::cli::Command& c, Args& a) {
+  c.existing("--model", a.model, "timm ViT safetensors");
+  c.number("--heads", a.heads, "attention heads (0: from the file or the architecture table)", 0, 4096);
+  c.text("--arch", a.arch, "architecture name from the known-architecture table (instead of --heads)");
+  c.existing("--data", a.data, "Fashion-MNIST idx.gz folder");
+  c.number("--count", a.count, "test images to classify", 1, 10'000'000);
+  c.number("--keep", a.keep, "patches kept in the sparse pass (0: SMI's final 46/196 share)", 0, 1 << 20);
+  c.number("--batch", a.batch, "images per forward", 1, 65536);
+  c.number("--mean", a.mean, "normalisation mean", -1e3, 1e3);
+  c.number("--std", a.std, "normalisation std", 1e-6, 1e3);
+  c.text("--out", a.out, "output folder (replaced as a whole by each run)");
 }
 
 // Indices of the k largest values of row b of attn [B, N], largest first.
@@ -77,6 +57,9 @@ std::vector<std::int32_t> top_k(const mint::Tensor<>& attn, std::int64_t b, std:
 
 int run(const Args& a) {
   using clock = std::chrono::steady_clock;
+  mint::check(a.heads == 0 || a.arch.empty(), "--heads and --arch both give the head count: pass one");
+  // writable and replaceable: checked before the work
+  mint::io::AtomicFolder out(a.out, {"sparse_view.png", "images.png", "report.json"});
   mint::ViTLoadOptions opt;
   if (a.heads) opt.heads = a.heads;
   opt.arch = a.arch;
@@ -86,11 +69,13 @@ int run(const Args& a) {
               cfg.img_size, cfg.patch, cfg.in_chans, cfg.dim, cfg.depth, cfg.heads, cfg.classes,
               cfg.distilled ? ", distilled" : "");
   auto ds = mint::io::load_mnist_like(a.data + "/t10k-images-idx3-ubyte.gz", a.data + "/t10k-labels-idx1-ubyte.gz", a.count);
+  mint::check(ds.images.dim(0) > 0, "--data: '", a.data, "/t10k-images-idx3-ubyte.gz' holds no images");
   mint::check(cfg.in_chans == 1 && cfg.img_size == ds.images.dim(2),
-              "mint-inspect: the data are ", ds.images.dim(2), "x", ds.images.dim(3),
+              "--data: the images are ", ds.images.dim(2), "x", ds.images.dim(3),
               " one-channel images but the model expects ", cfg.in_chans, "x", cfg.img_size, "x", cfg.img_size);
   const std::int64_t n = ds.images.dim(0), np = cfg.num_patches();
-  const std::int64_t k = a.keep > 0 ? std::min<std::int64_t>(a.keep, np) : std::max<std::int64_t>(1, np * 46 / 196);
+  mint::check(a.keep <= np, "--keep ", a.keep, " exceeds the model's ", np, " patches");
+  const std::int64_t k = a.keep > 0 ? a.keep : std::max<std::int64_t>(1, np * 46 / 196);
   std::printf("data   %s: %lld test images; sparse pass keeps %lld of %lld patches (SMI's final 46/196 ratio by default)\n",
               a.data.c_str(), static_cast<long long>(n), static_cast<long long>(k), static_cast<long long>(np));
 
@@ -133,10 +118,9 @@ int run(const Args& a) {
         for (std::int64_t j = 0; j < k; ++j) grid_mask[i * np + keep.at(i, j)] = 1.f;
     }
   }
-  std::filesystem::create_directories(a.out);
   const std::string png = a.out + "/sparse_view.png";
-  mint::io::write_png(png, mint::io::image_grid(grid_images, 8, 2, &grid_mask, cfg.patch));
-  mint::io::write_png(a.out + "/images.png", mint::io::image_grid(grid_images, 8, 2));
+  mint::cli::write_png(out.path("sparse_view.png"), mint::io::image_grid(grid_images, 8, 2, &grid_mask, cfg.patch));
+  mint::cli::write_png(out.path("images.png"), mint::io::image_grid(grid_images, 8, 2));
   const double acc_d = 100.0 * correct_dense / n, acc_s = 100.0 * correct_sparse / n, agr = 100.0 * agree / n;
   std::printf("\n%-28s %10s %10s\n", "", "dense", "top-K");
   std::printf("%-28s %10lld %10lld\n", "tokens per image", static_cast<long long>(np + cfg.extra_tokens()),
@@ -144,25 +128,24 @@ int run(const Args& a) {
   std::printf("%-28s %9.2f%% %9.2f%%\n", "test accuracy", acc_d, acc_s);
   std::printf("%-28s %10s %9.2f%%\n", "agreement with dense", "", agr);
   std::printf("%-28s %10.1f %10.1f\n", "images/s (forward)", n / t_dense, n / t_sparse);
-  std::printf("\nwrote %s (first 32 test images, pruned patches black), %s/images.png (the same, whole) and "
-              "%s/report.json\n", png.c_str(), a.out.c_str(), a.out.c_str());
   nlohmann::json rep = {{"command", "mint-inspect"}, {"model", a.model}, {"data", a.data}, {"images", n},
                         {"patches", np}, {"kept_patches", k}, {"accuracy_dense_pct", acc_d},
                         {"accuracy_topk_pct", acc_s}, {"agreement_pct", agr}, {"images_per_s_dense", n / t_dense},
                         {"images_per_s_topk", n / t_sparse}, {"threads", mint::cpu::num_threads()},
                         {"config", {{"img", cfg.img_size}, {"patch", cfg.patch}, {"dim", cfg.dim}, {"depth", cfg.depth},
                                     {"heads", cfg.heads}, {"classes", cfg.classes}}}};
-  std::ofstream(a.out + "/report.json") << rep.dump(2) << "\n";
+  mint::cli::write_json(out.path("report.json"), rep);
+  out.commit();
+  std::printf("\nwrote %s (first 32 test images, pruned patches black), %s/images.png (the same, whole) and "
+              "%s/report.json\n", png.c_str(), a.out.c_str(), a.out.c_str());
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(parse(argc, argv));
-  } catch (const mint::Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 2;
-  }
+  Args a;
+  mint::cli::Command cmd("mint-inspect", "Classifies Fashion-MNIST test images densely and on the top-K patches.");
+  add_options(cmd, a);
+  return mint::cli::main(cmd, argc, argv, [&] { return run(a); });
 }

@@ -2,17 +2,15 @@
 // progress bar and a summary (speed, FLOPs executed vs PRI's Theorem 1 model, peak memory), and write a PNG
 // grid (absent patches black), the synthetic dataset (safetensors) and a JSON report of every figure.
 //
-//   mint-invert [--method dmi|smi|pri] [--selector high|low|random|top] [--v 4] [--prune 50,100,200,300]
-//               [--ratio 0.3] [--augment none|jitterflip] [--iterations 400] [--batch 10] [--lr 0.25]
-//               [--tv 1e-4] [--l2 0] [--seed 0] [--model PATH] [--recipe PATH.json] [--out DIR]
-//               [--preset paper|official]   (official: SMI's code forms, mint/inversion/presets.hpp)
+// Every option and input is checked before the inversion starts (`mint-invert --help` lists them); an option the
+// chosen method ignores, or a PRI schedule that cannot give v images in T iterations, is an error. The outputs go
+// to --out as one set (io::AtomicFolder: all or nothing). SIGINT / SIGTERM stop the run at the next iteration
+// and write what is finished (PRI's detached images), marked "interrupted" in report.json; exit code 130 / 143.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <map>
+#include <limits>
 #include <numeric>
-#include <sstream>
 #include <string>
 #include <variant>
 
@@ -20,102 +18,135 @@
 
 #include <mint/mint.hpp>
 
+#include "cli.hpp"
+
 namespace {
 
-using Kv = std::map<std::string, std::string>;
-
 struct Args {
-  std::string method = "pri", selector = "high", augment = "none", prune = "50,100,200,300";
+  std::string method = "pri", selector = "high", augment = "none";
+  std::vector<int> prune{50, 100, 200, 300};
   std::string model = MINT_DEFAULT_MODEL, recipe, out = "out/invert", preset = "paper";
   int v = 4, iterations = 400, batch = 10;
   float ratio = 0.3f, lr = 0.25f, tv = 1e-4f, l2 = 0.0f;
   std::uint64_t seed = 0;
 };
 
-Args parse(int argc, char** argv) {
-  Kv kv;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    if (k == "--help" || k == "-h") {
-      std::puts("mint-invert [--method dmi|smi|pri] [--selector high|low|random|top] [--v 4] [--prune 50,100,200,300]\n"
-                "            [--ratio 0.3] [--augment none|jitterflip] [--iterations 400] [--batch 10] [--lr 0.25]\n"
-                "            [--tv 1e-4] [--l2 0] [--seed 0] [--model PATH] [--recipe PATH.json] [--out DIR]\n"
-                "            [--preset paper|official]");
-      std::exit(0);
-    }
-    mint::check(k.rfind("--", 0) == 0 && i + 1 < argc, "mint-invert: expected --option value, got '", k, "'");
-    kv[k.substr(2)] = argv[++i];
+void add_options(mint::cli::Command& c, Args& a) {
+  c.choice("--method", a.method, "inversion method (its schedule)", mint::schedules().names());
+  c.choice("--selector", a.selector, "patch ranking for SMI's pruning and PRI's detachment",
+           mint::selectors().names());
+  c.choice("--augment", a.augment, "per-iteration augmentation", mint::augmentations().names());
+  c.number("--v", a.v, "PRI: images per trajectory", 1, 1 << 20);
+  c.numbers("--prune", a.prune, "SMI: iterations after which to prune, increasing", 1, 10'000'000);
+  c.number("--ratio", a.ratio, "SMI: share of the active patches pruned at each point (< 1)", 0, 1);
+  c.number("--iterations", a.iterations, "iterations T per trajectory", 1, 10'000'000);
+  c.number("--batch", a.batch, "trajectories (labels 0, 1, ... cycling over the classes)", 1, 4096);
+  c.number("--lr", a.lr, "Adam learning rate", 1e-9, 1e3);
+  c.number("--tv", a.tv, "total-variation prior weight", 0, 1e6);
+  c.number("--l2", a.l2, "L2 prior weight", 0, 1e6);
+  c.number("--seed", a.seed, "seed of the noise, random selector and augmentation", 0,
+           std::numeric_limits<std::uint64_t>::max());
+  c.existing("--model", a.model, "timm ViT safetensors");
+  c.existing("--recipe", a.recipe, "JSON recipe with \"normalization\": {mean, std} (default: the model's .json)");
+  c.text("--out", a.out, "output folder (replaced as a whole by each run)");
+  c.choice("--preset", a.preset, "paper: the printed equations; official: SMI's code forms (docs/inversion.md)",
+           {"paper", "official"});
+}
+
+// The model's input normalisation and where it came from: --recipe, else <model>.json beside the model when it
+// exists, else Fashion-MNIST's statistics (the embedded teacher's).
+struct Norm {
+  mint::Normalization n{{0.2860f}, {0.3530f}};
+  std::string source = "default (Fashion-MNIST statistics)";
+};
+Norm normalization_of(const Args& a, int channels) {
+  Norm r;
+  const bool explicit_recipe = !a.recipe.empty();
+  const std::string path =
+      explicit_recipe ? a.recipe : std::filesystem::path(a.model).replace_extension(".json").string();
+  if (!explicit_recipe && !std::filesystem::is_regular_file(path)) return r;
+  const std::string what = explicit_recipe ? "--recipe" : "the model's recipe";
+  const auto j = mint::cli::read_json(path, what);
+  if (!j.contains("normalization")) {
+    mint::check(!explicit_recipe, "--recipe: '", path, "' has no \"normalization\" object");
+    return r;
   }
-  Args a;
-  auto take = [&](const char* k, auto& dst) {
-    auto it = kv.find(k);
-    if (it == kv.end()) return;
-    std::istringstream is(it->second);
-    if constexpr (std::is_same_v<std::remove_reference_t<decltype(dst)>, std::string>) dst = it->second;
-    else mint::check(static_cast<bool>(is >> dst) && is.eof(), "mint-invert: --", k, " expects a number, got '", it->second, "'");
-    kv.erase(it);
+  const auto& jn = j["normalization"];
+  auto floats = [&](const char* key) {
+    mint::check(jn.is_object() && jn.contains(key) && (jn[key].is_number() || jn[key].is_array()), what, ": '", path,
+                "': \"normalization\" needs \"", key, "\" as a number or a list of numbers");
+    std::vector<float> v;
+    for (const auto& x : jn[key].is_array() ? jn[key] : nlohmann::json::array({jn[key]})) {
+      mint::check(x.is_number(), what, ": '", path, "': \"normalization\".", key, " holds ", x.dump(),
+                  ", not a number");
+      v.push_back(x.get<float>());
+    }
+    return v;
   };
-  take("method", a.method), take("selector", a.selector), take("augment", a.augment), take("prune", a.prune);
-  take("preset", a.preset);
-  take("model", a.model), take("recipe", a.recipe), take("out", a.out), take("v", a.v), take("iterations", a.iterations);
-  take("batch", a.batch), take("ratio", a.ratio), take("lr", a.lr), take("tv", a.tv), take("l2", a.l2), take("seed", a.seed);
-  mint::check(kv.empty(), "mint-invert: unknown option --", kv.empty() ? "" : kv.begin()->first);
-  mint::check(a.iterations > 0 && a.batch > 0, "mint-invert: --iterations and --batch must be positive");
-  return a;
+  const mint::Normalization n{floats("mean"), floats("std")};
+  n.validate(what + " '" + path + "'");
+  r.n = n.for_channels(channels, what + " '" + path + "'");
+  r.source = path;
+  return r;
 }
 
-// The table from runtime names to compile-time policy types: one small map per policy. std::visit over the
-// three variants instantiates every (schedule, selector, augmentation) combination at compile time.
-using ScheduleV = std::variant<mint::Dense, mint::ProgressivePrune, mint::Rebirth>;
-using SelectorV = std::variant<mint::HighAttention, mint::LowAttention, mint::Random, mint::TopRegion>;
-using AugmentV = std::variant<mint::NoAugmentation, mint::JitterFlip>;
+// Everything the run needs that can be wrong, checked before it starts.
+void validate(const mint::cli::Command& c, const Args& a, const mint::ViTConfig& cfg) {
+  auto only_for = [&](const char* option, const std::string& method) {
+    mint::check(!c.given(option) || a.method == method, option, " applies to --method ", method, " only; --method ",
+                a.method, " would ignore it");
+  };
+  only_for("--v", "pri");
+  only_for("--prune", "smi");
+  only_for("--ratio", "smi");
+  if (a.preset == "official")
+    for (const char* o : {"--selector", "--augment", "--l2"})
+      mint::check(!c.given(o), o, ": --preset official fixes it (the high-attention selector, SMI's pixel "
+                  "jitter/flip, the TV prior only); drop it or use --preset paper");
+  mint::check(!c.given("--selector") || a.method != "dmi", "--selector: --method dmi never ranks patches; it would "
+              "ignore --selector ", a.selector);
+  mint::check(a.ratio < 1.0f, "--ratio ", a.ratio, " must be < 1 (1 would prune every patch)");
+  if (a.method == "pri") {
+    mint::check(a.v <= cfg.num_patches(), "--v ", a.v, " exceeds the model's ", cfg.num_patches(),
+                " patches (each of the v images needs at least one)");
+    mint::check(a.iterations >= a.v, "--method pri with --v ", a.v, " needs --iterations >= ", a.v,
+                " (a detachment every floor(T / v) iterations), got ", a.iterations, ": it would give fewer than v "
+                "images per trajectory");
+  }
+  if (a.method == "smi") {
+    for (std::size_t i = 0; i < a.prune.size(); ++i)
+      mint::check(a.prune[i] <= a.iterations, "--prune ", a.prune[i], " is after the last iteration (--iterations ",
+                  a.iterations, "): that pruning would never happen");
+    for (std::size_t i = 1; i < a.prune.size(); ++i)
+      mint::check(a.prune[i] > a.prune[i - 1], "--prune must be increasing, got ", a.prune[i - 1], " then ",
+                  a.prune[i]);
+  }
+}
 
-ScheduleV schedule_of(const Args& a) {
-  if (a.method == "dmi") return mint::Dense{};
-  if (a.method == "pri") return mint::Rebirth{a.v};
-  mint::check(a.method == "smi", "mint-invert: --method must be dmi, smi or pri, got '", a.method, "'");
-  mint::ProgressivePrune p;
-  p.ratio = a.ratio;
-  p.iterations.clear();
-  std::istringstream is(a.prune);
-  for (std::string tok; std::getline(is, tok, ',');) p.iterations.push_back(std::stoi(tok));
-  return p;
-}
-SelectorV selector_of(const std::string& s) {
-  static const std::map<std::string, SelectorV> table{
-      {"high", mint::HighAttention{}}, {"low", mint::LowAttention{}}, {"random", mint::Random{}}, {"top", mint::TopRegion{}}};
-  auto it = table.find(s);
-  mint::check(it != table.end(), "mint-invert: --selector must be high, low, random or top, got '", s, "'");
-  return it->second;
-}
-AugmentV augment_of(const std::string& s) {
-  if (s == "jitterflip") return mint::JitterFlip{};
-  mint::check(s == "none", "mint-invert: --augment must be none or jitterflip, got '", s, "'");
-  return mint::NoAugmentation{};
-}
-
-int run(const Args& a) {
+int run(const mint::cli::Command& c, const Args& a) {
   auto model = mint::ViT<>::load(a.model);
   const auto& cfg = model.config();
-  // pixel normalisation: from the teacher's recipe when there is one (valid range [0, 1] before normalising)
-  float mean = 0.2860f, sd = 0.3530f;
-  std::string recipe = a.recipe.empty() ? std::filesystem::path(a.model).replace_extension(".json").string() : a.recipe;
-  if (std::filesystem::exists(recipe)) {
-    auto j = nlohmann::json::parse(std::ifstream(recipe));
-    if (j.contains("normalisation")) mean = j["normalisation"].value("mean", mean), sd = j["normalisation"].value("std", sd);
-  }
+  validate(c, a, cfg);
+  const Norm norm = normalization_of(a, cfg.in_chans);
+  // the output folder can be written, and replaced: checked before the run
+  mint::io::AtomicFolder out(a.out, {"images.png", "dataset.safetensors", "report.json"});
+
   mint::InversionOptions opt;
   opt.iterations = a.iterations, opt.lr = a.lr, opt.seed = a.seed;
-  opt.pixel_lo = (0.0f - mean) / sd, opt.pixel_hi = (1.0f - mean) / sd;
+  opt.pixel_lo = norm.n.lo(0), opt.pixel_hi = norm.n.hi(0);
   const mint::PresetForm form = mint::preset_form(a.preset);
-  mint::check(form == mint::PresetForm::Paper || (a.selector == "high" && a.augment == "none" && a.l2 == 0.0f),
-              "mint-invert: --preset official fixes the selector (high), jitter/flip and the prior (--tv only)");
-  mint::apply_preset(opt, form, mint::Normalization{{mean}, {sd}});
+  mint::apply_preset(opt, form, norm.n);  // per-channel clip from the model's normalisation
+  opt.stop = mint::cli::stop_flag();
   std::vector<int> labels(static_cast<std::size_t>(a.batch));
   for (int i = 0; i < a.batch; ++i) labels[static_cast<std::size_t>(i)] = i % cfg.classes;
 
-  std::printf("mint-invert: %s, selector %s, augment %s, %d iterations, batch %d, model %s\n", a.method.c_str(),
-              a.selector.c_str(), a.augment.c_str(), a.iterations, a.batch, a.model.c_str());
+  auto schedule = mint::schedules().make(a.method);
+  if (auto* p = std::get_if<mint::Rebirth>(&schedule)) p->v = a.v;
+  if (auto* p = std::get_if<mint::ProgressivePrune>(&schedule)) p->iterations = a.prune, p->ratio = a.ratio;
+
+  std::printf("mint-invert: %s (%s preset), selector %s, augment %s, %d iterations, batch %d, model %s\n"
+              "normalisation: %s\n", a.method.c_str(), a.preset.c_str(), a.selector.c_str(), a.augment.c_str(),
+              a.iterations, a.batch, a.model.c_str(), norm.source.c_str());
   double flops = 0.0;
   const auto t0 = std::chrono::steady_clock::now();
   auto progress = [&](const mint::IterationStats& s) {
@@ -124,90 +155,106 @@ int run(const Args& a) {
     if (s.iteration % 10 == 0 || s.iteration == a.iterations) {
       const int w = 30, done = w * s.iteration / a.iterations;
       std::fprintf(stderr, "\r[%s%s] %5d/%d  loss %8.4f  active %3lld  %6.1f it/s", std::string(done, '#').c_str(),
-                   std::string(w - done, '.').c_str(), s.iteration, a.iterations, s.loss, static_cast<long long>(s.active),
-                   s.iteration / el);
+                   std::string(w - done, '.').c_str(), s.iteration, a.iterations, s.loss,
+                   static_cast<long long>(s.active), s.iteration / el);
     }
   };
   mint::cpu::reset_peak_bytes();
   const std::size_t live0 = mint::cpu::live_bytes();
   mint::InversionResult res = form == mint::PresetForm::Official
-      ? mint::run_official(model, schedule_of(a), labels, opt, a.tv, progress) : std::visit(
+      ? mint::run_official(model, schedule, labels, opt, a.tv, progress) : std::visit(
       [&](auto sch, auto sel, auto aug) {
         mint::Inverter<mint::ViT<>, mint::ClassObjective, mint::Sum<mint::TV, mint::L2>, decltype(sel), decltype(sch),
                        decltype(aug)>
             inv(model, {}, mint::Sum<mint::TV, mint::L2>{mint::TV{a.tv}, mint::L2{a.l2}}, sel, sch, aug, opt);
         return inv.run(labels, progress);
       },
-      schedule_of(a), selector_of(a.selector), augment_of(a.augment));
+      schedule, mint::selectors().make(a.selector), mint::augmentations().make(a.augment));
   std::fprintf(stderr, "\n");
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double peak_mb = static_cast<double>(mint::cpu::peak_bytes() - live0) / (1 << 20);
+  const int done = static_cast<int>(res.history.size());
+  if (res.interrupted)
+    std::printf("\ninterrupted after %d of %d iterations: writing the %zu finished images\n", done, a.iterations,
+                res.images.size());
 
   // Theorem 1 (PRI, App. F) vs what ran, both relative to DMI for the same iterations and output count
   const double n_out = static_cast<double>(res.images.size());
-  const double dense_per_image = mint::inversion_iteration_flops(cfg, 1, cfg.num_patches()) * a.iterations;
-  const double measured_rel = flops / n_out / dense_per_image;
-  const mint::Theorem1 th{static_cast<double>(cfg.depth), static_cast<double>(cfg.dim), static_cast<double>(cfg.num_patches())};
+  const double dense_per_image = mint::inversion_iteration_flops(cfg, 1, cfg.num_patches()) * done;
+  const double measured_rel = n_out > 0 && done > 0 ? flops / n_out / dense_per_image : 0.0;
+  const mint::Theorem1 th{static_cast<double>(cfg.depth), static_cast<double>(cfg.dim),
+                          static_cast<double>(cfg.num_patches())};
   // Theorem 1 has SMI only in its idealised form SMI*, which starts with the final sparsity: v = N / kept.
-  const double smi_v = static_cast<double>(cfg.num_patches()) / static_cast<double>(res.history.back().active);
+  const double final_active = done > 0 ? static_cast<double>(res.history.back().active) : cfg.num_patches();
+  const double smi_v = static_cast<double>(cfg.num_patches()) / final_active;
   const double model_rel = a.method == "pri"   ? th.pri(1, a.iterations, a.v) / th.dmi(1, a.iterations)
                            : a.method == "smi" ? th.smi_ideal(1, a.iterations, smi_v) / th.dmi(1, a.iterations)
                                                : 1.0;
+  const double final_loss = done > 0 ? static_cast<double>(res.history.back().loss) : 0.0;
   std::printf("\n%-36s %s\n", "method", a.method.c_str());
   std::printf("%-36s %zu (from %d trajectories)\n", "images produced", res.images.size(), a.batch);
-  std::printf("%-36s %.2f s, %.2f it/s\n", "inversion time", secs, a.iterations / secs);
-  std::printf("%-36s %.3f\n", "final loss", static_cast<double>(res.history.back().loss));
-  std::printf("%-36s %.2f GFLOP total, %.3f GFLOP per output image\n", "GEMM FLOPs executed", flops / 1e9, flops / 1e9 / n_out);
+  std::printf("%-36s %.2f s, %.2f it/s\n", "inversion time", secs, done / secs);
+  std::printf("%-36s %.3f\n", "final loss", final_loss);
+  std::printf("%-36s %.2f GFLOP total, %.3f GFLOP per output image\n", "GEMM FLOPs executed", flops / 1e9,
+              n_out > 0 ? flops / 1e9 / n_out : 0.0);
   std::printf("%-36s %.3f measured, %.3f Theorem 1%s\n", "cost per output image vs DMI", measured_rel, model_rel,
               a.method == "smi" ? " (idealised SMI*)" : "");
   std::printf("%-36s %.1f MiB\n", "peak tensor memory", peak_mb);
   const auto conf = mint::tasks::teacher_confidence(model, res.images);  // on each image's kept patches
-  const double conf_mean = std::accumulate(conf.begin(), conf.end(), 0.0) / static_cast<double>(conf.size());
-  std::printf("%-36s %.4f mean, %.4f min\n", "teacher confidence (target class)", conf_mean,
-              *std::min_element(conf.begin(), conf.end()));
+  if (!conf.empty())
+    std::printf("%-36s %.4f mean, %.4f min\n", "teacher confidence (target class)",
+                std::accumulate(conf.begin(), conf.end(), 0.0) / static_cast<double>(conf.size()),
+                *std::min_element(conf.begin(), conf.end()));
 
-  std::filesystem::create_directories(a.out);
+  // The outputs, dataset first, into the staging folder; commit() makes them --out together.
   const std::int64_t m = static_cast<std::int64_t>(res.images.size()), np = cfg.num_patches();
-  auto grid = mint::Tensor<>::empty(mint::Shape{m, cfg.in_chans, cfg.img_size, cfg.img_size});
-  auto masks = mint::Tensor<>::empty(mint::Shape{m, np});
-  const std::int64_t per = grid.numel() / m;
-  for (std::int64_t i = 0; i < m; ++i) {
-    const auto& s = res.images[static_cast<std::size_t>(i)];
-    std::copy(s.pixels.data(), s.pixels.data() + per, grid.data() + i * per);
-    std::copy(s.mask.data(), s.mask.data() + np, masks.data() + i * np);
+  if (m > 0) {
+    mint::io::write_atomically(out.path("dataset.safetensors"), [&](const std::string& tmp) {
+      auto meta = mint::normalization_metadata(norm.n);
+      meta.insert({{"method", a.method}, {"model", a.model}, {"seed", std::to_string(a.seed)}, {"preset", a.preset}});
+      mint::save_synthetic_dataset(tmp, res.images, meta);
+    });
+    auto grid = mint::Tensor<>::empty(mint::Shape{m, cfg.in_chans, cfg.img_size, cfg.img_size});
+    auto masks = mint::Tensor<>::empty(mint::Shape{m, np});
+    const std::int64_t per = grid.numel() / m;
+    for (std::int64_t i = 0; i < m; ++i) {
+      const auto& s = res.images[static_cast<std::size_t>(i)];
+      std::copy(s.pixels.data(), s.pixels.data() + per, grid.data() + i * per);
+      std::copy(s.mask.data(), s.mask.data() + np, masks.data() + i * np);
+    }
+    mint::cli::write_png(out.path("images.png"),
+                         mint::io::image_grid(grid, static_cast<int>(std::min<std::int64_t>(m, 10)), 2, &masks,
+                                              cfg.patch, norm.n));
   }
-  mint::io::write_png(a.out + "/images.png",
-                      mint::io::image_grid(grid, static_cast<int>(std::min<std::int64_t>(m, 10)), 2, &masks, cfg.patch,
-                                           *opt.normalization));
-  auto dataset_meta = mint::normalization_metadata(*opt.normalization);
-  dataset_meta.insert({{"method", a.method}, {"model", a.model}, {"preset", a.preset}});
-  mint::save_synthetic_dataset(a.out + "/dataset.safetensors", res.images, dataset_meta);
   nlohmann::json loss_curve = nlohmann::json::array(), active_curve = nlohmann::json::array();
   for (const auto& s : res.history) loss_curve.push_back(s.loss), active_curve.push_back(s.active);
-  nlohmann::json rep = {
-      {"command", "mint-invert"}, {"method", a.method}, {"selector", a.selector}, {"augment", a.augment}, {"v", a.v},
-      {"preset", a.preset}, {"teacher_confidence", conf},
-      {"prune", a.prune}, {"ratio", a.ratio}, {"iterations", a.iterations}, {"batch", a.batch}, {"lr", a.lr},
-      {"tv", a.tv}, {"l2", a.l2}, {"seed", a.seed}, {"model", a.model}, {"threads", mint::cpu::num_threads()},
-      {"images_produced", m}, {"seconds", secs}, {"iterations_per_s", a.iterations / secs},
-      {"gemm_flops_total", flops}, {"cost_vs_dmi_measured", measured_rel},
-      {"cost_vs_dmi_theorem1", model_rel},
-      {"peak_tensor_mib", peak_mb}, {"loss", loss_curve}, {"active_patches", active_curve}};
-  std::ofstream(a.out + "/report.json") << rep.dump(1) << "\n";
-  std::printf("\nwrote %s/images.png, %s/dataset.safetensors, %s/report.json\n", a.out.c_str(), a.out.c_str(), a.out.c_str());
-  return 0;
+  const nlohmann::json rep = {
+      {"command", "mint-invert"}, {"command_line", c.command_line()}, {"method", a.method},
+      {"selector", a.selector}, {"augment", a.augment}, {"preset", a.preset},
+      {"teacher_confidence", conf}, {"v", a.v}, {"prune", a.prune}, {"ratio", a.ratio},
+      {"iterations", a.iterations}, {"iterations_done", done}, {"interrupted", res.interrupted},
+      {"batch", a.batch}, {"lr", a.lr}, {"tv", a.tv}, {"l2", a.l2}, {"seed", a.seed}, {"model", a.model},
+      {"normalization", {{"mean", norm.n.mean}, {"std", norm.n.std}, {"source", norm.source}}},
+      {"threads", mint::cpu::num_threads()}, {"images_produced", m}, {"seconds", secs},
+      {"iterations_per_s", done / secs}, {"gemm_flops_total", flops}, {"cost_vs_dmi_measured", measured_rel},
+      {"cost_vs_dmi_theorem1", model_rel}, {"peak_tensor_mib", peak_mb}, {"loss", loss_curve},
+      {"active_patches", active_curve}};
+  mint::cli::write_json(out.path("report.json"), rep);
+  out.commit();
+  if (m > 0)
+    std::printf("\nwrote %s/images.png, %s/dataset.safetensors, %s/report.json\n", a.out.c_str(), a.out.c_str(),
+                a.out.c_str());
+  else
+    std::printf("\nwrote %s/report.json (no image was finished)\n", a.out.c_str());
+  return res.interrupted ? mint::cli::interrupted_exit_code() : 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(parse(argc, argv));
-  } catch (const mint::Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 2;
-  }
+  Args a;
+  mint::cli::Command cmd("mint-invert", "Inverts a ViT into images with DMI, SMI or PRI (docs/usage.md).");
+  add_options(cmd, a);
+  cmd.stop_gracefully();  // the engine polls the stop flag (InversionOptions::stop)
+  return mint::cli::main(cmd, argc, argv, [&] { return run(cmd, a); });
 }

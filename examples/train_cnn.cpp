@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <limits>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -30,6 +31,7 @@
 
 #include <mint/mint.hpp>
 
+#include "cli.hpp"
 #include "training_common.hpp"
 #include <mint/models/init.hpp>
 #include <mint/models/resnet.hpp>
@@ -41,7 +43,6 @@ namespace {
 using mint::examples::dec;
 using mint::examples::now_utc;
 using mint::examples::permutation;
-using mint::examples::write_atomically;
 
 constexpr float kMean = mint::tasks::kFashionMnistMean, kStd = mint::tasks::kFashionMnistStd;
 constexpr std::uint32_t kShuffleStream = 1u << 20, kAugStream = 1u << 21;
@@ -50,38 +51,43 @@ struct Args {
   int epochs = 3, batch = 128, width = 16, shift = 0, threads = 0, log_every = 50;
   bool flip = false;
   std::string opt = "sgd";
-  float lr = -1.0f, momentum = 0.9f, wd = -1.0f, warmup = 0.1f, min_lr = 0.0f;
+  float lr = 0.1f, momentum = 0.9f, wd = 5e-4f, warmup = 0.1f, min_lr = 0.0f;
   std::uint64_t seed = 0;
   std::int64_t train_limit = -1, test_limit = -1;
   std::string out = "models", name = "fmnist_resnet", data = "/usr/share/datasets/fashion-mnist";
-  std::string command;
 };
 
-const char* kUsage =
-    "mint-train-cnn [--epochs E] [--batch B] [--opt sgd|adamw] [--lr LR] [--momentum M] [--wd WD] [--width W]\n"
-    "               [--warmup EPOCHS] [--min-lr LR] [--flip 0|1] [--shift PX] [--seed S] [--out DIR] [--name NAME]\n"
-    "               [--data DIR] [--train-limit N] [--test-limit N] [--threads T] [--log-every STEPS]";
+void add_options(mint::cli::Command& c, Args& a) {
+  c.number("--epochs", a.epochs, "epochs", 1, 100000);
+  c.number("--batch", a.batch, "images per step (batch norm needs >= 2)", 2, 65536);
+  c.choice("--opt", a.opt, "optimizer", {"sgd", "adamw"});
+  c.number("--lr", a.lr, "peak learning rate (default: 0.1 for sgd, 2e-3 for adamw)", 1e-9, 1e3);
+  c.number("--momentum", a.momentum, "SGD momentum", 0, 0.999999);
+  c.number("--wd", a.wd, "weight decay (default: 5e-4 for sgd, 0.05 for adamw)", 0, 10);
+  c.number("--width", a.width, "base width", 1, 1024);
+  c.number("--warmup", a.warmup, "warmup epochs", 0, 100000);
+  c.number("--min-lr", a.min_lr, "final learning rate of the cosine (<= --lr)", 0, 1e3);
+  c.flag01("--flip", a.flip, "random horizontal flips");
+  c.number("--shift", a.shift, "random translation in pixels", 0, 13);
+  c.number("--seed", a.seed, "seed (init, shuffles, augmentation)", 0, std::numeric_limits<std::uint64_t>::max());
+  c.text("--out", a.out, "output folder");
+  c.text("--name", a.name, "file name stem of <out>/<name>.safetensors and .json");
+  c.existing("--data", a.data, "Fashion-MNIST idx.gz folder");
+  c.number("--train-limit", a.train_limit, "first N training images (-1: all)", -1, 1'000'000'000);
+  c.number("--test-limit", a.test_limit, "first N test images (-1: all)", -1, 1'000'000'000);
+  c.number("--threads", a.threads, "OpenMP threads (0: all)", 0, 1024);
+  c.number("--log-every", a.log_every, "print progress every N steps (0: never)", 0, 1'000'000'000);
+}
 
-Args parse(int argc, char** argv) {
-  Args a;
-  mint::examples::Options o("mint-train-cnn", kUsage, argc, argv);
-  a.command = o.command();
-  auto num = [&](const std::string& k, auto& dst) { o.number(k, dst); };
-  auto str = [&](const std::string& k, std::string& dst) { o.text(k, dst); };
-  num("epochs", a.epochs), num("batch", a.batch), num("width", a.width), num("shift", a.shift);
-  num("threads", a.threads), num("log-every", a.log_every), num("flip", a.flip), num("lr", a.lr);
-  num("momentum", a.momentum), num("wd", a.wd), num("warmup", a.warmup), num("min-lr", a.min_lr);
-  num("seed", a.seed), num("train-limit", a.train_limit), num("test-limit", a.test_limit);
-  str("opt", a.opt), str("out", a.out), str("name", a.name), str("data", a.data);
-  o.finish();
-  mint::check(a.opt == "sgd" || a.opt == "adamw", "mint-train-cnn: --opt must be sgd or adamw, got '", a.opt, "'");
-  if (a.lr < 0) a.lr = a.opt == "sgd" ? 0.1f : 2e-3f;
-  if (a.wd < 0) a.wd = a.opt == "sgd" ? 5e-4f : 0.05f;
-  mint::check(a.epochs > 0 && a.batch > 1 && a.width > 0 && a.lr > 0 && a.shift >= 0 && a.shift < 14 &&
-                  a.warmup >= 0 && a.min_lr >= 0 && a.min_lr <= a.lr && a.threads >= 0 && a.log_every >= 0,
-              "mint-train-cnn: need --epochs, --width, --lr > 0, --batch > 1, 0 <= --shift < 14, --warmup >= 0, "
-              "0 <= --min-lr <= --lr, --threads >= 0");
-  return a;
+// The optimizer's defaults for the options not given, then the checks that need several options.
+void finish(const mint::cli::Command& c, Args& a) {
+  if (!c.given("--lr")) a.lr = a.opt == "sgd" ? 0.1f : 2e-3f;
+  if (!c.given("--wd")) a.wd = a.opt == "sgd" ? 5e-4f : 0.05f;
+  mint::check(!c.given("--momentum") || a.opt == "sgd", "--momentum applies to --opt sgd only");
+  mint::check(a.min_lr <= a.lr, "--min-lr ", a.min_lr, " must be <= --lr ", a.lr);
+  mint::check(a.train_limit != 0 && a.test_limit != 0, "--train-limit and --test-limit must be -1 (all) or >= 1");
+  mint::check(!a.name.empty() && a.name.find('/') == std::string::npos, "--name '", a.name,
+              "' must be a plain file name");
 }
 
 // Copies normalised images idx[0..b) into a batch; with augmentation, image j is flipped horizontally with
@@ -111,7 +117,11 @@ void make_batch(const mint::Tensor<>& src_all, const std::int32_t* idx, std::int
   }, 8);
 }
 
-int run(const Args& a) {
+int run(const mint::cli::Command& cmd, Args& args) {
+  finish(cmd, args);
+  const Args& a = args;
+  std::filesystem::create_directories(a.out);
+  mint::cli::check_writable_file(a.out + "/" + a.name + ".safetensors", "--out");
   using clock = std::chrono::steady_clock;
   if (a.threads > 0) mint::cpu::set_num_threads(a.threads);
   const auto t_start = clock::now();
@@ -150,7 +160,6 @@ int run(const Args& a) {
               mint::cpu::num_threads());
   std::fflush(stdout);
 
-  std::filesystem::create_directories(a.out);
   const std::string st_path = a.out + "/" + a.name + ".safetensors", json_path = a.out + "/" + a.name + ".json";
   nlohmann::json history = nlohmann::json::array();
   double best_acc = -1.0, best_acc2000 = -1.0, train_seconds = 0.0;
@@ -168,7 +177,7 @@ int run(const Args& a) {
     return nlohmann::json{
         {"status", complete ? "complete" : "training"},
         {"epochs_done", epochs_done},
-        {"command", a.command},
+        {"command", cmd.command_line()},
         {"model", {{"file", a.name + ".safetensors"},
                    {"architecture", "ResNet-18-style (torchvision BasicBlock, layers [2,2,2,2]); 3x3 stride-1 stem, "
                                     "no max pool; global average pool, fc"},
@@ -221,7 +230,7 @@ int run(const Args& a) {
       auto logits = model.forward(xb);
       auto dlogits = mint::Tensor<>::zeros(logits.shape());
       const float loss = mint::nn::cross_entropy(logits, labels, &dlogits);
-      mint::check(std::isfinite(loss), "mint-train-cnn: loss is ", loss, " at step ", step, "; lower --lr");
+      mint::check(std::isfinite(loss), "loss is ", loss, " at step ", step, "; lower --lr");
       model.backward(dlogits, mint::Backward::Full);
       const float lr = lr_at(step);
       if (use_sgd) sgd.set_lr(lr), sgd.step(model.parameters());
@@ -268,11 +277,11 @@ int run(const Args& a) {
                                                     {"mint.normalize_mean", std::to_string(kMean)},
                                                     {"mint.normalize_std", std::to_string(kStd)},
                                                     {"mint.recipe", a.name + ".json"},
-                                                    {"mint.command", a.command}};
-      write_atomically(st_path, [&](const std::string& p) { model.save(p, meta); });
+                                                    {"mint.command", cmd.command_line()}};
+      mint::io::write_atomically(st_path, [&](const std::string& p) { model.save(p, meta); });
     }
     const auto rec = recipe(epoch == a.epochs, epoch);
-    write_atomically(json_path, [&](const std::string& p) { std::ofstream(p) << rec.dump(2) << "\n"; });
+    mint::cli::write_json(json_path, rec);
     std::fflush(stdout);
   }
   std::printf("\nbest test accuracy %.2f%% (epoch %d of %d); training %.0f s on %d threads\nwrote %s and %s\n",
@@ -284,10 +293,9 @@ int run(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(parse(argc, argv));
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 2;
-  }
+  Args a;
+  mint::cli::Command cmd("mint-train-cnn",
+                         "Trains the Fashion-MNIST ResNet-18-style CNN teacher (recipe: the file comment).");
+  add_options(cmd, a);
+  return mint::cli::main(cmd, argc, argv, [&] { return run(cmd, a); });
 }

@@ -29,6 +29,7 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <limits>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -40,6 +41,7 @@
 
 #include <mint/mint.hpp>
 
+#include "cli.hpp"
 #include "training_common.hpp"
 #include <mint/models/init.hpp>
 
@@ -48,7 +50,6 @@ namespace {
 using mint::examples::dec;
 using mint::examples::now_utc;
 using mint::examples::permutation;
-using mint::examples::write_atomically;
 
 constexpr float kMean = 0.2860f, kStd = 0.3530f;  // Fashion-MNIST training-set pixel statistics
 // Philox stream layout: parameter p (sorted-name order) uses stream p; shuffles and augmentation use their own.
@@ -61,33 +62,38 @@ struct Args {
   std::uint64_t seed = 0;
   std::int64_t train_limit = -1, test_limit = -1;
   std::string out = "models", name = "fmnist_vit", data = "/usr/share/datasets/fashion-mnist";
-  std::string classes;  // comma-separated class ids; empty: all
-  std::string command;
+  std::vector<int> classes;  // empty: all
 };
 
-const char* kUsage =
-    "mint-train-teacher [--epochs E] [--lr LR] [--batch B] [--seed S] [--out DIR] [--name NAME]\n"
-    "                   [--dim D] [--depth L] [--heads H] [--mlp M] [--wd WD] [--warmup EPOCHS] [--min-lr LR]\n"
-    "                   [--flip 0|1] [--shift PX] [--data DIR] [--train-limit N] [--test-limit N] [--threads T]\n"
-    "                   [--classes 0,1,2,3,4]";
+void add_options(mint::cli::Command& c, Args& a) {
+  c.number("--epochs", a.epochs, "epochs", 1, 100000);
+  c.number("--lr", a.lr, "peak AdamW learning rate", 1e-9, 1e3);
+  c.number("--batch", a.batch, "images per step", 1, 65536);
+  c.number("--seed", a.seed, "seed (init, shuffles, augmentation)", 0, std::numeric_limits<std::uint64_t>::max());
+  c.text("--out", a.out, "output folder");
+  c.text("--name", a.name, "file name stem of <out>/<name>.safetensors and .json");
+  c.number("--dim", a.dim, "width", 1, 4096);
+  c.number("--depth", a.depth, "blocks", 1, 64);
+  c.number("--heads", a.heads, "attention heads (divides --dim)", 1, 256);
+  c.number("--mlp", a.mlp, "MLP hidden width", 1, 16384);
+  c.number("--wd", a.wd, "weight decay", 0, 10);
+  c.number("--warmup", a.warmup, "warmup epochs", 0, 100000);
+  c.number("--min-lr", a.min_lr, "final learning rate of the cosine (<= --lr)", 0, 1e3);
+  c.flag01("--flip", a.flip, "random horizontal flips");
+  c.number("--shift", a.shift, "random translation in pixels", 0, 13);
+  c.existing("--data", a.data, "Fashion-MNIST idx.gz folder");
+  c.number("--train-limit", a.train_limit, "first N training images (-1: all)", -1, 1'000'000'000);
+  c.number("--test-limit", a.test_limit, "first N test images (-1: all)", -1, 1'000'000'000);
+  c.number("--threads", a.threads, "OpenMP threads (0: all)", 0, 1024);
+  c.numbers("--classes", a.classes, "train on these classes only (comma-separated; default all)", 0, 9);
+}
 
-Args parse(int argc, char** argv) {
-  Args a;
-  mint::examples::Options o("mint-train-teacher", kUsage, argc, argv);
-  a.command = o.command();
-  auto num = [&](const std::string& k, auto& dst) { o.number(k, dst); };
-  auto str = [&](const std::string& k, std::string& dst) { o.text(k, dst); };
-  num("epochs", a.epochs), num("batch", a.batch), num("dim", a.dim), num("depth", a.depth), num("heads", a.heads);
-  num("mlp", a.mlp), num("shift", a.shift), num("flip", a.flip), num("lr", a.lr), num("wd", a.wd);
-  num("warmup", a.warmup), num("min-lr", a.min_lr), num("seed", a.seed), num("train-limit", a.train_limit);
-  num("test-limit", a.test_limit), num("threads", a.threads);
-  str("out", a.out), str("name", a.name), str("data", a.data), str("classes", a.classes);
-  o.finish();
-  mint::check(a.epochs > 0 && a.batch > 0 && a.lr > 0 && a.shift >= 0 && a.shift < 14 && a.warmup >= 0 &&
-                  a.min_lr >= 0 && a.min_lr <= a.lr && a.threads >= 0,
-              "mint-train-teacher: need --epochs, --batch, --lr > 0, 0 <= --shift < 14, --warmup >= 0, "
-              "0 <= --min-lr <= --lr, --threads >= 0");
-  return a;
+void validate(const Args& a) {
+  mint::check(a.min_lr <= a.lr, "--min-lr ", a.min_lr, " must be <= --lr ", a.lr);
+  mint::check(a.dim % a.heads == 0, "--heads ", a.heads, " must divide --dim ", a.dim);
+  mint::check(a.train_limit != 0 && a.test_limit != 0, "--train-limit and --test-limit must be -1 (all) or >= 1");
+  mint::check(!a.name.empty() && a.name.find('/') == std::string::npos, "--name '", a.name,
+              "' must be a plain file name");
 }
 
 // Copies images idx[0..b) of raw [N, 1, H, W] pixels in [0, 1] into a normalised batch; with augmentation,
@@ -124,7 +130,7 @@ mint::io::ImageDataset only_classes(const mint::io::ImageDataset& ds, const std:
   std::vector<std::int64_t> keep;
   for (std::size_t i = 0; i < ds.labels.size(); ++i)
     if (std::find(classes.begin(), classes.end(), ds.labels[i]) != classes.end()) keep.push_back(static_cast<std::int64_t>(i));
-  mint::check(!keep.empty(), "mint-train-teacher: no image of --classes in the data");
+  mint::check(!keep.empty(), "--classes: no image of these classes in the data");
   const std::int64_t per = ds.images.numel() / ds.images.dim(0);
   mint::io::ImageDataset out{mint::Tensor<>::empty(mint::Shape{static_cast<std::int64_t>(keep.size()), ds.images.dim(1),
                                                                ds.images.dim(2), ds.images.dim(3)}),
@@ -159,15 +165,17 @@ double evaluate(mint::ViT<>& model, const mint::io::ImageDataset& ds) {
   return static_cast<double>(correct) / static_cast<double>(n);
 }
 
-int run(const Args& a) {
+int run(const mint::cli::Command& cmd, const Args& a) {
+  validate(a);
+  std::filesystem::create_directories(a.out);
+  mint::cli::check_writable_file(a.out + "/" + a.name + ".safetensors", "--out");
   using clock = std::chrono::steady_clock;
   if (a.threads > 0) mint::cpu::set_num_threads(a.threads);
   const auto t_start = clock::now();
   const std::string started = now_utc();
-  std::vector<int> classes;
-  if (!a.classes.empty())
-    for (const auto c : mint::examples::parse_int_list(a.classes, "mint-train-teacher: --classes (class ids)", 0, 9))
-      classes.push_back(static_cast<int>(c));
+  const std::vector<int>& classes = a.classes;
+  std::string class_list = classes.empty() ? "all" : "";  // as typed: "0,1,2,3,4"
+  for (int k : classes) class_list += (class_list.empty() ? "" : ",") + std::to_string(k);
   auto train = only_classes(mint::io::load_mnist_like(a.data + "/train-images-idx3-ubyte.gz",
                                                       a.data + "/train-labels-idx1-ubyte.gz", a.train_limit),
                             classes);
@@ -205,7 +213,6 @@ int run(const Args& a) {
               a.flip, a.shift, static_cast<unsigned long long>(a.seed), mint::cpu::num_threads());
   std::fflush(stdout);
 
-  std::filesystem::create_directories(a.out);
   const std::string st_path = a.out + "/" + a.name + ".safetensors", json_path = a.out + "/" + a.name + ".json";
   nlohmann::json history = nlohmann::json::array();
   double best_acc = -1.0, train_seconds = 0.0;
@@ -218,7 +225,7 @@ int run(const Args& a) {
     return nlohmann::json{
         {"status", complete ? "complete" : "training"},
         {"epochs_done", epochs_done},
-        {"command", a.command},
+        {"command", cmd.command_line()},
         {"model", {{"file", a.name + ".safetensors"}, {"architecture", "timm VisionTransformer (class token, pre-norm, "
                                                                        "exact GELU, LayerNorm eps 1e-6, no fc_norm)"},
                    {"img_size", cfg.img_size}, {"patch", cfg.patch}, {"num_patches", cfg.num_patches()},
@@ -227,7 +234,7 @@ int run(const Args& a) {
                    {"bytes_f32", n_params * 4}}},
         {"data", {{"dataset", "Fashion-MNIST"}, {"dir", a.data}, {"train_images", n},
                   {"test_images", test.images.dim(0)},
-                  {"classes", a.classes.empty() ? std::string("all") : a.classes}}},
+                  {"classes", class_list}}},
         {"normalization", {{"mean", dec(kMean)}, {"std", dec(kStd)}, {"formula", "(x / 255 - mean) / std"}}},
         {"init", {{"seed", a.seed}, {"rng", "Philox4x32-10, parameter p (sorted names) on stream p"},
                   {"linear_weights_cls_pos", "normal(0, 0.02)"}, {"patch_embed", "uniform(+-1/sqrt(fan_in))"},
@@ -272,7 +279,7 @@ int run(const Args& a) {
       auto logits = model.forward(xb);
       auto dlogits = mint::Tensor<>::zeros(logits.shape());
       const float loss = mint::nn::cross_entropy(logits, labels, &dlogits);
-      mint::check(std::isfinite(loss), "mint-train-teacher: loss is ", loss, " at step ", step, " (epoch ", epoch,
+      mint::check(std::isfinite(loss), "loss is ", loss, " at step ", step, " (epoch ", epoch,
                   "); lower --lr");
       model.backward(dlogits, mint::Backward::Full);
       opt.set_lr(lr_at(step));
@@ -305,11 +312,11 @@ int run(const Args& a) {
           {"mint.normalize_mean", std::to_string(kMean)},
           {"mint.normalize_std", std::to_string(kStd)},
           {"mint.recipe", a.name + ".json"},
-          {"mint.command", a.command}};
-      write_atomically(st_path, [&](const std::string& p) { model.save(p, meta); });
+          {"mint.command", cmd.command_line()}};
+      mint::io::write_atomically(st_path, [&](const std::string& p) { model.save(p, meta); });
     }
     const auto rec = recipe(epoch == a.epochs, epoch);
-    write_atomically(json_path, [&](const std::string& p) { std::ofstream(p) << rec.dump(2) << "\n"; });
+    mint::cli::write_json(json_path, rec);
     std::fflush(stdout);
   }
   std::printf("\nbest test accuracy %.2f%% (epoch %d of %d); training %.0f s on %d threads\nwrote %s and %s\n",
@@ -321,10 +328,9 @@ int run(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(parse(argc, argv));
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 2;
-  }
+  Args a;
+  mint::cli::Command cmd("mint-train-teacher",
+                         "Trains the embedded Fashion-MNIST ViT teacher (recipe: the file comment).");
+  add_options(cmd, a);
+  return mint::cli::main(cmd, argc, argv, [&] { return run(cmd, a); });
 }

@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMINT_BUILD_TESTS=OFF -DMINT_BUILD_EXAMPLES=ON >/dev/null
 cmake --build build -j2 --target mint_invert
-./build/examples/mint-invert --method pri --v 4 --batch 10 --iterations 2000 --out out/invert "$@"
+./build/examples/mint-invert --batch 10 --iterations 2000 --out out/invert "$@"  # default: --method pri --v 4

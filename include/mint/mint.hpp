@@ -49,6 +49,7 @@
 #include "mint/inversion/inverter.hpp"
 #include "mint/inversion/objectives.hpp"
 #include "mint/inversion/presets.hpp"
+#include "mint/inversion/registry.hpp"
 #include "mint/inversion/regularizers.hpp"
 #include "mint/inversion/schedules.hpp"
 #include "mint/inversion/selectors.hpp"

@@ -13,6 +13,7 @@
 #define MINT_INVERSION_INVERTER_HPP_INCLUDED 1
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <functional>
@@ -67,6 +68,9 @@ struct InversionOptions {
   [[nodiscard]] ClipRange clip_range(std::int64_t channels) const {
     return normalization ? ClipRange::of(*normalization, channels) : ClipRange::uniform(channels, pixel_lo, pixel_hi);
   }
+  // Read at the top of every iteration (a CLI's SIGINT/SIGTERM handler sets it): once true, the run stops before
+  // that iteration and returns what is finished, PRI's already-detached images, with `interrupted` set.
+  const std::atomic<bool>* stop = nullptr;
 };
 
 // CUDA-graph capture of an iteration (InversionOptions::cuda_graph): the Cuda specialisation is in
@@ -128,6 +132,7 @@ struct InversionResult {
   std::vector<SparseImage> images;  // in order of creation (PRI: by detachment point, then image)
   Tensor<Cpu> update_counts;        // [B, N]: Adam updates each patch received
   std::vector<IterationStats> history;
+  bool interrupted = false;         // InversionOptions::stop ended the run after history.size() iterations
 };
 
 template <Model M, Objective O = ClassObjective, Regularizer R = TV, PatchSelector S = HighAttention,
@@ -200,6 +205,10 @@ class Inverter {
     bool event_before = false;  // a schedule event happened after the previous iteration
 
     for (int t = 1; t <= total; ++t) {
+      if (opt_.stop != nullptr && opt_.stop->load(std::memory_order_relaxed)) {
+        res.interrupted = true;  // the trajectories in flight are unfinished: only detached images are kept
+        break;
+      }
       const auto start = std::chrono::steady_clock::now();
       // the schedule's event after this iteration (a pure function of t and the counts: decided here, applied below)
       const ScheduleEvent ev = schedule_.event(t, total, static_cast<int>(active.count), static_cast<int>(n));

@@ -32,3 +32,14 @@ if(NOT TARGET mint::stb)
   set_target_properties(mint::stb PROPERTIES IMPORTED_LOCATION "${MINT_STB_LIBRARY}"
                                              INTERFACE_INCLUDE_DIRECTORIES "${MINT_STB_INCLUDE_DIR}")
 endif()
+# libb64 (Debian's libb64-dev): base64 for the data: URIs of the HTML report (mint/io/base64.hpp).
+if(NOT TARGET mint::b64)
+  find_path(MINT_B64_INCLUDE_DIR b64/cencode.h)
+  find_library(MINT_B64_LIBRARY b64)
+  if(NOT MINT_B64_INCLUDE_DIR OR NOT MINT_B64_LIBRARY)
+    message(FATAL_ERROR "mint: libb64 not found (Debian: apt-get install libb64-dev)")
+  endif()
+  add_library(mint::b64 UNKNOWN IMPORTED)
+  set_target_properties(mint::b64 PROPERTIES IMPORTED_LOCATION "${MINT_B64_LIBRARY}"
+                                             INTERFACE_INCLUDE_DIRECTORIES "${MINT_B64_INCLUDE_DIR}")
+endif()

@@ -28,6 +28,7 @@ struct Args {
   int v = 4, iterations = 400, batch = 10;
   float ratio = 0.3f, lr = 0.25f, tv = 1e-4f, l2 = 0.0f;
   std::uint64_t seed = 0;
+  std::string command_line;  // for report.html
 };
 
 Args parse(int argc, char** argv) {
@@ -44,6 +45,7 @@ Args parse(int argc, char** argv) {
     kv[k.substr(2)] = argv[++i];
   }
   Args a;
+  a.command_line = mint::report::command_line(argc, argv);
   auto take = [&](const char* k, auto& dst) {
     auto it = kv.find(k);
     if (it == kv.end()) return;
@@ -153,32 +155,32 @@ int run(const Args& a) {
               a.method == "smi" ? " (idealised SMI*)" : "");
   std::printf("%-36s %.1f MiB\n", "peak tensor memory", peak_mb);
 
-  std::filesystem::create_directories(a.out);
-  const std::int64_t m = static_cast<std::int64_t>(res.images.size()), np = cfg.num_patches();
-  auto grid = mint::Tensor<>::empty(mint::Shape{m, cfg.in_chans, cfg.img_size, cfg.img_size});
-  auto masks = mint::Tensor<>::empty(mint::Shape{m, np});
-  const std::int64_t per = grid.numel() / m;
-  for (std::int64_t i = 0; i < m; ++i) {
-    const auto& s = res.images[static_cast<std::size_t>(i)];
-    std::copy(s.pixels.data(), s.pixels.data() + per, grid.data() + i * per);
-    std::copy(s.mask.data(), s.mask.data() + np, masks.data() + i * np);
-  }
-  mint::io::write_png(a.out + "/images.png",
-                      mint::io::image_grid(grid, static_cast<int>(std::min<std::int64_t>(m, 10)), 2, &masks, cfg.patch,
-                                           {opt.pixel_lo, opt.pixel_hi}));
-  mint::save_synthetic_dataset(a.out + "/dataset.safetensors", res.images, {{"method", a.method}, {"model", a.model}});
   nlohmann::json loss_curve = nlohmann::json::array(), active_curve = nlohmann::json::array();
   for (const auto& s : res.history) loss_curve.push_back(s.loss), active_curve.push_back(s.active);
   nlohmann::json rep = {
       {"command", "mint-invert"}, {"method", a.method}, {"selector", a.selector}, {"augment", a.augment}, {"v", a.v},
       {"prune", a.prune}, {"ratio", a.ratio}, {"iterations", a.iterations}, {"batch", a.batch}, {"lr", a.lr},
       {"tv", a.tv}, {"l2", a.l2}, {"seed", a.seed}, {"model", a.model}, {"threads", mint::cpu::num_threads()},
-      {"images_produced", m}, {"seconds", secs}, {"iterations_per_s", a.iterations / secs},
+      {"images_produced", res.images.size()}, {"seconds", secs}, {"iterations_per_s", a.iterations / secs},
       {"gemm_flops_total", flops}, {"cost_vs_dmi_measured", measured_rel},
       {"cost_vs_dmi_theorem1", model_rel},
       {"peak_tensor_mib", peak_mb}, {"loss", loss_curve}, {"active_patches", active_curve}};
-  std::ofstream(a.out + "/report.json") << rep.dump(1) << "\n";
-  std::printf("\nwrote %s/images.png, %s/dataset.safetensors, %s/report.json\n", a.out.c_str(), a.out.c_str(), a.out.c_str());
+  // Outputs (mint/report/run_report.hpp): readable grid, image folder, dataset, report.html; then report.json.
+  mint::report::RunDescription desc;
+  desc.title = "mint-invert: " + a.method + " on " + a.model, desc.command_line = a.command_line;
+  desc.model_path = a.model, desc.normalization = mint::Normalization{{mean}, {sd}};
+  desc.class_names = mint::report::read_class_names(recipe, cfg.classes);
+  for (const char* k : {"method", "selector", "augment", "v", "prune", "ratio", "iterations", "batch", "lr", "tv",
+                        "l2", "seed", "threads"})
+    desc.settings[k] = rep[k];
+  for (const char* k : {"images_produced", "seconds", "iterations_per_s", "gemm_flops_total", "cost_vs_dmi_measured",
+                        "cost_vs_dmi_theorem1", "peak_tensor_mib"})
+    desc.cost[k] = rep[k];
+  desc.dataset_metadata = {{"method", a.method}, {"model", a.model}};
+  const auto outs = mint::report::write_inversion_outputs(a.out, model, res, desc);
+  mint::io::write_file_atomically(a.out + "/report.json", rep.dump(1) + "\n");
+  std::printf("\nwrote %s (readable grid), %s/<class>/<n>.png, %s, %s and %s/report.json\n", outs.grid.c_str(),
+              outs.image_folder.c_str(), outs.dataset.c_str(), outs.report.c_str(), a.out.c_str());
   return 0;
 }
 

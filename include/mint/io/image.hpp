@@ -1,9 +1,9 @@
 // mint/io/image.hpp -- PNG output (and input, for tests and round trips) of image tensors, plus a grid layout
 // that draws masked ViT patches black: how inverted images and their token masks are looked at.
 //
-// stb does the encoding; every file goes through the atomic writer (io/atomic_file.hpp). Debian's libstb-dev compiles the implementations into libstb.so, which mint::mint
-// links, so this header includes the declarations only (never STB_IMAGE[_WRITE]_IMPLEMENTATION, which would
-// define them a second time).
+// stb does the encoding; files go through the atomic writer (io/atomic_file.hpp). Debian's libstb-dev compiles
+// the implementations into libstb.so, which mint::mint links, so this header includes the declarations only
+// (never STB_IMAGE[_WRITE]_IMPLEMENTATION, which would define them a second time).
 #pragma once
 
 #include <algorithm>

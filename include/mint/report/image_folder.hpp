@@ -1,12 +1,13 @@
 // mint/report/image_folder.hpp -- the inverted images as a folder a PyTorch pipeline reads unchanged with
-// torchvision.datasets.ImageFolder: <dir>/<class>/<n>.png, one folder per class (named by the class name where
-// known, else by the class index, zero-padded), n the image's row in the synthetic-dataset file (zero-padded, so
-// file order is dataset order). Pixels are denormalised with the model's per-channel normalisation
-// (x_unit = x * std + mean, clamped to [0, 1], 8 bits); the patch mask is the alpha channel (grey + alpha for
-// one channel, RGBA for three): 255 on the patches the sparse image keeps, 0 on the absent ones, whose colour
-// values are the trajectory's pixels as stored in the dataset file. <dir>/class_to_idx.json maps each folder to
-// the model's label: ImageFolder numbers the folders alphabetically, which differs from the model's order as soon
-// as there are class names (remap with target_transform).
+// torchvision.datasets.ImageFolder: <dir>/<class>/<n>.png, one folder per class that has images (ImageFolder
+// refuses an empty one), named by the class name where known, else by the class index, zero-padded; n is the
+// image's row in the synthetic-dataset file (zero-padded, so file order is dataset order). Pixels are
+// denormalised with the model's per-channel normalisation (x_unit = x * std + mean, clamped to [0, 1], 8 bits);
+// the patch mask is the alpha channel (grey + alpha for one channel, RGBA for three): 255 on the patches the
+// sparse image keeps, 0 on the absent ones, whose colour values are the trajectory's pixels as stored in the
+// dataset file. <dir>/class_to_idx.json maps every class's folder name to the model's label: ImageFolder numbers
+// the folders alphabetically, which differs from the model's order as soon as there are class names (remap with
+// target_transform).
 #pragma once
 
 #include <unistd.h>
@@ -107,9 +108,11 @@ inline ImageFolderExport export_image_folder(const std::string& dir, std::span<c
   const fs::path old = parent / ("." + target.filename().string() + ".old" + suffix);
   fs::remove_all(tmp, ec);
   try {
-    for (const auto& f : ex.folders) {
-      fs::create_directories(tmp / f, ec);
-      check(!ec, "export_image_folder: cannot create '", (tmp / f).string(), "': ", ec.message());
+    // Folders only for the classes that have images: ImageFolder refuses an empty class folder.
+    for (const auto& s : images) {
+      const fs::path f = tmp / ex.folders[static_cast<std::size_t>(s.label)];
+      fs::create_directories(f, ec);
+      check(!ec, "export_image_folder: cannot create '", f.string(), "': ", ec.message());
     }
     const int digits = static_cast<int>(std::to_string(images.size() - 1).size());
     const std::int64_t channels = g.c + 1, hw = g.h * g.w;

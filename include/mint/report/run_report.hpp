@@ -57,6 +57,18 @@ inline std::vector<std::string> read_class_names(const std::string& json_path, s
   return {};
 }
 
+// The synthetic-dataset file (save_synthetic_dataset), written atomically, with what a reader needs to use it in
+// its metadata: "mint.normalization.mean" / ".std" (JSON arrays, one entry per channel) and "mint.class_names"
+// (a JSON array, empty when unknown), besides `extra`. scripts/load_mint_dataset.py reads it.
+inline void save_dataset(const std::string& path, const std::vector<SparseImage>& images, const Normalization& norm,
+                         const std::vector<std::string>& class_names, std::map<std::string, std::string> extra = {}) {
+  norm.validate("save_dataset: normalization");
+  extra["mint.normalization.mean"] = nlohmann::json(norm.mean).dump();
+  extra["mint.normalization.std"] = nlohmann::json(norm.std).dump();
+  extra["mint.class_names"] = nlohmann::json(class_names).dump();
+  io::write_atomically(path, [&](const std::string& tmp) { save_synthetic_dataset(tmp, images, extra); });
+}
+
 struct RunDescription {
   std::string title = "mint inversion";
   std::string command_line;            // report::command_line(argc, argv)
@@ -127,11 +139,7 @@ inline RunOutputs write_inversion_outputs(const std::string& out_dir, ViT<>& tea
   io::write_file_atomically(out.grid, grid_png);
   export_image_folder(out.image_folder, res.images, norm, cfg.patch, cfg.classes, d.class_names);
 
-  auto meta = d.dataset_metadata;
-  meta["mint.normalization.mean"] = nlohmann::json(norm.mean).dump();
-  meta["mint.normalization.std"] = nlohmann::json(norm.std).dump();
-  meta["mint.class_names"] = nlohmann::json(d.class_names).dump();
-  io::write_atomically(out.dataset, [&](const std::string& tmp) { save_synthetic_dataset(tmp, res.images, meta); });
+  save_dataset(out.dataset, res.images, norm, d.class_names, d.dataset_metadata);
 
   auto floats = [](const std::vector<float>& v) {
     std::string s;

@@ -75,7 +75,7 @@ inline bool is_previous_export(const std::filesystem::path& dir) {
   const auto index = dir / kImageFolderIndex;
   if (!std::filesystem::is_regular_file(index, ec)) return false;
   const auto j = nlohmann::json::parse(std::ifstream(index), nullptr, false);
-  return j.is_object() && j.value("mint.kind", "") == "image_folder";
+  return j.is_object() && j.contains("mint.kind") && j["mint.kind"] == "image_folder";
 }
 
 }  // namespace detail

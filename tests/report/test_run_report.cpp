@@ -117,6 +117,15 @@ TEST_CASE("write_inversion_outputs writes the grid, the folder, the dataset and 
   CHECK(html.find("Active patches per image") != std::string::npos);
   CHECK(html.find("<th>seconds</th><td>1.25</td>") != std::string::npos);
   CHECK(html.find("<th>v</th><td>4</td>") != std::string::npos);
+  CHECK(html.find("Inverted images (4)") != std::string::npos);
+
+  // A grid of at most 2 images: rows 0 and 2 of 4, the same width as 2 tiles, the page says so.
+  d.grid_images = 2;
+  const auto few = mint::report::write_inversion_outputs(tmp.str("few"), model, res, d);
+  const auto small = mint::io::read_png(few.grid, 3);
+  CHECK(small.dim(2) == 2 * 112 + 3 * d.grid.spacing);
+  CHECK(mint_run_report_test::read_all(few.report).find("Inverted images (2 of 4)") != std::string::npos);
+  CHECK(mint::load_synthetic_dataset(few.dataset).size() == 4);  // the dataset keeps every image
 }
 
 TEST_CASE("write_inversion_outputs refuses bad inputs before writing", "[report][run_report]") {

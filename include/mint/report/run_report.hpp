@@ -79,6 +79,7 @@ struct RunDescription {
   nlohmann::json cost = nlohmann::json::object();      // time, FLOPs, memory
   std::map<std::string, std::string> dataset_metadata;  // extra safetensors metadata (method, model, ...)
   GridOptions grid;
+  std::size_t grid_images = 200;  // at most this many images in the grid, evenly spaced over the run
 };
 
 struct RunOutputs {
@@ -123,18 +124,25 @@ inline RunOutputs write_inversion_outputs(const std::string& out_dir, ViT<>& tea
   std::tie(out.confidence, out.predicted) = teacher_confidence(teacher, res.images);
 
   auto name_of = [&](int c) { return d.class_names.empty() ? "class " + std::to_string(c) : d.class_names[c]; };
+  // The grid shows at most d.grid_images images, evenly spaced (a 50,000-image run stays a readable picture).
+  const std::size_t m = res.images.size(), shown = std::clamp<std::size_t>(d.grid_images, 1, m);
+  std::vector<SparseImage> grid_images;
   std::vector<Caption> captions;
   double mean_conf = 0.0;
   int agree = 0;
-  for (std::size_t i = 0; i < res.images.size(); ++i) {
+  for (std::size_t i = 0; i < m; ++i) {
+    mean_conf += out.confidence[i] / static_cast<double>(m);
+    agree += out.predicted[i] == res.images[i].label ? 1 : 0;
+  }
+  for (std::size_t k = 0; k < shown; ++k) {
+    const std::size_t i = k * m / shown;
     const int label = res.images[i].label, top = out.predicted[i];
     std::string line2 = "p = " + detail::fmt(out.confidence[i]);
     if (top != label) line2 += ", top: " + name_of(top);
     captions.push_back({name_of(label), line2});
-    mean_conf += out.confidence[i] / static_cast<double>(res.images.size());
-    agree += top == label ? 1 : 0;
+    grid_images.push_back(res.images[i]);
   }
-  const Canvas grid = labelled_grid(res.images, captions, norm, cfg.patch, d.grid);
+  const Canvas grid = labelled_grid(grid_images, captions, norm, cfg.patch, d.grid);
   const std::string grid_png = grid.png();
   io::write_file_atomically(out.grid, grid_png);
   export_image_folder(out.image_folder, res.images, norm, cfg.patch, cfg.classes, d.class_names);
@@ -147,7 +155,8 @@ inline RunOutputs write_inversion_outputs(const std::string& out_dir, ViT<>& tea
     return s;
   };
   HtmlReport page{d.title, d.command_line, {}, {}, {}};
-  page.figures.push_back({"Inverted images (" + std::to_string(res.images.size()) +
+  page.figures.push_back({"Inverted images (" + (shown < m ? std::to_string(shown) + " of " : std::string()) +
+                              std::to_string(m) +
                               "): target class and the teacher's confidence; checkerboard = patch not in the image",
                           grid_png, grid.width(), grid.height(), "grid of the inverted images"});
   Curve loss{"Loss (objective + prior) per iteration", "iteration", "loss", {}, {}};

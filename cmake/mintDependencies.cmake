@@ -20,15 +20,24 @@ if(MINT_BLAS STREQUAL "OpenBLAS")
   _mint_find(BLAS)
 endif()
 
+# A library Debian ships without a CMake package, as an imported target: its header (`header`, looked up with
+# `suffix` as a subfolder) and its shared library, found into the cache variables <id>_INCLUDE_DIR and
+# <id>_LIBRARY, or a configure error naming the Debian package.
+function(_mint_import target id header suffix library package)
+  if(TARGET ${target})
+    return()
+  endif()
+  find_path(${id}_INCLUDE_DIR ${header} PATH_SUFFIXES ${suffix})
+  find_library(${id}_LIBRARY ${library})
+  if(NOT ${id}_INCLUDE_DIR OR NOT ${id}_LIBRARY)
+    message(FATAL_ERROR "mint: ${library} not found (Debian: apt-get install ${package})")
+  endif()
+  add_library(${target} UNKNOWN IMPORTED)
+  set_target_properties(${target} PROPERTIES IMPORTED_LOCATION "${${id}_LIBRARY}"
+                                             INTERFACE_INCLUDE_DIRECTORIES "${${id}_INCLUDE_DIR}")
+endfunction()
 # stb: Debian's libstb-dev ships the headers and a compiled libstb.so holding the implementations, so a
 # header-only consumer never defines STB_IMAGE_WRITE_IMPLEMENTATION (which would break the one-definition rule).
-if(NOT TARGET mint::stb)
-  find_path(MINT_STB_INCLUDE_DIR stb_image_write.h PATH_SUFFIXES stb)
-  find_library(MINT_STB_LIBRARY stb)
-  if(NOT MINT_STB_INCLUDE_DIR OR NOT MINT_STB_LIBRARY)
-    message(FATAL_ERROR "mint: stb not found (Debian: apt-get install libstb-dev)")
-  endif()
-  add_library(mint::stb UNKNOWN IMPORTED)
-  set_target_properties(mint::stb PROPERTIES IMPORTED_LOCATION "${MINT_STB_LIBRARY}"
-                                             INTERFACE_INCLUDE_DIRECTORIES "${MINT_STB_INCLUDE_DIR}")
-endif()
+_mint_import(mint::stb MINT_STB stb_image_write.h stb stb libstb-dev)
+# libb64 (Debian's libb64-dev): base64 for the data: URIs of the HTML report (mint/io/base64.hpp).
+_mint_import(mint::b64 MINT_B64 b64/cencode.h "" b64 libb64-dev)

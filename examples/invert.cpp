@@ -58,6 +58,7 @@ void add_options(mint::cli::Command& c, Args& a) {
 struct Norm {
   mint::Normalization n{{0.2860f}, {0.3530f}};
   std::string source = "default (Fashion-MNIST statistics)";
+  std::string source_file;  // the recipe read (its class_names label the outputs); empty: none
 };
 Norm normalization_of(const Args& a, int channels) {
   Norm r;
@@ -67,6 +68,7 @@ Norm normalization_of(const Args& a, int channels) {
   if (!explicit_recipe && !std::filesystem::is_regular_file(path)) return r;
   const std::string what = explicit_recipe ? "--recipe" : "the model's recipe";
   const auto j = mint::cli::read_json(path, what);
+  r.source_file = path;
   if (!j.contains("normalization")) {
     mint::check(!explicit_recipe, "--recipe: '", path, "' has no \"normalization\" object");
     return r;
@@ -129,7 +131,7 @@ int run(const mint::cli::Command& c, const Args& a) {
   validate(c, a, cfg);
   const Norm norm = normalization_of(a, cfg.in_chans);
   // the output folder can be written, and replaced: checked before the run
-  mint::io::AtomicFolder out(a.out, {"images.png", "dataset.safetensors", "report.json"});
+  mint::io::AtomicFolder out(a.out, {"images.png", "images", "dataset.safetensors", "report.html", "report.json"});
 
   mint::InversionOptions opt;
   opt.iterations = a.iterations, opt.lr = a.lr, opt.seed = a.seed;
@@ -200,38 +202,14 @@ int run(const mint::cli::Command& c, const Args& a) {
   std::printf("%-36s %.3f measured, %.3f Theorem 1%s\n", "cost per output image vs DMI", measured_rel, model_rel,
               a.method == "smi" ? " (idealised SMI*)" : "");
   std::printf("%-36s %.1f MiB\n", "peak tensor memory", peak_mb);
-  const auto conf = mint::tasks::teacher_confidence(model, res.images);  // on each image's kept patches
-  if (!conf.empty())
-    std::printf("%-36s %.4f mean, %.4f min\n", "teacher confidence (target class)",
-                std::accumulate(conf.begin(), conf.end(), 0.0) / static_cast<double>(conf.size()),
-                *std::min_element(conf.begin(), conf.end()));
 
-  // The outputs, dataset first, into the staging folder; commit() makes them --out together.
-  const std::int64_t m = static_cast<std::int64_t>(res.images.size()), np = cfg.num_patches();
-  if (m > 0) {
-    mint::io::write_atomically(out.path("dataset.safetensors"), [&](const std::string& tmp) {
-      auto meta = mint::normalization_metadata(norm.n);
-      meta.insert({{"method", a.method}, {"model", a.model}, {"seed", std::to_string(a.seed)}, {"preset", a.preset}});
-      mint::save_synthetic_dataset(tmp, res.images, meta);
-    });
-    auto grid = mint::Tensor<>::empty(mint::Shape{m, cfg.in_chans, cfg.img_size, cfg.img_size});
-    auto masks = mint::Tensor<>::empty(mint::Shape{m, np});
-    const std::int64_t per = grid.numel() / m;
-    for (std::int64_t i = 0; i < m; ++i) {
-      const auto& s = res.images[static_cast<std::size_t>(i)];
-      std::copy(s.pixels.data(), s.pixels.data() + per, grid.data() + i * per);
-      std::copy(s.mask.data(), s.mask.data() + np, masks.data() + i * np);
-    }
-    mint::cli::write_png(out.path("images.png"),
-                         mint::io::image_grid(grid, static_cast<int>(std::min<std::int64_t>(m, 10)), 2, &masks,
-                                              cfg.patch, norm.n));
-  }
+  const std::int64_t m = static_cast<std::int64_t>(res.images.size());
   nlohmann::json loss_curve = nlohmann::json::array(), active_curve = nlohmann::json::array();
   for (const auto& s : res.history) loss_curve.push_back(s.loss), active_curve.push_back(s.active);
-  const nlohmann::json rep = {
+  nlohmann::json rep = {
       {"command", "mint-invert"}, {"command_line", c.command_line()}, {"method", a.method},
       {"selector", a.selector}, {"augment", a.augment}, {"preset", a.preset},
-      {"teacher_confidence", conf}, {"v", a.v}, {"prune", a.prune}, {"ratio", a.ratio},
+ {"v", a.v}, {"prune", a.prune}, {"ratio", a.ratio},
       {"iterations", a.iterations}, {"iterations_done", done}, {"interrupted", res.interrupted},
       {"batch", a.batch}, {"lr", a.lr}, {"tv", a.tv}, {"l2", a.l2}, {"seed", a.seed}, {"model", a.model},
       {"normalization", {{"mean", norm.n.mean}, {"std", norm.n.std}, {"source", norm.source}}},
@@ -239,11 +217,34 @@ int run(const mint::cli::Command& c, const Args& a) {
       {"iterations_per_s", done / secs}, {"gemm_flops_total", flops}, {"cost_vs_dmi_measured", measured_rel},
       {"cost_vs_dmi_theorem1", model_rel}, {"peak_tensor_mib", peak_mb}, {"loss", loss_curve},
       {"active_patches", active_curve}};
+  // The outputs (mint/report/run_report.hpp: readable grid, image folder, dataset, report.html), then report.json,
+  // all into the staging folder; commit() makes them --out together.
+  nlohmann::json conf = nlohmann::json::array();
+  if (m > 0) {
+    mint::report::RunDescription desc;
+    desc.title = "mint-invert: " + a.method + " (" + a.preset + " preset) on " + a.model;
+    desc.command_line = c.command_line(), desc.model_path = a.model, desc.normalization = norm.n;
+    desc.class_names = mint::report::read_class_names(norm.source_file, cfg.classes);
+    for (const char* k : {"method", "preset", "selector", "augment", "v", "prune", "ratio", "iterations", "batch",
+                          "lr", "tv", "l2", "seed", "threads"})
+      desc.settings[k] = rep[k];
+    for (const char* k : {"images_produced", "seconds", "iterations_per_s", "gemm_flops_total",
+                          "cost_vs_dmi_measured", "cost_vs_dmi_theorem1", "peak_tensor_mib"})
+      desc.cost[k] = rep[k];
+    desc.dataset_metadata = {{"method", a.method}, {"model", a.model}, {"seed", std::to_string(a.seed)},
+                             {"preset", a.preset}};
+    const auto outs = mint::report::write_inversion_outputs(out.path(""), model, res, desc);
+    conf = outs.confidence;
+    std::printf("%-36s %.4f mean, %.4f min\n", "teacher confidence (target class)",
+                std::accumulate(outs.confidence.begin(), outs.confidence.end(), 0.0) / static_cast<double>(m),
+                *std::min_element(outs.confidence.begin(), outs.confidence.end()));
+  }
+  rep["teacher_confidence"] = conf;
   mint::cli::write_json(out.path("report.json"), rep);
   out.commit();
   if (m > 0)
-    std::printf("\nwrote %s/images.png, %s/dataset.safetensors, %s/report.json\n", a.out.c_str(), a.out.c_str(),
-                a.out.c_str());
+    std::printf("\nwrote %s: images.png (readable grid), images/<class>/<n>.png, dataset.safetensors, report.html, "
+                "report.json\n", a.out.c_str());
   else
     std::printf("\nwrote %s/report.json (no image was finished)\n", a.out.c_str());
   return res.interrupted ? mint::cli::interrupted_exit_code() : 0;

@@ -38,6 +38,7 @@
 #include "mint/optim/sgd.hpp"
 
 #include "mint/io/atomic_file.hpp"
+#include "mint/io/base64.hpp"
 #include "mint/io/idx.hpp"
 #include "mint/io/image.hpp"
 #include "mint/io/safetensors.hpp"
@@ -60,3 +61,10 @@
 #include "mint/tasks/evaluate.hpp"
 #include "mint/tasks/metrics.hpp"
 #include "mint/tasks/quantize.hpp"
+
+#include "mint/report/canvas.hpp"
+#include "mint/report/font.hpp"
+#include "mint/report/grid.hpp"
+#include "mint/report/html.hpp"
+#include "mint/report/image_folder.hpp"
+#include "mint/report/run_report.hpp"

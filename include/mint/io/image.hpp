@@ -1,9 +1,9 @@
 // mint/io/image.hpp -- PNG output (and input, for tests and round trips) of image tensors, plus a grid layout
 // that draws masked ViT patches black: how inverted images and their token masks are looked at.
 //
-// stb does the encoding. Debian's libstb-dev compiles the implementations into libstb.so, which mint::mint
-// links, so this header includes the declarations only (never STB_IMAGE[_WRITE]_IMPLEMENTATION, which would
-// define them a second time).
+// stb does the encoding; files go through the atomic writer (io/atomic_file.hpp). Debian's libstb-dev compiles
+// the implementations into libstb.so, which mint::mint links, so this header includes the declarations only
+// (never STB_IMAGE[_WRITE]_IMPLEMENTATION, which would define them a second time).
 #pragma once
 
 #include <algorithm>
@@ -21,6 +21,7 @@
 #include "mint/core/normalization.hpp"
 #include "mint/core/shape.hpp"
 #include "mint/core/tensor.hpp"
+#include "mint/io/atomic_file.hpp"
 
 namespace mint::io {
 
@@ -51,22 +52,44 @@ inline void check_chw(const Tensor<Cpu>& t, const char* what) {
 
 }  // namespace detail
 
+// The PNG file (its bytes) of 8-bit interleaved pixels: `channels` = 1 grey, 2 grey + alpha, 3 RGB, 4 RGBA,
+// rows of width * channels bytes. requires: pixels.size() == width * height * channels, width, height >= 1.
+inline std::string encode_png(const std::vector<std::uint8_t>& pixels, std::int64_t width, std::int64_t height,
+                              int channels) {
+  check(channels >= 1 && channels <= 4, "encode_png: channels must be 1..4, got ", channels);
+  check(width >= 1 && height >= 1 && width * channels <= INT_MAX && height <= INT_MAX, "encode_png: image ", width,
+        "x", height, " is empty or too large for stb");
+  check(static_cast<std::int64_t>(pixels.size()) == width * height * channels, "encode_png: ", pixels.size(),
+        " bytes for a ", width, "x", height, "x", channels, " image");
+  std::string png;
+  auto append = [](void* ctx, void* data, int size) {
+    static_cast<std::string*>(ctx)->append(static_cast<const char*>(data), static_cast<std::size_t>(size));
+  };
+  const int ok = stbi_write_png_to_func(append, &png, static_cast<int>(width), static_cast<int>(height), channels,
+                                        pixels.data(), static_cast<int>(width * channels));
+  check(ok != 0 && !png.empty(), "encode_png: stb failed to encode a ", width, "x", height, " image");
+  return png;
+}
+
 // Writes one image [C, H, W] (C = 1 grey or 3 RGB) as an 8-bit PNG, mapping [r.lo, r.hi] onto 0..255 and
-// clamping outside it. Throws mint::Error for a bad shape or range, or naming `path` if the write fails.
+// clamping outside it, atomically (io::write_file_atomically). Throws mint::Error for a bad shape or range, or
+// naming `path` if the write fails.
 inline void write_png(const std::string& path, const Tensor<Cpu>& image_chw, PixelRange r = {}) {
   detail::check_chw(image_chw, "write_png");
   detail::check_range(r, "write_png");
   const std::int64_t c = image_chw.dim(0), h = image_chw.dim(1), w = image_chw.dim(2);
-  check(w * c <= INT_MAX && h <= INT_MAX, "write_png: image ", image_chw.shape().str(), " is too large for stb");
   // stb wants interleaved rows (HWC); the tensor is planar (CHW).
   std::vector<std::uint8_t> pixels(static_cast<std::size_t>(c * h * w));
   const float* src = image_chw.data();
   for (std::int64_t ch = 0; ch < c; ++ch)
     for (std::int64_t i = 0; i < h * w; ++i)
       pixels[static_cast<std::size_t>(i * c + ch)] = detail::to_byte(src[ch * h * w + i], r);
-  const int ok = stbi_write_png(path.c_str(), static_cast<int>(w), static_cast<int>(h), static_cast<int>(c),
-                                pixels.data(), static_cast<int>(w * c));
-  check(ok != 0, "write_png: failed to write '", path, "' (does the directory exist and is it writable?)");
+  const std::string png = encode_png(pixels, w, h, static_cast<int>(c));
+  try {
+    write_file_atomically(path, png);
+  } catch (const Error& e) {
+    throw Error(mint::detail::concat("write_png: failed to write '", path, "': ", e.what()));
+  }
 }
 
 // Lays out `images` [B, C, H, W] (C = 1 or 3) as a grid of min(cols, B) columns with `pad` pixels of black

@@ -32,3 +32,17 @@ if(NOT TARGET mint::stb)
   set_target_properties(mint::stb PROPERTIES IMPORTED_LOCATION "${MINT_STB_LIBRARY}"
                                              INTERFACE_INCLUDE_DIRECTORIES "${MINT_STB_INCLUDE_DIR}")
 endif()
+
+# libzip: the container of torch.save checkpoints (mint/io/pytorch.hpp). Found by header and library, as stb:
+# Debian's libzip-config.cmake imports zipcmp/zipmerge/ziptool, which libzip-dev does not install, so
+# find_package(libzip) fails there.
+if(NOT TARGET mint::libzip)
+  find_path(MINT_LIBZIP_INCLUDE_DIR zip.h)
+  find_library(MINT_LIBZIP_LIBRARY zip)
+  if(NOT MINT_LIBZIP_INCLUDE_DIR OR NOT MINT_LIBZIP_LIBRARY)
+    message(FATAL_ERROR "mint: libzip not found (Debian: apt-get install libzip-dev)")
+  endif()
+  add_library(mint::libzip UNKNOWN IMPORTED)
+  set_target_properties(mint::libzip PROPERTIES IMPORTED_LOCATION "${MINT_LIBZIP_LIBRARY}"
+                                                INTERFACE_INCLUDE_DIRECTORIES "${MINT_LIBZIP_INCLUDE_DIR}")
+endif()

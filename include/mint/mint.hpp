@@ -30,6 +30,7 @@
 #include "mint/nn/tokens.hpp"
 
 #include "mint/models/init.hpp"
+#include "mint/models/model_source.hpp"
 #include "mint/models/resnet.hpp"
 #include "mint/models/vit.hpp"
 #include "mint/models/vit_config.hpp"
@@ -40,6 +41,7 @@
 #include "mint/io/atomic_file.hpp"
 #include "mint/io/idx.hpp"
 #include "mint/io/image.hpp"
+#include "mint/io/pytorch.hpp"
 #include "mint/io/safetensors.hpp"
 
 #include "mint/inversion/augmentation.hpp"

@@ -191,10 +191,10 @@ inline const char* pickle_kind_name(PickleValue::Kind k) {
 class PickleMachine {
  public:
   // loader(ctx, key, dtype, numel) returns storage `key`'s bytes, checked to hold numel elements of dtype.
-  using StorageLoader = std::vector<std::uint8_t> (*)(const void*, const std::string&, const char*, std::int64_t);
+  using StorageLoader = std::vector<std::uint8_t> (*)(void*, const std::string&, const char*, std::int64_t);
 
   PickleMachine(const std::vector<std::uint8_t>& pickle, const std::string& where, ByteBudget& budget,
-                const void* loader_ctx, StorageLoader loader)
+                void* loader_ctx, StorageLoader loader)
       : p_(pickle), where_(where), budget_(budget), ctx_(loader_ctx), loader_(loader) {}
 
   // Runs the pickle to STOP and returns the flattened tensors.
@@ -229,7 +229,7 @@ class PickleMachine {
   const std::vector<std::uint8_t>& p_;
   std::string where_;
   ByteBudget& budget_;
-  const void* ctx_;
+  void* ctx_;
   StorageLoader loader_;
   std::size_t pos_ = 0;
   std::vector<PickleValue> stack_;
@@ -664,7 +664,7 @@ struct PytorchStorageContext {
   ByteBudget* budget;
 };
 
-inline std::vector<std::uint8_t> load_pytorch_storage(const void* ctx, const std::string& key, const char* dtype,
+inline std::vector<std::uint8_t> load_pytorch_storage(void* ctx, const std::string& key, const char* dtype,
                                                       std::int64_t numel) {
   const auto& c = *static_cast<const PytorchStorageContext*>(ctx);
   const std::string record = c.dir + "/data/" + key;
@@ -691,7 +691,7 @@ inline PytorchFile read_pytorch_zip(zip_source_t* src, std::uint64_t file_size, 
     check(text == "little", where, "byte order '", text.substr(0, 16), "': mint reads little-endian checkpoints only");
   }
   const auto pickle = zip.read(dir + "/data.pkl", budget);
-  const PytorchStorageContext ctx{&zip, dir, where, &budget};
+  PytorchStorageContext ctx{&zip, dir, where, &budget};
   PickleMachine machine(pickle, where, budget, &ctx, &load_pytorch_storage);
   PytorchFile file = machine.run();
   file.source = source;

@@ -71,7 +71,7 @@ TEST_CASE("pytorch: F16 weights wrapped as model and BF16 weights convert to the
   }
 }
 
-TEST_CASE("pytorch: views with offsets and strides, shared storages, F64 and I64 storages and nested containers") {
+TEST_CASE("pytorch: strided and offset views, shared storages, F64 and I64 storages, 0-dim and nested tensors") {
   const auto views = io::load_pytorch(pytorch_test::fixture("views.pth"));
   const auto expected = io::load_safetensors(pytorch_test::fixture("expected.safetensors"));
   std::size_t compared = 0;
@@ -87,6 +87,7 @@ TEST_CASE("pytorch: views with offsets and strides, shared storages, F64 and I64
   REQUIRE(views.dtypes.at("f64_view") == "F64");
   REQUIRE(views.dtypes.at("i64") == "I64");
   REQUIRE(views.at("t").shape() == Shape{6, 4});
+  REQUIRE(views.at("scalar").shape() == Shape{});  // a 0-dim tensor (BN's num_batches_tracked is one)
 }
 
 TEST_CASE("pytorch: a pickle naming any other global is refused by name and nothing runs") {

@@ -219,6 +219,10 @@ TEST_CASE("model_source: a config that contradicts the weights is an error namin
   ModelOverrides ov;
   ov.config = dir / "config.json";
   CHECK(model_source_test::open_error(fixture("deit48.safetensors"), ov).find("not valid JSON") != std::string::npos);
+  std::ofstream(dir / "config.json") << "{\"label_names\": " << std::string(100000, '[') << std::string(100000, ']')
+                                     << "}";
+  CHECK(model_source_test::open_error(fixture("deit48.safetensors"), ov).find("nested deeper than 32") !=
+        std::string::npos);
 }
 
 TEST_CASE("model_source: bad overrides and missing files are refused before any weights are read") {

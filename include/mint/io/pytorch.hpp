@@ -431,7 +431,7 @@ class PickleMachine {
             convert_to_f32(s.dtype, src + (base + j * inner_stride) * elem, dst + j, 1);
         }
         dst += inner;
-        for (std::size_t d = rank - 1; d-- > 0;) {  // odometer over the outer dimensions
+        for (std::size_t d = rank >= 2 ? rank - 1 : 0; d-- > 0;) {  // odometer over the outer dimensions
           if (++idx[d] < shape[static_cast<int>(d)]) break;
           idx[d] = 0;
         }
@@ -710,19 +710,7 @@ inline void check_not_legacy_pytorch(const std::uint8_t* head, std::size_t n, co
 }  // namespace detail
 
 inline const Tensor<Cpu>& PytorchFile::at(const std::string& name) const {
-  const auto it = tensors.find(name);
-  if (it != tensors.end()) return it->second;
-  std::string available;
-  int shown = 0;
-  for (const auto& kv : tensors) {
-    if (shown == 5) {
-      available += ", ...";
-      break;
-    }
-    available += (shown++ ? ", '" : "'") + kv.first + "'";
-  }
-  throw Error(mint::detail::concat("pytorch: no tensor '", name, "' in ", source, " (it has ", tensors.size(),
-                                   " tensors", tensors.empty() ? "" : ": ", available, ")"));
+  return detail::named_tensor(tensors, name, "pytorch", source);
 }
 
 // Parses a torch.save checkpoint held in memory. `source` names it in error messages. Throws mint::Error on any

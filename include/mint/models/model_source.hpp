@@ -139,8 +139,14 @@ inline ConfigInfo read_model_config(const std::string& file) {
   std::ifstream in(file);
   check(in.is_open(), "model config '", file, "': cannot open it for reading");
   nlohmann::json j;
+  // Nesting is bounded while parsing, so that dump() in the messages below (recursive) stays shallow.
+  constexpr int kMaxDepth = 32;
+  auto bounded = [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+    check(depth <= kMaxDepth, "model config '", file, "': JSON nested deeper than ", kMaxDepth, " levels");
+    return true;
+  };
   try {
-    j = nlohmann::json::parse(in);
+    j = nlohmann::json::parse(in, bounded);
   } catch (const nlohmann::json::exception& e) {
     throw Error(concat("model config '", file, "': not valid JSON: ", e.what()));
   }

@@ -333,6 +333,9 @@ inline ModelSource open_model(const std::string& path, const ModelOverrides& ov 
     }
   }
 
+  // The config first: its errors come before the (long) read of the weights.
+  const detail::ConfigInfo cfg = config.empty() ? detail::ConfigInfo{} : detail::read_model_config(config);
+
   // The weights: .safetensors by name; otherwise a zip (torch.save) or the legacy torch.save magic (a pickle
   // starting PROTO 2, LONG1) is PyTorch, anything else is read as safetensors (.bin files are either).
   std::map<std::string, Tensor<Cpu>> tensors;
@@ -354,7 +357,6 @@ inline ModelSource open_model(const std::string& path, const ModelOverrides& ov 
     tensors = std::move(f.tensors);
     metadata = std::move(f.metadata);
   }
-  const detail::ConfigInfo cfg = config.empty() ? detail::ConfigInfo{} : detail::read_model_config(config);
   const std::string cfg_name = config.empty() ? "" : fs::path(config).filename().string();
   auto from_cfg = [&](const std::string& what) { return cfg_name + " " + cfg.key.at(what); };
 

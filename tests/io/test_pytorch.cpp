@@ -152,3 +152,9 @@ TEST_CASE("pytorch: a flipped bit in a storage record fails the archive's CRC in
     CHECK(std::string(e.what()).find("archive/data/0") != std::string::npos);
   }
 }
+
+TEST_CASE("pytorch: a missing path or a folder is refused with an error naming it") {
+  const std::string missing = pytorch_test::fixture("no_such_checkpoint.pth");
+  CHECK_THROWS_WITH(io::load_pytorch(missing), Catch::Contains("'" + missing + "'") && Catch::Contains("No such file"));
+  CHECK_THROWS_WITH(io::load_pytorch(pytorch_test::fixture("hub")), Catch::Contains("Is a directory"));
+}

@@ -41,3 +41,7 @@ endfunction()
 _mint_import(mint::stb MINT_STB stb_image_write.h stb stb libstb-dev)
 # libb64 (Debian's libb64-dev): base64 for the data: URIs of the HTML report (mint/io/base64.hpp).
 _mint_import(mint::b64 MINT_B64 b64/cencode.h "" b64 libb64-dev)
+# libzip: the container of torch.save checkpoints (mint/io/pytorch.hpp). Found by header and library, as stb:
+# Debian's libzip-config.cmake imports zipcmp/zipmerge/ziptool, which libzip-dev does not install, so
+# find_package(libzip) fails there.
+_mint_import(mint::libzip MINT_LIBZIP zip.h "" zip libzip-dev)

@@ -30,6 +30,7 @@
 #include "mint/nn/tokens.hpp"
 
 #include "mint/models/init.hpp"
+#include "mint/models/model_source.hpp"
 #include "mint/models/resnet.hpp"
 #include "mint/models/vit.hpp"
 #include "mint/models/vit_config.hpp"
@@ -41,6 +42,7 @@
 #include "mint/io/base64.hpp"
 #include "mint/io/idx.hpp"
 #include "mint/io/image.hpp"
+#include "mint/io/pytorch.hpp"
 #include "mint/io/safetensors.hpp"
 
 #include "mint/inversion/augmentation.hpp"

@@ -162,7 +162,11 @@ inline bool json_to_index(const nlohmann::json& j, std::int64_t& out) {
 
 }  // namespace detail
 
-inline const Tensor<Cpu>& SafetensorsFile::at(const std::string& name) const {
+namespace detail {
+// The tensor `name` of a file's tensors; throws naming the key, the reader (`kind`), the source and a few of the
+// names that do exist. Shared by SafetensorsFile and PytorchFile (io/pytorch.hpp).
+inline const Tensor<Cpu>& named_tensor(const std::map<std::string, Tensor<Cpu>>& tensors, const std::string& name,
+                                       const char* kind, const std::string& source) {
   const auto it = tensors.find(name);
   if (it != tensors.end()) return it->second;
   std::string available;
@@ -174,8 +178,13 @@ inline const Tensor<Cpu>& SafetensorsFile::at(const std::string& name) const {
     }
     available += (shown++ ? ", " : "") + ("'" + key + "'");
   }
-  throw Error(mint::detail::concat("safetensors: no tensor '", name, "' in ", source, " (it has ", tensors.size(),
+  throw Error(mint::detail::concat(kind, ": no tensor '", name, "' in ", source, " (it has ", tensors.size(),
                                    " tensors", tensors.empty() ? "" : ": ", available, ")"));
+}
+}  // namespace detail
+
+inline const Tensor<Cpu>& SafetensorsFile::at(const std::string& name) const {
+  return detail::named_tensor(tensors, name, "safetensors", source);
 }
 
 // Parses a whole safetensors file held in memory. `source` names it in error messages. Throws mint::Error on

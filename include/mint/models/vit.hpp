@@ -361,11 +361,8 @@ class ViT {
       } catch (const std::exception&) {
         throw Error("ViT (" + source + "): metadata mint.num_heads = '" + it->second + "' is not an integer");
       }
-    } else if (auto h = known_heads(c.dim, c.depth)) {
-      c.heads = *h;
     } else {
-      throw Error(detail::concat("ViT (", source, "): cannot infer the number of attention heads for dim ", c.dim,
-                                 ", depth ", c.depth, "; pass ViTLoadOptions{.heads = ...} or a known .arch name"));
+      c.heads = known_match(c, source).heads;  // throws when the table cannot tell
     }
     c.validate();
     return c;

@@ -3,10 +3,10 @@
 // Everything but the head count can be read from a checkpoint's tensor shapes. The head count cannot (qkv is
 // [3D, D] for any head count), so it comes from, in this order: an explicit option, a known architecture
 // name, the checkpoint's "mint.num_heads" metadata (files mint writes carry it), or the known-architecture
-// table matched on (dim, depth) -- every timm ViT/DeiT of a given width uses the same head count.
+// table matched on the whole shape (dim, depth, patch, img_size, distilled); a table guess that is ambiguous is
+// an error (known_match). mint/models/model_source.hpp puts a model's config files in front of these.
 #pragma once
 
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -73,11 +73,38 @@ inline const KnownViT& known_vit(const std::string& name) {
   throw Error("unknown ViT architecture '" + name + "'; known: " + names);
 }
 
-// The head count of the known architectures with this width and depth, if any.
-inline std::optional<int> known_heads(int dim, int depth) {
-  for (const auto& k : known_vits())
-    if (k.dim == dim && k.depth == depth) return k.heads;
-  return std::nullopt;
+// The table's answer for a checkpoint of shape `c` (heads ignored): the names of the entries whose whole shape
+// (dim, depth, patch, img_size, distilled) matches, and their common head count. The table is a guess, so it
+// must be unambiguous: throws naming `source` and the candidates when no entry matches the whole shape (an entry
+// matching only dim and depth is a different model whose head count would be a guess) or when the matching
+// entries disagree on the head count.
+struct KnownMatch {
+  int heads = 0;
+  std::vector<std::string> names;
+};
+inline KnownMatch known_match(const ViTConfig& c, const std::string& source) {
+  KnownMatch m;
+  std::string partial;
+  for (const auto& k : known_vits()) {
+    if (k.dim != c.dim || k.depth != c.depth) continue;
+    if (k.patch != c.patch || k.img_size != c.img_size || k.distilled != c.distilled) {
+      partial += std::string(partial.empty() ? "" : ", ") + k.name;
+      continue;
+    }
+    if (!m.names.empty() && m.heads != k.heads)
+      throw Error(detail::concat("ViT (", source, "): the known-architecture table is ambiguous for dim ", c.dim,
+                                 ", depth ", c.depth, ": ", m.names.front(), " has ", m.heads, " heads, ", k.name, " ",
+                                 k.heads, "; pass the head count (ViTLoadOptions.heads, --heads) or the architecture "
+                                 "(--arch)"));
+    m.heads = k.heads;
+    m.names.emplace_back(k.name);
+  }
+  check(!m.names.empty(), "ViT (", source, "): cannot infer the number of attention heads for dim ", c.dim, ", depth ",
+        c.depth, ", patch ", c.patch, ", img ", c.img_size, c.distilled ? ", distilled" : "",
+        partial.empty() ? std::string(": no known architecture has this width and depth")
+                        : ": only dim and depth match " + partial + ", so their head count would be a guess",
+        "; pass ViTLoadOptions{.heads = ...} (--heads) or a known .arch name (--arch)");
+  return m;
 }
 
 }  // namespace mint

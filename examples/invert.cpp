@@ -29,6 +29,9 @@ struct Args {
   int v = 4, iterations = 400, batch = 10;
   float ratio = 0.3f, lr = 0.25f, tv = 1e-4f, l2 = 0.0f;
   std::uint64_t seed = 0;
+  int heads = 0;                 // 0: not given
+  std::string arch;
+  std::vector<float> mean, std;  // per channel, or one for all
 };
 
 void add_options(mint::cli::Command& c, Args& a) {
@@ -46,50 +49,15 @@ void add_options(mint::cli::Command& c, Args& a) {
   c.number("--l2", a.l2, "L2 prior weight", 0, 1e6);
   c.number("--seed", a.seed, "seed of the noise, random selector and augmentation", 0,
            std::numeric_limits<std::uint64_t>::max());
-  c.existing("--model", a.model, "timm ViT safetensors");
-  c.existing("--recipe", a.recipe, "JSON recipe with \"normalization\": {mean, std} (default: the model's .json)");
+  c.existing("--model", a.model, "a ViT as .safetensors, torch.save .pth/.bin, or a timm hub folder");
+  c.existing("--recipe", a.recipe, "a timm config.json or a mint recipe (default: the one beside the model)");
+  c.number("--heads", a.heads, "attention heads (default: config, metadata, then the timm table)", 1, 4096);
+  c.text("--arch", a.arch, "a known timm architecture name (gives heads and normalisation)");
+  c.numbers("--mean", a.mean, "input mean per channel in [0, 1] units (with --std)", -1e6, 1e6);
+  c.numbers("--std", a.std, "input std per channel (with --mean)", 1e-12, 1e6);
   c.text("--out", a.out, "output folder (replaced as a whole by each run)");
   c.choice("--preset", a.preset, "paper: the printed equations; official: SMI's code forms (docs/inversion.md)",
            {"paper", "official"});
-}
-
-// The model's input normalisation and where it came from: --recipe, else <model>.json beside the model when it
-// exists, else Fashion-MNIST's statistics (the embedded teacher's).
-struct Norm {
-  mint::Normalization n{{0.2860f}, {0.3530f}};
-  std::string source = "default (Fashion-MNIST statistics)";
-  std::string source_file;  // the recipe read (its class_names label the outputs); empty: none
-};
-Norm normalization_of(const Args& a, int channels) {
-  Norm r;
-  const bool explicit_recipe = !a.recipe.empty();
-  const std::string path =
-      explicit_recipe ? a.recipe : std::filesystem::path(a.model).replace_extension(".json").string();
-  if (!explicit_recipe && !std::filesystem::is_regular_file(path)) return r;
-  const std::string what = explicit_recipe ? "--recipe" : "the model's recipe";
-  const auto j = mint::cli::read_json(path, what);
-  r.source_file = path;
-  if (!j.contains("normalization")) {
-    mint::check(!explicit_recipe, "--recipe: '", path, "' has no \"normalization\" object");
-    return r;
-  }
-  const auto& jn = j["normalization"];
-  auto floats = [&](const char* key) {
-    mint::check(jn.is_object() && jn.contains(key) && (jn[key].is_number() || jn[key].is_array()), what, ": '", path,
-                "': \"normalization\" needs \"", key, "\" as a number or a list of numbers");
-    std::vector<float> v;
-    for (const auto& x : jn[key].is_array() ? jn[key] : nlohmann::json::array({jn[key]})) {
-      mint::check(x.is_number(), what, ": '", path, "': \"normalization\".", key, " holds ", x.dump(),
-                  ", not a number");
-      v.push_back(x.get<float>());
-    }
-    return v;
-  };
-  const mint::Normalization n{floats("mean"), floats("std")};
-  n.validate(what + " '" + path + "'");
-  r.n = n.for_channels(channels, what + " '" + path + "'");
-  r.source = path;
-  return r;
 }
 
 // Everything the run needs that can be wrong, checked before it starts.
@@ -126,18 +94,22 @@ void validate(const mint::cli::Command& c, const Args& a, const mint::ViTConfig&
 }
 
 int run(const mint::cli::Command& c, const Args& a) {
-  auto model = mint::ViT<>::load(a.model);
+  mint::ModelOverrides ov;
+  if (c.given("--heads")) ov.heads = a.heads;
+  ov.arch = a.arch, ov.mean = a.mean, ov.std = a.std, ov.config = a.recipe;
+  mint::ModelSource src = mint::open_model(a.model, ov);  // the config is checked before the weights are read
+  auto& model = src.vit;
   const auto& cfg = model.config();
   validate(c, a, cfg);
-  const Norm norm = normalization_of(a, cfg.in_chans);
+  const mint::Normalization norm = src.normalization.value.for_channels(cfg.in_chans, "normalisation");
   // the output folder can be written, and replaced: checked before the run
   mint::io::AtomicFolder out(a.out, {"images.png", "images", "dataset.safetensors", "report.html", "report.json"});
 
   mint::InversionOptions opt;
   opt.iterations = a.iterations, opt.lr = a.lr, opt.seed = a.seed;
-  opt.pixel_lo = norm.n.lo(0), opt.pixel_hi = norm.n.hi(0);
+  opt.pixel_lo = norm.lo(0), opt.pixel_hi = norm.hi(0);
   const mint::PresetForm form = mint::preset_form(a.preset);
-  mint::apply_preset(opt, form, norm.n);  // per-channel clip from the model's normalisation
+  mint::apply_preset(opt, form, norm);  // per-channel clip from the model's normalisation
   opt.stop = mint::cli::stop_flag();
   std::vector<int> labels(static_cast<std::size_t>(a.batch));
   for (int i = 0; i < a.batch; ++i) labels[static_cast<std::size_t>(i)] = i % cfg.classes;
@@ -146,9 +118,9 @@ int run(const mint::cli::Command& c, const Args& a) {
   if (auto* p = std::get_if<mint::Rebirth>(&schedule)) p->v = a.v;
   if (auto* p = std::get_if<mint::ProgressivePrune>(&schedule)) p->iterations = a.prune, p->ratio = a.ratio;
 
-  std::printf("mint-invert: %s (%s preset), selector %s, augment %s, %d iterations, batch %d, model %s\n"
-              "normalisation: %s\n", a.method.c_str(), a.preset.c_str(), a.selector.c_str(), a.augment.c_str(),
-              a.iterations, a.batch, a.model.c_str(), norm.source.c_str());
+  std::printf("mint-invert: %s (%s preset), selector %s, augment %s, %d iterations, batch %d, model %s\n%s\n",
+              a.method.c_str(), a.preset.c_str(), a.selector.c_str(), a.augment.c_str(), a.iterations, a.batch,
+              a.model.c_str(), src.describe().c_str());
   double flops = 0.0;
   const auto t0 = std::chrono::steady_clock::now();
   auto progress = [&](const mint::IterationStats& s) {
@@ -212,7 +184,8 @@ int run(const mint::cli::Command& c, const Args& a) {
  {"v", a.v}, {"prune", a.prune}, {"ratio", a.ratio},
       {"iterations", a.iterations}, {"iterations_done", done}, {"interrupted", res.interrupted},
       {"batch", a.batch}, {"lr", a.lr}, {"tv", a.tv}, {"l2", a.l2}, {"seed", a.seed}, {"model", a.model},
-      {"normalization", {{"mean", norm.n.mean}, {"std", norm.n.std}, {"source", norm.source}}},
+      {"normalization", {{"mean", norm.mean}, {"std", norm.std}, {"source", src.normalization.from}}},
+      {"heads", {{"value", src.heads.value}, {"source", src.heads.from}}},
       {"threads", mint::cpu::num_threads()}, {"images_produced", m}, {"seconds", secs},
       {"iterations_per_s", done / secs}, {"gemm_flops_total", flops}, {"cost_vs_dmi_measured", measured_rel},
       {"cost_vs_dmi_theorem1", model_rel}, {"peak_tensor_mib", peak_mb}, {"loss", loss_curve},
@@ -223,8 +196,8 @@ int run(const mint::cli::Command& c, const Args& a) {
   if (m > 0) {
     mint::report::RunDescription desc;
     desc.title = "mint-invert: " + a.method + " (" + a.preset + " preset) on " + a.model;
-    desc.command_line = c.command_line(), desc.model_path = a.model, desc.normalization = norm.n;
-    desc.class_names = mint::report::read_class_names(norm.source_file, cfg.classes);
+    desc.command_line = c.command_line(), desc.model_path = a.model, desc.normalization = norm;
+    desc.class_names = src.class_names.value;
     for (const char* k : {"method", "preset", "selector", "augment", "v", "prune", "ratio", "iterations", "batch",
                           "lr", "tv", "l2", "seed", "threads"})
       desc.settings[k] = rep[k];

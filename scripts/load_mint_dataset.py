@@ -14,6 +14,6 @@ def load(path):
     return t["images"], t["masks"], t["labels"].long(), meta
 
 def to_unit(images, meta):
-    mean = torch.tensor(json.loads(meta["mint.normalization.mean"])).view(1, -1, 1, 1)
-    std = torch.tensor(json.loads(meta["mint.normalization.std"])).view(1, -1, 1, 1)
+    mean = torch.tensor([float(x) for x in meta["mint.normalize_mean"].split(",")]).view(1, -1, 1, 1)
+    std = torch.tensor([float(x) for x in meta["mint.normalize_std"].split(",")]).view(1, -1, 1, 1)
     return (images * std + mean).clamp(0, 1)

@@ -106,7 +106,9 @@ TEST_CASE("write_inversion_outputs writes the grid, the folder, the dataset and 
   REQUIRE(back.size() == 4);
   for (std::int64_t k = 0; k < back[3].pixels.numel(); ++k) REQUIRE(back[3].pixels[k] == res.images[3].pixels[k]);
   const auto meta = mint::io::load_safetensors(out.dataset).metadata;
-  CHECK(meta.at("mint.normalization.mean") == nlohmann::json(std::vector<float>{0.286f}).dump());
+  const auto expected = mint::normalization_metadata(mint_run_report_test::kNorm);
+  CHECK(meta.at("mint.normalize_mean") == expected.at("mint.normalize_mean"));
+  CHECK(meta.at("mint.normalize_std") == expected.at("mint.normalize_std"));
   CHECK(nlohmann::json::parse(meta.at("mint.class_names")).at(9) == "Ankle boot");
   CHECK(meta.at("method") == "pri");
 

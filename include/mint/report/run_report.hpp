@@ -58,13 +58,13 @@ inline std::vector<std::string> read_class_names(const std::string& json_path, s
 }
 
 // The synthetic-dataset file (save_synthetic_dataset), written atomically, with what a reader needs to use it in
-// its metadata: "mint.normalization.mean" / ".std" (JSON arrays, one entry per channel) and "mint.class_names"
+// its metadata: "mint.normalize_mean" / "mint.normalize_std" (normalization_metadata: comma-separated, one entry
+// per channel; the keys open_model reads from a safetensors model too) and "mint.class_names"
 // (a JSON array, empty when unknown), besides `extra`. scripts/load_mint_dataset.py reads it.
 inline void save_dataset(const std::string& path, const std::vector<SparseImage>& images, const Normalization& norm,
                          const std::vector<std::string>& class_names, std::map<std::string, std::string> extra = {}) {
   norm.validate("save_dataset: normalization");
-  extra["mint.normalization.mean"] = nlohmann::json(norm.mean).dump();
-  extra["mint.normalization.std"] = nlohmann::json(norm.std).dump();
+  for (auto& [k, v] : normalization_metadata(norm)) extra[k] = v;
   extra["mint.class_names"] = nlohmann::json(class_names).dump();
   io::write_atomically(path, [&](const std::string& tmp) { save_synthetic_dataset(tmp, images, extra); });
 }

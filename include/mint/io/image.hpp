@@ -20,6 +20,7 @@
 #include "mint/core/error.hpp"
 #include "mint/core/shape.hpp"
 #include "mint/core/tensor.hpp"
+#include "mint/io/atomic_file.hpp"
 
 namespace mint::io {
 
@@ -51,7 +52,8 @@ inline void check_chw(const Tensor<Cpu>& t, const char* what) {
 }  // namespace detail
 
 // Writes one image [C, H, W] (C = 1 grey or 3 RGB) as an 8-bit PNG, mapping [r.lo, r.hi] onto 0..255 and
-// clamping outside it. Throws mint::Error for a bad shape or range, or naming `path` if the write fails.
+// clamping outside it, atomically (write_atomically: a failed or killed write leaves any previous file as it was).
+// Throws mint::Error for a bad shape or range, or naming `path` if the write fails.
 inline void write_png(const std::string& path, const Tensor<Cpu>& image_chw, PixelRange r = {}) {
   detail::check_chw(image_chw, "write_png");
   detail::check_range(r, "write_png");
@@ -63,9 +65,16 @@ inline void write_png(const std::string& path, const Tensor<Cpu>& image_chw, Pix
   for (std::int64_t ch = 0; ch < c; ++ch)
     for (std::int64_t i = 0; i < h * w; ++i)
       pixels[static_cast<std::size_t>(i * c + ch)] = detail::to_byte(src[ch * h * w + i], r);
-  const int ok = stbi_write_png(path.c_str(), static_cast<int>(w), static_cast<int>(h), static_cast<int>(c),
-                                pixels.data(), static_cast<int>(w * c));
-  check(ok != 0, "write_png: failed to write '", path, "' (does the directory exist and is it writable?)");
+  // Encoded in memory, then written by write_file_atomically: stbi_write_png itself ignores fwrite's result,
+  // so a full disk would leave a truncated PNG and report success.
+  std::string png;
+  const int ok = stbi_write_png_to_func(
+      [](void* context, void* data, int size) {
+        static_cast<std::string*>(context)->append(static_cast<const char*>(data), static_cast<std::size_t>(size));
+      },
+      &png, static_cast<int>(w), static_cast<int>(h), static_cast<int>(c), pixels.data(), static_cast<int>(w * c));
+  check(ok != 0, "write_png: failed to encode '", path, "' (", image_chw.shape().str(), ")");
+  write_file_atomically(path, png);
 }
 
 // Lays out `images` [B, C, H, W] (C = 1 or 3) as a grid of min(cols, B) columns with `pad` pixels of black

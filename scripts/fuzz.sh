@@ -18,7 +18,10 @@ while (($#)); do
     *) names+=("$1"); shift ;;
   esac
 done
-[[ "$seconds" =~ ^[1-9][0-9]*$ ]] || { echo "fuzz.sh: --time must be a positive whole number of seconds, got '$seconds'" >&2; exit 2; }
+if ! [[ "$seconds" =~ ^[1-9][0-9]*$ ]]; then
+  echo "fuzz.sh: --time must be a positive whole number of seconds, got '$seconds'" >&2
+  exit 2
+fi
 if ((${#names[@]} == 0)); then
   for src in fuzz/fuzz_*.cpp; do n=$(basename "$src" .cpp); names+=("${n#fuzz_}"); done
 fi

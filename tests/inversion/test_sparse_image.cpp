@@ -64,7 +64,8 @@ TEST_CASE("synthetic dataset reader refuses labels and iterations that are not w
   }
 }
 
-TEST_CASE("synthetic dataset reader refuses empty, mis-shaped and non-finite content", "[inversion][dataset][hostile]") {
+TEST_CASE("synthetic dataset reader refuses empty, mis-shaped and non-finite content",
+          "[inversion][dataset][hostile]") {
   testing::TempFile f(".safetensors");
   auto expect_error = [&](std::map<std::string, Tensor<>> t, const std::string& words) {
     io::save_safetensors(f.str(), t);

@@ -128,7 +128,8 @@ TEST_CASE("image functions reject bad shapes and arguments, naming them", "[io][
   REQUIRE_THROWS_WITH(mint::io::read_png(not_png.str(), 1), Catch::Contains(not_png.str()));
 }
 
-TEST_CASE("write_png that fails part-way leaves the previous file intact and no temporary file", "[io][image][atomic]") {
+TEST_CASE("write_png that fails part-way leaves the previous file intact and no temporary file",
+          "[io][image][atomic]") {
   mint::testing::TempDir dir;
   const auto path = dir.path / "grid.png";
   mint::io::write_png(path.string(), Tensor<>::full(Shape{1, 4, 4}, 0.5f));

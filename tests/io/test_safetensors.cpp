@@ -388,8 +388,8 @@ TEST_CASE("safetensors refuses duplicate keys, at the top level and inside an en
                             "\"w\":{\"dtype\":\"U8\",\"shape\":[8],\"data_offsets\":[0,8]}}";
   REQUIRE_THROWS_WITH(parse(make_file(twice, data), "dup.st"),
                       Catch::Contains("dup.st") && Catch::Contains("duplicate key 'w'"));
-  REQUIRE_THROWS_WITH(parse(make_file("{\"w\":{\"dtype\":\"F32\",\"dtype\":\"U8\",\"shape\":[8],\"data_offsets\":[0,8]}}",
-                                      data)),
+  REQUIRE_THROWS_WITH(parse(make_file("{\"w\":{\"dtype\":\"F32\",\"dtype\":\"U8\",\"shape\":[8],"
+                                      "\"data_offsets\":[0,8]}}", data)),
                       Catch::Contains("duplicate key 'dtype'") && Catch::Contains("in 'w'"));
   REQUIRE_THROWS_WITH(parse(make_file("{\"__metadata__\":{\"a\":\"1\",\"a\":\"2\"}}", {})),
                       Catch::Contains("duplicate key 'a'") && Catch::Contains("__metadata__"));
@@ -401,11 +401,12 @@ TEST_CASE("safetensors refuses duplicate keys, at the top level and inside an en
 TEST_CASE("safetensors bounds nesting and array length while parsing (a shape nested 200000 deep)",
           "[io][safetensors][hostile]") {
   // Before: parsed, then dump() of the shape for the error message recursed 200000 deep (segfault in Release).
-  const std::string deep = "{\"w\":{\"dtype\":\"F32\",\"shape\":" + std::string(200000, '[') + std::string(200000, ']') +
-                           ",\"data_offsets\":[0,0]}}";
+  const std::string deep = "{\"w\":{\"dtype\":\"F32\",\"shape\":" + std::string(200000, '[') +
+                           std::string(200000, ']') + ",\"data_offsets\":[0,0]}}";
   REQUIRE_THROWS_WITH(parse(make_file(deep, {}), "deep.st"),
                       Catch::Contains("deep.st") && Catch::Contains("nests deeper than 3") && Catch::Contains("'w'"));
-  REQUIRE_THROWS_WITH(parse(make_file("{\"__metadata__\":{\"k\":{\"x\":[\"y\"]}}}", {})), Catch::Contains("nests deeper"));
+  REQUIRE_THROWS_WITH(parse(make_file("{\"__metadata__\":{\"k\":{\"x\":[\"y\"]}}}", {})),
+                      Catch::Contains("nests deeper"));
   // A 4th level is refused even when short; 3 levels (the format's own depth) parse.
   REQUIRE_THROWS_WITH(parse(make_file(entry("w", "F32", "[[2]]", "[0,8]"), std::vector<std::uint8_t>(8, 0))),
                       Catch::Contains("nests deeper"));
@@ -419,7 +420,8 @@ TEST_CASE("safetensors refuses entry fields other than dtype, shape and data_off
   const std::vector<std::uint8_t> data(8, 0);
   REQUIRE_THROWS_WITH(parse(make_file("{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8],\"offset\":4}}",
                                       data), "extra.st"),
-                      Catch::Contains("extra.st") && Catch::Contains("'w'") && Catch::Contains("unknown field \"offset\""));
+                      Catch::Contains("extra.st") && Catch::Contains("'w'") &&
+                          Catch::Contains("unknown field \"offset\""));
 }
 
 TEST_CASE("safetensors data must tile the buffer: from 0, no holes, no overlap, no aliasing, no trailing bytes",
@@ -446,7 +448,8 @@ TEST_CASE("safetensors data must tile the buffer: from 0, no holes, no overlap, 
   REQUIRE(parse(make_file("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
                           "\"e\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,8]},"
                           "\"f\":{\"dtype\":\"U8\",\"shape\":[0,3],\"data_offsets\":[8,8]},"
-                          "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", d16)).tensors.size() == 4);
+                          "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", d16))
+              .tensors.size() == 4);
 }
 
 TEST_CASE("metadata_int reads exactly a decimal integer in range, else names key and value", "[io][safetensors]") {

@@ -284,7 +284,8 @@ TEST_CASE("ResNet refuses sizes inferred from one tensor before allocating a mod
   REQUIRE_THROWS_WITH(ResNet<>::from_tensors(t, 28), Catch::Contains("width = 536870912"));
 }
 
-TEST_CASE("ResNet::load refuses a malformed mint.img_size (std::stoi read '28abc' as 28)", "[models][resnet][hostile]") {
+TEST_CASE("ResNet::load refuses a malformed mint.img_size (std::stoi read '28abc' as 28)",
+          "[models][resnet][hostile]") {
   const auto t = tiny_model(3, 28).state_dict();
   testing::TempFile f(".safetensors");
   for (const char* bad : {"28abc", "0", "-28", "99999999999", ""}) {

@@ -305,7 +305,8 @@ TEST_CASE("ViT refuses zero-element tensors that imply huge sizes, before alloca
   // [2^24, 8] floats = 512 MiB, before comparing shapes. Now the shapes are compared first.
   const auto good = test::philox_vit_weights(tiny_config(false), 3);
   for (const auto& [key, bomb] : std::vector<std::pair<std::string, Shape>>{
-           {"head.weight", Shape{std::int64_t{1} << 24, 0}}, {"blocks.0.mlp.fc1.weight", Shape{std::int64_t{1} << 24, 0}}}) {
+           {"head.weight", Shape{std::int64_t{1} << 24, 0}},
+           {"blocks.0.mlp.fc1.weight", Shape{std::int64_t{1} << 24, 0}}}) {
     CAPTURE(key);
     auto w = good;
     w[key] = Tensor<>::zeros(bomb);
@@ -332,14 +333,16 @@ TEST_CASE("ViT refuses wrongly ranked tensors and malformed head-count metadata"
   REQUIRE_THROWS_WITH(ViT<>::from_tensors(w, {.heads = 2}), Catch::Contains("'head.weight'") && Catch::Contains("[]"));
   w = good;
   w["pos_embed"] = Tensor<>::zeros(Shape{2, 5, 8});
-  REQUIRE_THROWS_WITH(ViT<>::from_tensors(w, {.heads = 2}), Catch::Contains("'pos_embed'") && Catch::Contains("[2, 5, 8]"));
+  REQUIRE_THROWS_WITH(ViT<>::from_tensors(w, {.heads = 2}),
+                      Catch::Contains("'pos_embed'") && Catch::Contains("[2, 5, 8]"));
   // std::stoi read "2abc" as 2 and threw std::out_of_range for "99999999999"; both are errors naming the value.
   for (const char* bad : {"2abc", "99999999999", "0", "-2", "16"})
     REQUIRE_THROWS_WITH(ViT<>::from_tensors(good, {}, {{"mint.num_heads", bad}}),
                         Catch::Contains("mint.num_heads") && Catch::Contains(bad));
 }
 
-TEST_CASE("ViTConfig::validate refuses dim 0, grids whose token count overflows, and a bad eps", "[models][vit][hostile]") {
+TEST_CASE("ViTConfig::validate refuses dim 0, grids whose token count overflows, and a bad eps",
+          "[models][vit][hostile]") {
   auto c = tiny_config(false);
   c.dim = 0;
   REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("dim 0"));

@@ -364,8 +364,8 @@ inline SafetensorsFile parse_safetensors(const std::uint8_t* bytes, std::size_t 
                            : mint::detail::concat(where, "the data buffer does not start with a tensor: the first, '",
                                                   e->name, "', begins at offset ", e->begin, ", not 0"));
     }
-    check(e->begin == covered, where, "tensors '", previous ? previous->name : "", "' [", previous ? previous->begin : 0,
-          ", ", covered, "] and '", e->name, "' [", e->begin, ", ", e->end,
+    check(e->begin == covered, where, "tensors '", previous ? previous->name : "", "' [",
+          previous ? previous->begin : 0, ", ", covered, "] and '", e->name, "' [", e->begin, ", ", e->end,
           "] overlap in the data buffer (each byte belongs to exactly one tensor)");
     covered = e->end;
     previous = e;

@@ -378,8 +378,8 @@ class ViT {
     c.depth = 0;
     while (t.count("blocks." + std::to_string(c.depth) + ".norm1.weight")) ++c.depth;
     check(c.depth > 0, "ViT (", source, "): missing key 'blocks.0.norm1.weight' (no transformer blocks found)");
-    c.mlp_hidden = size_of("blocks.0.mlp.fc1.weight",
-                           need_rank("blocks.0.mlp.fc1.weight", 2, "a [mlp_hidden, dim] linear weight"), 0, "mlp_hidden");
+    const auto& fc1 = need_rank("blocks.0.mlp.fc1.weight", 2, "a [mlp_hidden, dim] linear weight");
+    c.mlp_hidden = size_of("blocks.0.mlp.fc1.weight", fc1, 0, "mlp_hidden");
     c.classes = size_of("head.weight", need_rank("head.weight", 2, "a [classes, dim] linear weight"), 0, "classes");
     if (opt.heads) {
       c.heads = *opt.heads;

@@ -47,8 +47,9 @@ TEST_CASE("ViT backward: finite differences through the whole model, both modes"
           for (int e = 0; e < 32; ++e) REQUIRE(pat[(0 * 4 + 1) * 32 + e] == 0.0f);
         }
         if (mode == Backward::InputOnly) {
-          for (auto& [name, p] : model.parameters()) {
-            INFO(name);
+          for (auto& entry : model.parameters()) {  // not a structured binding: clang 14 cannot capture one
+            const auto& p = entry.second;
+            INFO(entry.first);
             REQUIRE((!p.grad.defined() || p.grad.numel() == 0 || [&] {
               for (std::int64_t i = 0; i < p.grad.numel(); ++i)
                 if (p.grad[i] != 0.0f) return false;

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The test command: install what is missing, build the tests and examples with -j2, run every test; where nvcc
 # exists, also build the CUDA tests (build-cuda/, -j1) and run them (they skip without a GPU).
-#   scripts/test.sh [--sanitize]   --sanitize: a separate ASan + UBSan build of the same tests (build-asan/)
+#   scripts/test.sh [--sanitize]   --sanitize: a separate ASan + UBSan build of the same tests (build-asan/),
+#                                  compiled with clang, so one build checks both memory safety and that mint
+#                                  builds and passes with a second compiler (the normal build is GCC)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -13,6 +15,9 @@ if [[ "${1:-}" == "--sanitize" ]]; then
   # test_inverter.cpp: 61 s against 79 s of compiler time).
   flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" -DMINT_SANITIZE=ON -DMINT_NATIVE=OFF
          -DMINT_BUILD_EXAMPLES=OFF -DMINT_UNITY_TESTS=ON)
+  clang=$(command -v clang++ || command -v clang++-14 || true)
+  [[ -n "$clang" ]] || { echo "test.sh: clang++ not found (scripts/setup.sh installs Debian's clang)" >&2; exit 1; }
+  flags+=(-DCMAKE_CXX_COMPILER="$clang")
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 fi
 cmake -S . -B "$dir" -DMINT_BUILD_TESTS=ON "${flags[@]}" >/dev/null

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <sys/resource.h>
+
 #include <zlib.h>
 
 #include "mint/io/idx.hpp"
@@ -188,4 +190,48 @@ TEST_CASE("load_mnist_like checks that image and label counts agree", "[io][idx]
   const auto ok = mint::io::load_mnist_like(img.str(), lab.str(), 0);
   REQUIRE(ok.images.shape() == Shape{0, 1, 2, 2});
   REQUIRE(ok.labels.empty());
+}
+
+// ---- issue 17: a gzip "bomb" and images without pixels ---------------------------------------------------------
+
+namespace idx_hostile_test {
+
+// The peak resident memory of this process so far, in bytes (Linux reports ru_maxrss in KiB).
+std::size_t max_rss() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<std::size_t>(u.ru_maxrss) * 1024;
+}
+
+}  // namespace idx_hostile_test
+
+TEST_CASE("read_idx does not inflate a gzip bomb into memory: 12 data bytes followed by 128 MiB of zeros",
+          "[io][idx][hostile]") {
+  TempFile gz(".idx.gz");
+  {
+    const auto head = make_idx({3, 2, 2}, iota_bytes(12));
+    gzFile f = gzopen(gz.str().c_str(), "wb9");
+    REQUIRE(f != nullptr);
+    REQUIRE(gzwrite(f, head.data(), static_cast<unsigned>(head.size())) == static_cast<int>(head.size()));
+    const std::vector<std::uint8_t> zeros(1 << 20, 0);
+    for (int i = 0; i < 128; ++i) REQUIRE(gzwrite(f, zeros.data(), 1u << 20) == (1 << 20));
+    REQUIRE(gzclose(f) == Z_OK);
+  }
+  REQUIRE(std::filesystem::file_size(gz.path) < (1u << 20));  // ~130 KiB on disk
+  const std::size_t before = idx_hostile_test::max_rss();
+  REQUIRE_THROWS_WITH(read_idx(gz.str()), Catch::Contains(gz.str()) && Catch::Contains("expected 12 data bytes") &&
+                                              Catch::Contains("134217728 trailing bytes"));
+  // Before, the whole 128 MiB was read into one vector first. The reader now holds the 12 announced bytes and a
+  // 64 KiB scratch buffer; 32 MiB leaves room for the allocator and zlib's window. (ctest runs each test case in
+  // its own process, so the high-water mark starts low.)
+  CAPTURE(before, idx_hostile_test::max_rss());
+  REQUIRE(idx_hostile_test::max_rss() - before < (32u << 20));
+}
+
+TEST_CASE("load_mnist_like refuses images of 0 x W or H x 0 pixels", "[io][idx][hostile]") {
+  TempFile img(".idx"), lab(".idx");
+  write_raw(img.str(), make_idx({2, 0, 5}, {}));
+  write_raw(lab.str(), make_idx({2}, {0, 1}));
+  REQUIRE_THROWS_WITH(mint::io::load_mnist_like(img.str(), lab.str()),
+                      Catch::Contains(img.str()) && Catch::Contains("0 x 5 pixels"));
 }

@@ -127,3 +127,22 @@ TEST_CASE("image functions reject bad shapes and arguments, naming them", "[io][
   }
   REQUIRE_THROWS_WITH(mint::io::read_png(not_png.str(), 1), Catch::Contains(not_png.str()));
 }
+
+TEST_CASE("write_png that fails part-way leaves the previous file intact and no temporary file",
+          "[io][image][atomic]") {
+  mint::testing::TempDir dir;
+  const auto path = dir.path / "grid.png";
+  mint::io::write_png(path.string(), Tensor<>::full(Shape{1, 4, 4}, 0.5f));
+  const std::string before = mint::testing::read_all(path);
+  // 256 x 256 RGB noise compresses to ~190 KiB, 6x the limit below. Before, stbi_write_png ignored fwrite's
+  // failure: a truncated file and no error.
+  const auto noise = mint::testing::uniform(Shape{3, 256, 256}, 9);
+  {
+    mint::testing::FileSizeLimit limit(32 * 1024);
+    REQUIRE_THROWS_WITH(mint::io::write_png(path.string(), noise), Catch::Contains(path.string()));
+  }
+  REQUIRE(mint::testing::read_all(path) == before);
+  REQUIRE(dir.entries() == 1);
+  mint::io::write_png(path.string(), noise);
+  REQUIRE(mint::io::read_png(path.string(), 3).shape() == Shape{3, 256, 256});
+}

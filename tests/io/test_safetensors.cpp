@@ -1,9 +1,18 @@
-// safetensors: F32 round trip with metadata, exact F16/BF16/integer conversion from hand-built bytes, and a
-// clear mint::Error (never a crash) for every kind of malformed file.
+// safetensors: F32 round trip with metadata, exact F16/BF16/integer conversion from hand-built bytes, a clear
+// mint::Error (never a crash) for every kind of malformed file, the format's rules (unique keys, bounded
+// nesting, exact fields, data tiling the buffer), and the atomic writer (a failed or killed write keeps the
+// previous file).
 #include "test_util.hpp"
 
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <bit>
+#include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -12,6 +21,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "mint/io/safetensors.hpp"
@@ -366,5 +376,151 @@ TEST_CASE("safetensors parser survives every truncation and random corruption", 
       (void)parse(bytes);
     } catch (const mint::Error&) {
     }
+  }
+}
+
+// ---- issue 17: the format's rules, enforced (each case is a crafted file the reader accepted before) ----------
+
+TEST_CASE("safetensors refuses duplicate keys, at the top level and inside an entry", "[io][safetensors][hostile]") {
+  const std::vector<std::uint8_t> data(8, 0);
+  // nlohmann keeps the last copy: before, the second 'w' silently replaced the first.
+  const std::string twice = "{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                            "\"w\":{\"dtype\":\"U8\",\"shape\":[8],\"data_offsets\":[0,8]}}";
+  REQUIRE_THROWS_WITH(parse(make_file(twice, data), "dup.st"),
+                      Catch::Contains("dup.st") && Catch::Contains("duplicate key 'w'"));
+  REQUIRE_THROWS_WITH(parse(make_file("{\"w\":{\"dtype\":\"F32\",\"dtype\":\"U8\",\"shape\":[8],"
+                                      "\"data_offsets\":[0,8]}}", data)),
+                      Catch::Contains("duplicate key 'dtype'") && Catch::Contains("in 'w'"));
+  REQUIRE_THROWS_WITH(parse(make_file("{\"__metadata__\":{\"a\":\"1\",\"a\":\"2\"}}", {})),
+                      Catch::Contains("duplicate key 'a'") && Catch::Contains("__metadata__"));
+  // The same key in two different objects is not a duplicate.
+  REQUIRE(parse(make_file("{\"__metadata__\":{\"w\":\"x\"},\"w\":{\"dtype\":\"F32\",\"shape\":[2],"
+                          "\"data_offsets\":[0,8]}}", data)).tensors.size() == 1);
+}
+
+TEST_CASE("safetensors bounds nesting and array length while parsing (a shape nested 200000 deep)",
+          "[io][safetensors][hostile]") {
+  // Before: parsed, then dump() of the shape for the error message recursed 200000 deep (segfault in Release).
+  const std::string deep = "{\"w\":{\"dtype\":\"F32\",\"shape\":" + std::string(200000, '[') +
+                           std::string(200000, ']') + ",\"data_offsets\":[0,0]}}";
+  REQUIRE_THROWS_WITH(parse(make_file(deep, {}), "deep.st"),
+                      Catch::Contains("deep.st") && Catch::Contains("nests deeper than 3") && Catch::Contains("'w'"));
+  REQUIRE_THROWS_WITH(parse(make_file("{\"__metadata__\":{\"k\":{\"x\":[\"y\"]}}}", {})),
+                      Catch::Contains("nests deeper"));
+  // A 4th level is refused even when short; 3 levels (the format's own depth) parse.
+  REQUIRE_THROWS_WITH(parse(make_file(entry("w", "F32", "[[2]]", "[0,8]"), std::vector<std::uint8_t>(8, 0))),
+                      Catch::Contains("nests deeper"));
+  std::string long_shape = "[1";
+  for (int i = 0; i < 100; ++i) long_shape += ",1";
+  REQUIRE_THROWS_WITH(parse(make_file(entry("w", "F32", long_shape + "]", "[0,4]"), std::vector<std::uint8_t>(4, 0))),
+                      Catch::Contains("more than 64 values") && Catch::Contains("'w' -> 'shape'"));
+}
+
+TEST_CASE("safetensors refuses entry fields other than dtype, shape and data_offsets", "[io][safetensors][hostile]") {
+  const std::vector<std::uint8_t> data(8, 0);
+  REQUIRE_THROWS_WITH(parse(make_file("{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8],\"offset\":4}}",
+                                      data), "extra.st"),
+                      Catch::Contains("extra.st") && Catch::Contains("'w'") &&
+                          Catch::Contains("unknown field \"offset\""));
+}
+
+TEST_CASE("safetensors data must tile the buffer: from 0, no holes, no overlap, no aliasing, no trailing bytes",
+          "[io][safetensors][hostile]") {
+  const std::vector<std::uint8_t> d16(16, 0);
+  auto two = [](const std::string& a, const std::string& b) {
+    return "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":" + a + "},\"b\":{\"dtype\":\"F32\",\"shape\":[2],"
+           "\"data_offsets\":" + b + "}}";
+  };
+  REQUIRE(parse(make_file(two("[0,8]", "[8,16]"), d16)).tensors.size() == 2);  // the valid tiling
+  REQUIRE(parse(make_file(two("[8,16]", "[0,8]"), d16)).at("a").shape() == Shape{2});  // header order is free
+  REQUIRE_THROWS_WITH(parse(make_file(entry("w", "F32", "[2]", "[8,16]"), d16), "start.st"),
+                      Catch::Contains("start.st") && Catch::Contains("'w'") && Catch::Contains("begins at offset 8"));
+  REQUIRE_THROWS_WITH(parse(make_file(two("[0,8]", "[12,20]"), std::vector<std::uint8_t>(20, 0))),
+                      Catch::Contains("hole of 4 bytes") && Catch::Contains("'a'") && Catch::Contains("'b'"));
+  REQUIRE_THROWS_WITH(parse(make_file(two("[0,8]", "[4,12]"), std::vector<std::uint8_t>(12, 0))),
+                      Catch::Contains("overlap") && Catch::Contains("'a' [0, 8]") && Catch::Contains("'b' [4, 12]"));
+  REQUIRE_THROWS_WITH(parse(make_file(two("[0,8]", "[0,8]"), std::vector<std::uint8_t>(8, 0))),
+                      Catch::Contains("overlap"));  // aliasing: two names for the same bytes
+  REQUIRE_THROWS_WITH(parse(make_file(entry("w", "F32", "[2]", "[0,8]"), d16), "tail.st"),
+                      Catch::Contains("tail.st") && Catch::Contains("8 trailing bytes") && Catch::Contains("'w'"));
+  REQUIRE_THROWS_WITH(parse(make_file("{}", {1, 2, 3})), Catch::Contains("3 trailing bytes"));
+  // Zero-size tensors take no bytes: any number of them may sit at the same offset between others.
+  REQUIRE(parse(make_file("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                          "\"e\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,8]},"
+                          "\"f\":{\"dtype\":\"U8\",\"shape\":[0,3],\"data_offsets\":[8,8]},"
+                          "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", d16))
+              .tensors.size() == 4);
+}
+
+TEST_CASE("metadata_int reads exactly a decimal integer in range, else names key and value", "[io][safetensors]") {
+  const std::map<std::string, std::string> m = {{"a", "12"}, {"b", "12abc"}, {"c", " 3"}, {"d", "99999999999999999999"},
+                                                {"e", "-1"}, {"f", ""}};
+  using mint::io::metadata_int;
+  REQUIRE(metadata_int(m, "a", 1, 100, "x.st") == 12);
+  REQUIRE_FALSE(metadata_int(m, "zz", 1, 100, "x.st").has_value());
+  for (const char* bad : {"b", "c", "d", "f"})
+    REQUIRE_THROWS_WITH(metadata_int(m, bad, 1, 100, "x.st"),
+                        Catch::Contains("x.st") && Catch::Contains(std::string("metadata ") + bad) &&
+                            Catch::Contains("not an integer in [1, 100]"));
+  REQUIRE_THROWS_WITH(metadata_int(m, "a", 1, 10, "x.st"), Catch::Contains("'12'"));
+  REQUIRE(metadata_int(m, "e", -1, 5, "x.st") == -1);
+}
+
+TEST_CASE("save_safetensors that fails part-way leaves the previous file intact and no temporary file",
+          "[io][safetensors][atomic]") {
+  mint::testing::TempDir dir;
+  const auto path = dir.path / "weights.safetensors";
+  mint::io::save_safetensors(path.string(), {{"w", Tensor<>::full(Shape{4}, 1.5f)}});
+  const std::string before = mint::testing::read_all(path);
+  const auto big = Tensor<>::full(Shape{1 << 18}, 2.0f);  // 1 MiB of data, 16x the limit below
+  {
+    mint::testing::FileSizeLimit limit(64 * 1024);
+    REQUIRE_THROWS_WITH(mint::io::save_safetensors(path.string(), {{"w", big}}),
+                        Catch::Contains(path.string()) && Catch::Contains("failed writing"));
+  }
+  REQUIRE(mint::testing::read_all(path) == before);
+  REQUIRE(dir.entries() == 1);  // the temporary file was removed
+  REQUIRE(mint::io::load_safetensors(path.string()).at("w")[3] == 1.5f);
+  // Without the limit the same write replaces the file.
+  mint::io::save_safetensors(path.string(), {{"w", big}});
+  REQUIRE(mint::io::load_safetensors(path.string()).at("w").numel() == big.numel());
+  REQUIRE(dir.entries() == 1);
+}
+
+TEST_CASE("save_safetensors killed with SIGKILL at a random moment leaves the old or the new file, 20 times",
+          "[io][safetensors][atomic]") {
+  mint::testing::TempDir dir;
+  const auto path = dir.path / "data.safetensors";
+  // Two complete versions, large enough (4 MiB each) that a kill often lands inside a write.
+  const std::map<std::string, Tensor<>> a = {{"x", Tensor<>::full(Shape{1 << 20}, 1.0f)}};
+  const std::map<std::string, Tensor<>> b = {{"x", Tensor<>::full(Shape{1 << 20}, 2.0f)}};
+  mint::io::save_safetensors(path.string(), a);
+  const std::string version_a = mint::testing::read_all(path);
+  mint::io::save_safetensors(path.string(), b);
+  const std::string version_b = mint::testing::read_all(path);
+  std::random_device rd;
+  for (int trial = 0; trial < 20; ++trial) {
+    CAPTURE(trial);
+    const pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {  // rewrite the file forever, alternating the versions, until killed
+      for (int i = 0;; ++i) {
+        try {
+          mint::io::save_safetensors(path.string(), i % 2 ? a : b);
+        } catch (...) {
+          _exit(3);
+        }
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(rd() % 60000));  // a random moment (0-60 ms)
+    REQUIRE(kill(child, SIGKILL) == 0);
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    REQUIRE(WIFSIGNALED(status));  // killed, not failed
+    const std::string now = mint::testing::read_all(path);
+    REQUIRE((now == version_a || now == version_b));
+    // A killed writer may leave its temporary file behind (nothing runs after SIGKILL); never the target.
+    for (const auto& e : std::filesystem::directory_iterator(dir.path))
+      if (e.path() != path) std::filesystem::remove(e.path());
   }
 }

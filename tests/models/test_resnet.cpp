@@ -245,3 +245,69 @@ TEST_CASE("ResNet forward MACs: width 16 and torchvision width 64 at 28 x 28", "
   REQUIRE(m64 > 15 * m16);
   REQUIRE(m64 < 16 * m16);
 }
+
+// ---- issue 17: crafted checkpoints (each was accepted, or allocated for inferred sizes, before) --------------
+
+namespace resnet_hostile_test {
+
+// The bytes a load may hold in tensors at its peak: the model's copy of the given tensors (1x their float32
+// bytes) plus 64 KiB of slack; a model built from an inferred width or class count exceeds it many times.
+std::size_t load_budget(const std::map<std::string, Tensor<>>& t) {
+  std::size_t bytes = 0;
+  for (const auto& [name, v] : t) bytes += static_cast<std::size_t>(v.numel()) * sizeof(float);
+  return bytes + 64 * 1024;
+}
+
+}  // namespace resnet_hostile_test
+
+TEST_CASE("ResNet refuses sizes inferred from one tensor before allocating a model of that size",
+          "[models][resnet][hostile]") {
+  auto good = tiny_model(3, 28).state_dict();
+  // A 9 KiB stem of width 128 made the loader build a width-128 ResNet-18 (45 M floats, 180 MB) before it
+  // compared the other keys; a zero-element fc.weight [2^22, 0] made it allocate fc [2^22, 16] (256 MiB).
+  for (const auto& [key, shape] : std::vector<std::pair<std::string, Shape>>{
+           {"conv1.weight", Shape{128, 2, 3, 3}}, {"fc.weight", Shape{std::int64_t{1} << 22, 0}}}) {
+    CAPTURE(key);
+    auto t = good;
+    t[key] = Tensor<>::zeros(shape);
+    const std::size_t live = cpu::live_bytes();
+    cpu::reset_peak_bytes();
+    REQUIRE_THROWS_WITH(ResNet<>::from_tensors(t, 28), Catch::Contains("has shape") && Catch::Contains("expects"));
+    CAPTURE(cpu::peak_bytes() - live, resnet_hostile_test::load_budget(t));
+    REQUIRE(cpu::peak_bytes() - live <= resnet_hostile_test::load_budget(t));
+  }
+  auto t = good;
+  t["conv1.weight"] = Tensor<>::zeros(Shape{std::int64_t{1} << 29, 1, 3, 0});
+  REQUIRE_THROWS_WITH(ResNet<>::from_tensors(t, 28), Catch::Contains("'conv1.weight'"));
+  // A width whose layer4 (8 x width channels) would not fit in an int is refused by name.
+  t["conv1.weight"] = Tensor<>::zeros(Shape{std::int64_t{1} << 29, 0, 3, 3});
+  REQUIRE_THROWS_WITH(ResNet<>::from_tensors(t, 28), Catch::Contains("width = 536870912"));
+}
+
+TEST_CASE("ResNet::load refuses a malformed mint.img_size (std::stoi read '28abc' as 28)",
+          "[models][resnet][hostile]") {
+  const auto t = tiny_model(3, 28).state_dict();
+  testing::TempFile f(".safetensors");
+  for (const char* bad : {"28abc", "0", "-28", "99999999999", ""}) {
+    CAPTURE(bad);
+    io::save_safetensors(f.str(), t, {{"mint.img_size", bad}});
+    REQUIRE_THROWS_AS(ResNet<>::load(f.str()), mint::Error);
+    REQUIRE_THROWS_WITH(ResNet<>::load(f.str()), Catch::Contains(f.str()) && Catch::Contains("mint.img_size"));
+  }
+  io::save_safetensors(f.str(), t, {{"mint.img_size", "28"}});
+  REQUIRE(ResNet<>::load(f.str()).config().img_size == 28);
+}
+
+TEST_CASE("ResNetConfig::validate refuses widths whose layer4 overflows int, and bad BatchNorm constants",
+          "[models][resnet][hostile]") {
+  ResNetConfig c;
+  c.width = 1 << 28;
+  REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("width 268435456"));
+  c = ResNetConfig{};
+  c.width = 1 << 27;  // layer4 (2^30 channels) fits in int, but 2^30 x 2^30 x 9 weights per conv overflow int64
+  REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("overflows int64"));
+  c = ResNetConfig{};
+  c.eps = 0.0f;
+  REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("eps"));
+  REQUIRE_NOTHROW(ResNetConfig{}.validate());
+}

@@ -47,8 +47,9 @@ TEST_CASE("ViT backward: finite differences through the whole model, both modes"
           for (int e = 0; e < 32; ++e) REQUIRE(pat[(0 * 4 + 1) * 32 + e] == 0.0f);
         }
         if (mode == Backward::InputOnly) {
-          for (auto& [name, p] : model.parameters()) {
-            INFO(name);
+          for (auto& entry : model.parameters()) {  // not a structured binding: clang 14 cannot capture one
+            const auto& p = entry.second;
+            INFO(entry.first);
             REQUIRE((!p.grad.defined() || p.grad.numel() == 0 || [&] {
               for (std::int64_t i = 0; i < p.grad.numel(); ++i)
                 if (p.grad[i] != 0.0f) return false;
@@ -261,4 +262,102 @@ TEST_CASE("ViT::to<Cpu> copies the weights into an independent model that comput
   }
   auto x = uniform(Shape{2, 2, 8, 8}, 94);
   MINT_REQUIRE_CLOSE(testing::compare(b.forward(x), a.forward(x), {0, 0}, "logits of the copy"));
+}
+
+// ---- issue 17: crafted checkpoints (each loaded, hung, crashed or allocated gigabytes before) ----------------
+
+namespace vit_hostile_test {
+
+// Zero-filled tensors of the shapes a model of `cfg` has (cfg need not be valid: dim 0 gives zero-element
+// tensors), saved as a safetensors file.
+std::map<std::string, Tensor<>> zero_weights(const ViTConfig& cfg) {
+  std::map<std::string, Tensor<>> w;
+  for (const auto& [name, shape] : ViT<>::parameter_shapes(cfg)) w[name] = Tensor<>::zeros(shape);
+  return w;
+}
+
+// The bytes a load may hold in tensors at its peak: the reader's float32 copy of the file (1x its F32 data)
+// and the model's own copy (1x), plus 64 KiB of slack for small tensors; anything built from inferred sizes
+// (a model from zero-element tensors) would exceed it by orders of magnitude.
+std::size_t load_budget(const std::string& path) {
+  return 2 * static_cast<std::size_t>(std::filesystem::file_size(path)) + 64 * 1024;
+}
+
+}  // namespace vit_hostile_test
+
+TEST_CASE("ViT refuses a checkpoint with dim 0 (it loaded, then forward divided by zero)", "[models][vit][hostile]") {
+  auto cfg = tiny_config(false);
+  cfg.dim = 0;
+  auto w = vit_hostile_test::zero_weights(cfg);
+  testing::TempFile file(".safetensors");
+  io::save_safetensors(file.str(), w);
+  REQUIRE_THROWS_WITH(ViT<>::load(file.str(), {.heads = 2}),
+                      Catch::Contains(file.str()) && Catch::Contains("patch_embed.proj.weight") &&
+                          Catch::Contains("dim = 0"));
+  // The same file with 2^62 position rows of width 0: the grid search used to count up to sqrt(2^62) (and
+  // overflow); now the zero width is refused first and the grid is a square root, not a loop.
+  w["pos_embed"] = Tensor<>::zeros(Shape{1, std::int64_t{1} << 62, 0});
+  io::save_safetensors(file.str(), w);
+  REQUIRE_THROWS_WITH(ViT<>::load(file.str(), {.heads = 2}), Catch::Contains("dim = 0"));
+}
+
+TEST_CASE("ViT refuses zero-element tensors that imply huge sizes, before allocating them", "[models][vit][hostile]") {
+  // Each key's zero-element tensor implied a size (classes, mlp_hidden) the model then allocated for real,
+  // [2^24, 8] floats = 512 MiB, before comparing shapes. Now the shapes are compared first.
+  const auto good = test::philox_vit_weights(tiny_config(false), 3);
+  for (const auto& [key, bomb] : std::vector<std::pair<std::string, Shape>>{
+           {"head.weight", Shape{std::int64_t{1} << 24, 0}},
+           {"blocks.0.mlp.fc1.weight", Shape{std::int64_t{1} << 24, 0}}}) {
+    CAPTURE(key);
+    auto w = good;
+    w[key] = Tensor<>::zeros(bomb);
+    testing::TempFile file(".safetensors");
+    io::save_safetensors(file.str(), w);
+    const std::size_t live = cpu::live_bytes();
+    cpu::reset_peak_bytes();
+    // (the first mismatch in name order is the bias that shares the inferred size)
+    REQUIRE_THROWS_WITH(ViT<>::load(file.str(), {.heads = 2}),
+                        Catch::Contains(file.str()) && Catch::Contains("expects [16777216]"));
+    CAPTURE(cpu::peak_bytes() - live, vit_hostile_test::load_budget(file.str()));
+    REQUIRE(cpu::peak_bytes() - live <= vit_hostile_test::load_budget(file.str()));
+  }
+  // A patch of 2^30 pixels from a zero-element conv weight: g * patch overflowed int before in_chans was checked.
+  auto w = good;
+  w["patch_embed.proj.weight"] = Tensor<>::zeros(Shape{8, 0, std::int64_t{1} << 30, std::int64_t{1} << 30});
+  REQUIRE_THROWS_WITH(ViT<>::from_tensors(w, {.heads = 2}), Catch::Contains("in_chans = 0"));
+}
+
+TEST_CASE("ViT refuses wrongly ranked tensors and malformed head-count metadata", "[models][vit][hostile]") {
+  const auto good = test::philox_vit_weights(tiny_config(false), 4);
+  auto w = good;
+  w["head.weight"] = Tensor<>::zeros(Shape{});
+  REQUIRE_THROWS_WITH(ViT<>::from_tensors(w, {.heads = 2}), Catch::Contains("'head.weight'") && Catch::Contains("[]"));
+  w = good;
+  w["pos_embed"] = Tensor<>::zeros(Shape{2, 5, 8});
+  REQUIRE_THROWS_WITH(ViT<>::from_tensors(w, {.heads = 2}),
+                      Catch::Contains("'pos_embed'") && Catch::Contains("[2, 5, 8]"));
+  // std::stoi read "2abc" as 2 and threw std::out_of_range for "99999999999"; both are errors naming the value.
+  for (const char* bad : {"2abc", "99999999999", "0", "-2", "16"})
+    REQUIRE_THROWS_WITH(ViT<>::from_tensors(good, {}, {{"mint.num_heads", bad}}),
+                        Catch::Contains("mint.num_heads") && Catch::Contains(bad));
+}
+
+TEST_CASE("ViTConfig::validate refuses dim 0, grids whose token count overflows, and a bad eps",
+          "[models][vit][hostile]") {
+  auto c = tiny_config(false);
+  c.dim = 0;
+  REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("dim 0"));
+  c = tiny_config(false);
+  c.img_size = 1 << 30, c.patch = 1;  // grid 2^30: grid() * grid() overflowed int
+  REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("patch grid"));
+  c = tiny_config(false);
+  c.img_size = 2;  // smaller than one patch: grid 0
+  REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("multiple of patch"));
+  c = tiny_config(false);
+  c.dim = 1 << 30, c.heads = 1, c.mlp_hidden = 1 << 30, c.depth = 1 << 20;
+  REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("overflows int64"));
+  c = tiny_config(false);
+  c.eps = std::numeric_limits<float>::quiet_NaN();
+  REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("eps"));
+  REQUIRE_NOTHROW(tiny_config(true).validate());
 }

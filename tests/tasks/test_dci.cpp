@@ -5,6 +5,8 @@
 #include "test_util.hpp"
 
 #include <functional>
+#include <iterator>
+#include <limits>
 #include <map>
 #include <set>
 #include <utility>
@@ -309,4 +311,48 @@ TEST_CASE("DCI bad input: unsupported split, wrong feature shape, stages out of 
   testing::TempFile f(".safetensors");
   dci_other.save(f.path.string());
   REQUIRE_THROWS_WITH(dci.load(f.path.string()), Contains("was trained for ResNet width 8"));
+}
+
+// ---- issue 17: crafted module files (std::stoi exceptions, out-of-range depths, NaN weights, half-loaded modules)
+
+TEST_CASE("DCI::load refuses a bad trained depth, NaN weights and a half-valid file, leaving the modules unchanged",
+          "[dci][hostile]") {
+  auto target = tiny_target();
+  tasks::DCI saved(target, 1);
+  testing::TempFile good(".safetensors"), bad(".safetensors");
+  saved.save(good.str());
+  const auto file = io::load_safetensors(good.str());
+  tasks::DCI dci(target, 2);  // different weights from `saved`
+  const auto probe = dci.features(testing::uniform(Shape{2, 1, 16, 16}, 5), Stage::Layer1);
+  const auto reference = dci.invert(probe, Stage::Layer1).clone();
+  auto unchanged = [&] {
+    REQUIRE(dci.trained_depth() == -1);
+    MINT_REQUIRE_CLOSE(testing::compare(dci.invert(probe, Stage::Layer1), reference, {0, 0}, "after a failed load"));
+  };
+  // std::stoi threw std::invalid_argument / out_of_range (not mint::Error) or accepted "3abc" and 7.
+  for (const char* depth : {"abc", "3abc", "99999999999", "7", "-2"}) {
+    CAPTURE(depth);
+    auto meta = file.metadata;
+    meta["mint.dci.trained_depth"] = depth;
+    io::save_safetensors(bad.str(), file.tensors, meta);
+    REQUIRE_THROWS_AS(dci.load(bad.str()), mint::Error);
+    REQUIRE_THROWS_WITH(dci.load(bad.str()), Contains(bad.str()) && Contains("mint.dci.trained_depth"));
+    unchanged();
+  }
+  // A NaN in the last module's tensors: before, the earlier modules were already overwritten when it threw (and
+  // the NaN itself was accepted).
+  auto tensors = file.tensors;
+  auto& last = std::prev(tensors.end())->second;
+  last = last.clone();
+  last[0] = std::numeric_limits<float>::quiet_NaN();
+  io::save_safetensors(bad.str(), tensors, file.metadata);
+  REQUIRE_THROWS_WITH(dci.load(bad.str()), Contains(bad.str()) && Contains("non-finite"));
+  unchanged();
+  // A wrong shape in the last module: the same.
+  tensors = file.tensors;
+  std::prev(tensors.end())->second = Tensor<Cpu>::zeros(Shape{1});
+  io::save_safetensors(bad.str(), tensors, file.metadata);
+  REQUIRE_THROWS_WITH(dci.load(bad.str()), Contains("has shape [1]"));
+  unchanged();
+  REQUIRE_NOTHROW(dci.load(good.str()));
 }

@@ -137,7 +137,7 @@ class BlockCache {
   std::mutex mutex_;
   std::unordered_map<std::size_t, std::vector<void*>> free_;
   std::unordered_map<std::size_t, std::uint64_t> last_request_;  // size -> tick of its latest allocate()
-  std::uint64_t tick_ = 0;
+  [[maybe_unused]] std::uint64_t tick_ = 0;  // unused under MINT_NO_ALLOC_CACHE (clang warns)
   std::size_t cached_ = 0;
   std::size_t live_ = 0, peak_ = 0;
   std::size_t limit_ = default_limit();

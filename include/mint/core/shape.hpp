@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <initializer_list>
+#include <limits>
 #include <string>
 
 #include "mint/core/error.hpp"
@@ -61,5 +62,17 @@ class Shape {
 };
 
 inline std::ostream& operator<<(std::ostream& os, const Shape& s) { return os << s.str(); }
+
+namespace detail {
+
+// out = a * b for non-negative a, b; returns false (leaving out alone) when the product overflows int64. Sizes
+// read from files or inferred from them go through this before anything is allocated for them.
+inline bool checked_mul(std::int64_t a, std::int64_t b, std::int64_t& out) {
+  if (a != 0 && b > std::numeric_limits<std::int64_t>::max() / a) return false;
+  out = a * b;
+  return true;
+}
+
+}  // namespace detail
 
 }  // namespace mint

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <sstream>
+#include <cmath>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -62,7 +64,8 @@ inline Normalization normalization_from_metadata(const std::map<std::string, std
   return n;
 }
 
-// Writes images [M, C, H, W], masks [M, N], labels [M], iterations [M] (plus metadata) as safetensors.
+// Writes images [M, C, H, W], masks [M, N], labels [M], iterations [M] (plus metadata) as safetensors, atomically
+// (save_safetensors goes through write_atomically). requires: label, iteration >= 0 (what the reader accepts).
 inline void save_synthetic_dataset(const std::string& path, const std::vector<SparseImage>& images,
                                    std::map<std::string, std::string> metadata = {}) {
   check(!images.empty(), "save_synthetic_dataset: no images to write to '", path, "'");
@@ -75,6 +78,8 @@ inline void save_synthetic_dataset(const std::string& path, const std::vector<Sp
     const auto& s = images[static_cast<std::size_t>(i)];
     check_shape(s.pixels, px, "save_synthetic_dataset: image pixels");
     check_shape(s.mask, Shape{n}, "save_synthetic_dataset: image mask");
+    check(s.label >= 0 && s.iteration >= 0, "save_synthetic_dataset: image ", i, " of '", path, "' has label ", s.label,
+          " and iteration ", s.iteration, "; both must be >= 0");
     std::copy(s.pixels.data(), s.pixels.data() + px.numel(), pixels.data() + i * px.numel());
     std::copy(s.mask.data(), s.mask.data() + n, masks.data() + i * n);
     labels[i] = static_cast<float>(s.label);
@@ -84,15 +89,43 @@ inline void save_synthetic_dataset(const std::string& path, const std::vector<Sp
   io::save_safetensors(path, {{"images", pixels}, {"masks", masks}, {"labels", labels}, {"iterations", iters}}, metadata);
 }
 
-// Reads a file written by save_synthetic_dataset; a missing key or inconsistent count is an error naming it.
+namespace detail {
+
+// A label or iteration stored as float: it must be a whole number in [0, INT_MAX] (a NaN, 5e36 or -1 cast to
+// int would be undefined behaviour or a silent wrong value). Throws naming the file, the field and the image.
+inline int synthetic_dataset_int(float v, const std::string& path, const char* field, std::int64_t i) {
+  check(std::isfinite(v) && v >= 0.0f && v <= 2147483520.0f && v == std::floor(v), "synthetic dataset '", path,
+        "': ", field, " of image ", i, " is ", v, ", not a whole number in [0, 2^31)");
+  return static_cast<int>(v);
+}
+
+}  // namespace detail
+
+// Reads a file written by save_synthetic_dataset. Every count and value is checked before anything is built:
+// images [M, C, H, W] with M, C, H, W >= 1 and finite pixels, masks [M, N] of 0/1 values, labels [M] and
+// iterations [M] of whole numbers >= 0. Anything else throws mint::Error naming the file and what is wrong.
 inline std::vector<SparseImage> load_synthetic_dataset(const std::string& path) {
   const auto f = io::load_safetensors(path);
   const auto &pixels = f.at("images"), &masks = f.at("masks"), &labels = f.at("labels"), &iters = f.at("iterations");
   check(pixels.rank() == 4 && masks.rank() == 2, "synthetic dataset '", path, "': images ", pixels.shape().str(),
         " and masks ", masks.shape().str(), " must be [M, C, H, W] and [M, N]");
-  const std::int64_t m = pixels.dim(0), n = masks.dim(1), per = pixels.numel() / std::max<std::int64_t>(m, 1);
-  check(masks.dim(0) == m && labels.numel() == m && iters.numel() == m, "synthetic dataset '", path, "': ", m,
-        " images but ", masks.dim(0), " masks, ", labels.numel(), " labels, ", iters.numel(), " iterations");
+  const std::int64_t m = pixels.dim(0), n = masks.dim(1);
+  check(m >= 1 && pixels.dim(1) >= 1 && pixels.dim(2) >= 1 && pixels.dim(3) >= 1 && n >= 1, "synthetic dataset '",
+        path, "': images ", pixels.shape().str(), " and masks ", masks.shape().str(),
+        " must hold at least one image of at least one pixel and one patch");
+  const std::int64_t per = pixels.numel() / m;
+  check(masks.dim(0) == m && labels.rank() == 1 && labels.numel() == m && iters.rank() == 1 && iters.numel() == m,
+        "synthetic dataset '", path, "': ", m, " images but ", masks.dim(0), " masks, ", labels.numel(), " labels, ",
+        iters.numel(), " iterations (labels and iterations are [M])");
+  check_finite(pixels, ("synthetic dataset '" + path + "': images").c_str());
+  for (std::int64_t i = 0; i < masks.numel(); ++i)
+    check(masks[i] == 0.0f || masks[i] == 1.0f, "synthetic dataset '", path, "': mask value ", masks[i], " of image ",
+          i / n, " (patch ", i % n, ") is not 0 or 1");
+  std::vector<int> label_of(static_cast<std::size_t>(m)), iteration_of(static_cast<std::size_t>(m));
+  for (std::int64_t i = 0; i < m; ++i) {
+    label_of[static_cast<std::size_t>(i)] = detail::synthetic_dataset_int(labels[i], path, "label", i);
+    iteration_of[static_cast<std::size_t>(i)] = detail::synthetic_dataset_int(iters[i], path, "iteration", i);
+  }
   std::vector<SparseImage> out(static_cast<std::size_t>(m));
   for (std::int64_t i = 0; i < m; ++i) {
     auto& s = out[static_cast<std::size_t>(i)];
@@ -100,8 +133,8 @@ inline std::vector<SparseImage> load_synthetic_dataset(const std::string& path) 
     std::copy(pixels.data() + i * per, pixels.data() + (i + 1) * per, s.pixels.data());
     s.mask = Tensor<Cpu>::empty(Shape{n});
     std::copy(masks.data() + i * n, masks.data() + (i + 1) * n, s.mask.data());
-    s.label = static_cast<int>(labels[i]);
-    s.iteration = static_cast<int>(iters[i]);
+    s.label = label_of[static_cast<std::size_t>(i)];
+    s.iteration = iteration_of[static_cast<std::size_t>(i)];
   }
   return out;
 }

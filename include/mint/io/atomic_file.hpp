@@ -61,7 +61,8 @@ void write_atomically(const std::string& path, Write&& write) {
   check(!target.filename().empty(), "write_atomically: '", path, "' names no file");
   const fs::path folder = target.parent_path().empty() ? fs::path(".") : target.parent_path();
   std::error_code ec;
-  check(fs::is_directory(folder, ec), "write_atomically: the folder of '", path, "' does not exist");
+  check(fs::is_directory(folder, ec), "write_atomically: failed to write '", path,
+        "': cannot open a file in its folder '", folder.string(), "', which does not exist");
   const std::string tmp = detail::temporary_name(folder / target.filename());
   try {
     std::forward<Write>(write)(tmp);

@@ -72,8 +72,8 @@ inline std::string encode_png(const std::vector<std::uint8_t>& pixels, std::int6
 }
 
 // Writes one image [C, H, W] (C = 1 grey or 3 RGB) as an 8-bit PNG, mapping [r.lo, r.hi] onto 0..255 and
-// clamping outside it, atomically (io::write_file_atomically). Throws mint::Error for a bad shape or range, or
-// naming `path` if the write fails.
+// clamping outside it, atomically (write_atomically: a failed or killed write leaves any previous file as it was).
+// Throws mint::Error for a bad shape or range, or naming `path` if the write fails.
 inline void write_png(const std::string& path, const Tensor<Cpu>& image_chw, PixelRange r = {}) {
   detail::check_chw(image_chw, "write_png");
   detail::check_range(r, "write_png");

@@ -11,16 +11,29 @@
 //   I64, I32, I16, I8, U8, BOOL  converted to float: integers above 2^24 in magnitude lose precision. Integer
 //                   tensors are meant for labels and indices, which are far below that.
 // The reader treats the file as untrusted: every size and offset is checked (with overflow-safe arithmetic)
-// before any byte is touched, and a malformed file throws mint::Error naming the file and the problem.
+// before any byte is touched, and a malformed file throws mint::Error naming the file and the problem. It
+// enforces the format's rules as the reference implementation (safetensors/src/tensor.rs, validate) states
+// them: the header is a JSON object with unique keys, each entry has exactly "dtype", "shape" and
+// "data_offsets", and the tensors' byte ranges tile the data buffer exactly -- the first starts at 0, each
+// starts where the previous one ends (no holes, no overlap, no aliasing) and the last ends at the file's end.
+// JSON nesting is bounded while parsing (a legitimate header is 3 levels deep), so neither the parser nor an
+// error message's dump() ever sees a deep document, and nothing is allocated for a tensor before the whole
+// header has been checked (the float32 copies are then at most 4x the data bytes: U8/I8/BOOL -> F32).
+//
+// Writing goes through mint::io::write_atomically: a reader sees the previous file or the new one, never part.
 #pragma once
 
+#include <algorithm>
 #include <bit>
+#include <charconv>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -29,6 +42,7 @@
 #include "mint/core/error.hpp"
 #include "mint/core/shape.hpp"
 #include "mint/core/tensor.hpp"
+#include "mint/io/atomic_file.hpp"
 
 namespace mint::io {
 
@@ -48,6 +62,71 @@ namespace detail {
 // The safetensors reference implementation refuses headers above 100 MB; so do we, so that a corrupt length
 // field cannot make the JSON parser chew on (or allocate for) gigabytes of tensor data.
 inline constexpr std::uint64_t kMaxSafetensorsHeader = 100'000'000;
+// A valid header nests 3 deep (object -> entry -> shape array) and its arrays hold at most Shape::kMaxRank
+// values; anything deeper or longer is refused while parsing, before it is built.
+inline constexpr int kMaxSafetensorsDepth = 3;
+inline constexpr std::size_t kMaxSafetensorsArray = 64;
+
+// The checks nlohmann's parser leaves to us, run on its parse events (its parser callback): unique keys in
+// every object (nlohmann itself keeps the last of duplicate keys), bounded nesting, bounded arrays. Throws
+// mint::Error naming the key where it stops.
+class HeaderGuard {
+ public:
+  explicit HeaderGuard(std::string where) : where_(std::move(where)) {}
+
+  bool operator()(int /*depth*/, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+    using E = nlohmann::json::parse_event_t;
+    switch (event) {
+      case E::object_start:
+      case E::array_start:
+        count_value();
+        check(static_cast<int>(levels_.size()) < kMaxSafetensorsDepth, where_, "header nests deeper than ",
+              kMaxSafetensorsDepth, " levels", at(), "; a safetensors header is {name: {dtype, shape, data_offsets}}");
+        levels_.push_back(Level{event == E::object_start, {}, {}, 0});
+        break;
+      case E::object_end:
+      case E::array_end:
+        levels_.pop_back();
+        break;
+      case E::key: {
+        Level& l = levels_.back();
+        l.key = parsed.get<std::string>();
+        check(l.keys.insert(l.key).second, where_, "duplicate key '", l.key, "'", at_parent(),
+              " (JSON parsers disagree on which copy wins; safetensors forbids duplicates)");
+        break;
+      }
+      case E::value:
+        count_value();
+        break;
+    }
+    return true;
+  }
+
+ private:
+  struct Level {
+    bool object;
+    std::set<std::string> keys;
+    std::string key;       // the latest key of an object
+    std::size_t values;    // elements so far, for an array
+  };
+  void count_value() {
+    if (levels_.empty() || levels_.back().object) return;
+    check(++levels_.back().values <= kMaxSafetensorsArray, where_, "an array", at(), " holds more than ",
+          kMaxSafetensorsArray, " values");
+  }
+  // " in 'a' -> 'b'": the keys leading to the current position.
+  [[nodiscard]] std::string path(std::size_t levels) const {
+    std::string p;
+    for (std::size_t i = 0; i < levels; ++i)
+      if (levels_[i].object) p += (p.empty() ? " in '" : "' -> '") + levels_[i].key;
+    return p.empty() ? p : p + "'";
+  }
+  [[nodiscard]] std::string at() const { return path(levels_.size()); }
+  [[nodiscard]] std::string at_parent() const { return path(levels_.size() - 1); }
+
+  std::string where_;
+  std::vector<Level> levels_;
+};
 
 // Byte-wise assembly: independent of host endianness and of alignment.
 inline std::uint64_t load_le(const std::uint8_t* p, int nbytes) {
@@ -137,12 +216,7 @@ inline void convert_to_f32(const std::string& dtype, const std::uint8_t* src, fl
   }
 }
 
-// out = a * b for non-negative a, b; returns false (leaving out alone) when the product overflows int64.
-inline bool checked_mul(std::int64_t a, std::int64_t b, std::int64_t& out) {
-  if (a != 0 && b > std::numeric_limits<std::int64_t>::max() / a) return false;
-  out = a * b;
-  return true;
-}
+using mint::detail::checked_mul;
 
 // Reads a non-negative JSON integer that fits in int64; returns false for anything else (negative, float,
 // string, 2^64-sized, ...).
@@ -188,7 +262,7 @@ inline const Tensor<Cpu>& SafetensorsFile::at(const std::string& name) const {
 }
 
 // Parses a whole safetensors file held in memory. `source` names it in error messages. Throws mint::Error on
-// any malformed input; never reads outside [bytes, bytes + size).
+// any malformed input (see the rules at the top); never reads outside [bytes, bytes + size).
 inline SafetensorsFile parse_safetensors(const std::uint8_t* bytes, std::size_t size, const std::string& source) {
   using nlohmann::json;
   const std::string where = "safetensors: " + source + ": ";
@@ -203,7 +277,7 @@ inline SafetensorsFile parse_safetensors(const std::uint8_t* bytes, std::size_t 
   const auto* header_begin = reinterpret_cast<const char*>(bytes + 8);
   json header;
   try {
-    header = json::parse(header_begin, header_begin + header_len);
+    header = json::parse(header_begin, header_begin + header_len, detail::HeaderGuard(where));
   } catch (const json::exception& e) {
     throw Error(mint::detail::concat(where, "header is not valid JSON: ", e.what()));
   }
@@ -212,6 +286,13 @@ inline SafetensorsFile parse_safetensors(const std::uint8_t* bytes, std::size_t 
   const std::uint8_t* buffer = bytes + 8 + header_len;
   const std::uint64_t buffer_size = rest - header_len;
 
+  // Pass 1: check every entry and collect what to read; nothing is allocated for a tensor yet.
+  struct Entry {
+    std::string name, dtype;
+    Shape shape;
+    std::int64_t numel, begin, end;
+  };
+  std::vector<Entry> entries;
   SafetensorsFile file;
   file.source = source;
   // Iterators rather than items() + structured bindings: the latter needs nlohmann-json >= 3.11.
@@ -231,6 +312,9 @@ inline SafetensorsFile parse_safetensors(const std::uint8_t* bytes, std::size_t 
     check(entry.is_object(), what, "entry must be a JSON object, got a JSON ", entry.type_name());
     for (const char* field : {"dtype", "shape", "data_offsets"})
       check(entry.contains(field), what, "entry is missing \"", field, "\"");
+    for (auto field = entry.cbegin(); field != entry.cend(); ++field)
+      check(field.key() == "dtype" || field.key() == "shape" || field.key() == "data_offsets", what,
+            "unknown field \"", field.key(), "\" (an entry has exactly \"dtype\", \"shape\" and \"data_offsets\")");
     const json& jdtype = entry["dtype"];
     const json& jshape = entry["shape"];
     const json& joffsets = entry["data_offsets"];
@@ -243,6 +327,7 @@ inline SafetensorsFile parse_safetensors(const std::uint8_t* bytes, std::size_t 
     check(elem_size != 0, what, "unsupported dtype \"", dtype,
           "\" (mint reads F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL)");
 
+    // Bounded by the parse guard (no nested containers, at most kMaxSafetensorsArray values), so dump() is safe.
     const std::string shape_text = jshape.dump();
     check(jshape.size() <= static_cast<std::size_t>(Shape::kMaxRank), what, "rank ", jshape.size(),
           " exceeds mint's maximum rank ", Shape::kMaxRank, " (shape ", shape_text, ")");
@@ -269,13 +354,59 @@ inline SafetensorsFile parse_safetensors(const std::uint8_t* bytes, std::size_t 
           "] lie outside the data buffer of ", buffer_size, " bytes");
     check(end - begin == expected_bytes, what, "data_offsets [", begin, ", ", end, "] span ", end - begin,
           " bytes but shape ", shape.str(), " of ", dtype, " needs ", expected_bytes, " bytes");
+    entries.push_back(Entry{name, dtype, shape, numel, begin, end});
+  }
 
-    Tensor<Cpu> t = Tensor<Cpu>::empty(shape);
-    detail::convert_to_f32(dtype, buffer + begin, t.data(), numel);
-    file.tensors.emplace(name, std::move(t));
-    file.dtypes.emplace(name, dtype);
+  // The byte ranges, in file order, must tile [0, buffer_size): ties (zero-size tensors) sort by end.
+  std::vector<const Entry*> order;
+  for (const auto& e : entries) order.push_back(&e);
+  std::sort(order.begin(), order.end(), [](const Entry* a, const Entry* b) {
+    return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
+  });
+  std::int64_t covered = 0;
+  const Entry* previous = nullptr;
+  for (const Entry* e : order) {
+    if (e->begin > covered) {
+      throw Error(previous ? mint::detail::concat(where, "a hole of ", e->begin - covered, " bytes in the data buffer "
+                                                  "between tensor '", previous->name, "' (ends at ", covered,
+                                                  ") and tensor '", e->name, "' (begins at ", e->begin, ")")
+                           : mint::detail::concat(where, "the data buffer does not start with a tensor: the first, '",
+                                                  e->name, "', begins at offset ", e->begin, ", not 0"));
+    }
+    check(e->begin == covered, where, "tensors '", previous ? previous->name : "", "' [",
+          previous ? previous->begin : 0, ", ", covered, "] and '", e->name, "' [", e->begin, ", ", e->end,
+          "] overlap in the data buffer (each byte belongs to exactly one tensor)");
+    covered = e->end;
+    previous = e;
+  }
+  check(static_cast<std::uint64_t>(covered) == buffer_size, where, buffer_size - static_cast<std::uint64_t>(covered),
+        " trailing bytes in the data buffer after the last tensor", previous ? " '" + previous->name + "'" : "",
+        " (its tensors cover ", covered, " of ", buffer_size, " bytes)");
+
+  // Pass 2: convert.
+  for (const auto& e : entries) {
+    Tensor<Cpu> t = Tensor<Cpu>::empty(e.shape);
+    detail::convert_to_f32(e.dtype, buffer + e.begin, t.data(), e.numel);
+    file.tensors.emplace(e.name, std::move(t));
+    file.dtypes.emplace(e.name, e.dtype);
   }
   return file;
+}
+
+// The metadata value `key` as an integer in [lo, hi]; nullopt when the key is absent. Throws mint::Error naming
+// the key, the value and `source` when the value is not exactly a decimal integer in that range ("12abc", " 3",
+// "1e9" and "99999999999" are all refused, unlike std::stoi).
+inline std::optional<std::int64_t> metadata_int(const std::map<std::string, std::string>& metadata,
+                                                const std::string& key, std::int64_t lo, std::int64_t hi,
+                                                const std::string& source) {
+  const auto it = metadata.find(key);
+  if (it == metadata.end()) return std::nullopt;
+  const std::string& text = it->second;
+  std::int64_t v = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  check(ec == std::errc() && end == text.data() + text.size() && v >= lo && v <= hi, source, ": metadata ", key,
+        " = '", text.substr(0, 40), text.size() > 40 ? "...'" : "'", " is not an integer in [", lo, ", ", hi, "]");
+  return v;
 }
 
 // Reads the whole file at `path` and parses it. Throws mint::Error if it cannot be read or is malformed.
@@ -299,7 +430,8 @@ inline SafetensorsFile load_safetensors(const std::string& path) {
 
 // Writes `tensors` as F32 little-endian to `path`, names sorted, with `metadata` as "__metadata__" when
 // non-empty. The header is padded with spaces to a multiple of 8 bytes so the data buffer is 8-byte aligned
-// for readers that map the file. Throws mint::Error naming the path if the file cannot be written.
+// for readers that map the file. The file appears atomically (write_atomically): a failure or a kill part-way
+// leaves any previous file at `path` as it was. Throws mint::Error naming the path if it cannot be written.
 inline void save_safetensors(const std::string& path, const std::map<std::string, Tensor<Cpu>>& tensors,
                              const std::map<std::string, std::string>& metadata = {}) {
   using nlohmann::json;
@@ -319,27 +451,29 @@ inline void save_safetensors(const std::string& path, const std::map<std::string
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');
 
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  check(out.is_open(), "save_safetensors: cannot open '", path, "' for writing");
   std::uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<std::uint8_t>(static_cast<std::uint64_t>(text.size()) >> (8 * i));
-  out.write(reinterpret_cast<const char*>(len), 8);
-  out.write(text.data(), static_cast<std::streamsize>(text.size()));
-  for (const auto& [name, t] : tensors) {
-    if (t.numel() == 0) continue;
-    if constexpr (std::endian::native == std::endian::little) {
-      out.write(reinterpret_cast<const char*>(t.data()), static_cast<std::streamsize>(t.numel() * sizeof(float)));
-    } else {
-      for (std::int64_t i = 0; i < t.numel(); ++i) {
-        const std::uint32_t bits = std::bit_cast<std::uint32_t>(t[i]);
-        const char le[4] = {static_cast<char>(bits), static_cast<char>(bits >> 8), static_cast<char>(bits >> 16),
-                            static_cast<char>(bits >> 24)};
-        out.write(le, 4);
+  write_atomically(path, [&](const std::string& tmp) {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    check(out.is_open(), "save_safetensors: cannot open '", path, "' for writing");
+    out.write(reinterpret_cast<const char*>(len), 8);
+    out.write(text.data(), static_cast<std::streamsize>(text.size()));
+    for (const auto& [name, t] : tensors) {
+      if (t.numel() == 0) continue;
+      if constexpr (std::endian::native == std::endian::little) {
+        out.write(reinterpret_cast<const char*>(t.data()), static_cast<std::streamsize>(t.numel() * sizeof(float)));
+      } else {
+        for (std::int64_t i = 0; i < t.numel(); ++i) {
+          const std::uint32_t bits = std::bit_cast<std::uint32_t>(t[i]);
+          const char le[4] = {static_cast<char>(bits), static_cast<char>(bits >> 8), static_cast<char>(bits >> 16),
+                              static_cast<char>(bits >> 24)};
+          out.write(le, 4);
+        }
       }
     }
-  }
-  out.flush();
-  check(static_cast<bool>(out), "save_safetensors: failed writing '", path, "' (disk full or I/O error?)");
+    out.flush();
+    check(static_cast<bool>(out), "save_safetensors: failed writing '", path, "' (disk full or I/O error?)");
+  });
 }
 
 }  // namespace mint::io

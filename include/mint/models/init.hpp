@@ -22,8 +22,11 @@ namespace mint {
 // ensures: every parameter of `model` is overwritten as above; the result depends on (seed, config) only.
 inline void init_timm_like(ViT<>& model, std::uint64_t seed) {
   std::uint32_t stream = 0;
-  for (auto& [name, p] : model.parameters()) {
-    auto& t = p.value;
+  for (auto& entry : model.parameters()) {
+    // A plain reference, not a structured binding: C++20 lets a lambda capture a structured binding, but
+    // clang 14 does not implement that yet (P1091/P1381).
+    const std::string& name = entry.first;
+    auto& t = entry.second.value;
     const auto ends = [&](const char* s) {
       const std::string suf(s);
       return name.size() >= suf.size() && name.compare(name.size() - suf.size(), suf.size(), suf) == 0;

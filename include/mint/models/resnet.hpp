@@ -24,10 +24,14 @@
 #pragma once
 #define MINT_MODELS_RESNET_HPP_INCLUDED 1
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -57,6 +61,17 @@ struct ResNetConfig {
     check(in_chans >= 1 && img_size >= 1 && width >= 1 && classes >= 1, "ResNetConfig: in_chans (", in_chans,
           "), img_size (", img_size, "), width (", width, ") and classes (", classes, ") must be >= 1");
     for (int b : blocks) check(b >= 1, "ResNetConfig: every layer needs >= 1 block");
+    check(width <= std::numeric_limits<int>::max() / 8, "ResNetConfig: width ", width, " is too large (layer4 has ",
+          "8 x width channels, which must fit in an int)");
+    check(std::isfinite(eps) && eps > 0.0f && std::isfinite(momentum) && momentum >= 0.0f && momentum <= 1.0f,
+          "ResNetConfig: BatchNorm eps (", eps, ") must be finite and > 0 and momentum (", momentum, ") in [0, 1]");
+    // Every conv has at most 8w x max(8w, in_chans) x 3 x 3 weights: their total must fit in int64.
+    const std::int64_t widest = std::max<std::int64_t>(8 * std::int64_t{width}, in_chans);
+    std::int64_t per = 0, total = 0, convs = 2;
+    for (int b : blocks) convs += 3 * std::int64_t{b};
+    check(detail::checked_mul(widest * 9, widest, per) && detail::checked_mul(per, convs, total) &&
+              total <= std::numeric_limits<std::int64_t>::max() - std::int64_t{classes} * widest,
+          "ResNetConfig: width ", width, ", in_chans ", in_chans, ", blocks: the parameter count overflows int64");
   }
   // Spatial size after layer k (k = 0: stem).
   [[nodiscard]] int spatial(int k) const {
@@ -124,46 +139,63 @@ class ResNet {
       check(it != t.end(), "ResNet (", source, "): missing key '", k, "'");
       return it->second;
     };
+    // A size read from a tensor's shape: >= 1, and small enough that width * 8 (layer4) stays an int.
+    auto size_of = [&](const std::string& key, const TensorT& tensor, int axis, const char* what, std::int64_t hi) {
+      const std::int64_t v = tensor.dim(axis);
+      check(v >= 1 && v <= hi, "ResNet (", source, "): key '", key, "' has shape ", tensor.shape().str(),
+            ", which gives ", what, " = ", v, "; it must be in [1, ", hi, "]");
+      return static_cast<int>(v);
+    };
+    constexpr std::int64_t kIntMax = std::numeric_limits<int>::max();
     ResNetConfig c;
     c.img_size = img_size;
     const auto& w = need("conv1.weight");
     check(w.rank() == 4 && w.dim(2) == 3 && w.dim(3) == 3, "ResNet (", source, "): key 'conv1.weight' has shape ",
           w.shape().str(), " but a [width, in_chans, 3, 3] stem is expected");
-    c.width = static_cast<int>(w.dim(0));
-    c.in_chans = static_cast<int>(w.dim(1));
+    c.width = size_of("conv1.weight", w, 0, "width", kIntMax / 8);
+    c.in_chans = size_of("conv1.weight", w, 1, "in_chans", kIntMax);
     const auto& fc = need("fc.weight");
     check(fc.rank() == 2, "ResNet (", source, "): key 'fc.weight' has shape ", fc.shape().str(), ", expected 2-D");
-    c.classes = static_cast<int>(fc.dim(0));
+    c.classes = size_of("fc.weight", fc, 0, "classes", kIntMax);
     for (int l = 0; l < 4; ++l) {
       int n = 0;
       while (t.count("layer" + std::to_string(l + 1) + "." + std::to_string(n) + ".conv1.weight")) ++n;
       check(n > 0, "ResNet (", source, "): missing key 'layer", l + 1, ".0.conv1.weight'");
       c.blocks[static_cast<std::size_t>(l)] = n;
     }
-    ResNet m(c);
+    c.validate();
+    // Every key is checked against the layout before the model allocates anything: its tensors then have
+    // exactly the shapes of the file's tensors, so a file cannot make it allocate more than it holds.
+    const std::vector<Slot> slots = layout(c);
+    std::set<std::string> names;
+    for (const auto& slot : slots) names.insert(slot.name);
     std::vector<std::string> unexpected;
     for (const auto& [name, v] : t)
-      if (!m.params_.count(name) && !m.buffers_.count(name)) unexpected.push_back(name);
+      if (!names.count(name)) unexpected.push_back(name);
     if (!unexpected.empty()) {
       std::string list;
       for (std::size_t i = 0; i < unexpected.size() && i < 8; ++i) list += (i ? ", '" : "'") + unexpected[i] + "'";
       throw Error(detail::concat("ResNet (", source, "): ", unexpected.size(), " unexpected key(s) ", list,
-                                 unexpected.size() > 8 ? ", ..." : "", " -- not a parameter of ", m.describe()));
+                                 unexpected.size() > 8 ? ", ..." : "", " -- not a parameter of ", describe(c)));
     }
-    auto take = [&](const std::string& name, TensorT& dst, bool optional) {
-      auto it = t.find(name);
+    for (const auto& slot : slots) {
+      const bool optional = ends_with(slot.name, "num_batches_tracked");
+      auto it = t.find(slot.name);
       if (it == t.end()) {
-        check(optional, "ResNet (", source, "): missing key '", name, "' (expected shape ", dst.shape().str(), ")");
-        return;
+        check(optional, "ResNet (", source, "): missing key '", slot.name, "' (expected shape ", slot.shape.str(), ")");
+        continue;
       }
-      check(it->second.shape() == dst.shape() || (optional && it->second.numel() == 1 && dst.numel() == 1), "ResNet (",
-            source, "): key '", name, "' has shape ", it->second.shape().str(), " but the model (", m.describe(),
-            ") expects ", dst.shape().str());
-      check_finite(it->second, ("ResNet (" + source + "): tensor '" + name + "'").c_str());
-      dst = it->second.clone().reshape(dst.shape());
+      check(it->second.shape() == slot.shape || (optional && it->second.numel() == 1 && slot.shape.numel() == 1),
+            "ResNet (", source, "): key '", slot.name, "' has shape ", it->second.shape().str(), " but the model (",
+            describe(c), ") expects ", slot.shape.str());
+      check_finite(it->second, ("ResNet (" + source + "): tensor '" + slot.name + "'").c_str());
+    }
+    ResNet m(c);
+    auto take = [&](const std::string& name, TensorT& dst) {
+      if (auto it = t.find(name); it != t.end()) dst = it->second.clone().reshape(dst.shape());
     };
-    for (auto& [name, p] : m.params_) take(name, p.value, false);
-    for (auto& [name, b] : m.buffers_) take(name, b, ends_with(name, "num_batches_tracked"));
+    for (auto& [name, p] : m.params_) take(name, p.value);
+    for (auto& [name, b] : m.buffers_) take(name, b);
     m.build_units();
     return m;
   }
@@ -172,9 +204,9 @@ class ResNet {
   static ResNet load(const std::string& path, int img_size = 28) {
     if constexpr (std::is_same_v<Device, Cpu>) {
       auto file = io::load_safetensors(path);
-      int s = img_size;
-      if (auto it = file.metadata.find("mint.img_size"); it != file.metadata.end()) s = std::stoi(it->second);
-      return from_tensors(file.tensors, s, path);
+      const auto s = io::metadata_int(file.metadata, "mint.img_size", 1, std::numeric_limits<int>::max(),
+                                      "ResNet (" + path + ")");
+      return from_tensors(file.tensors, s ? static_cast<int>(*s) : img_size, path);
     } else {
       return ResNet<Cpu>::load(path, img_size).template to<Device>();
     }
@@ -359,10 +391,10 @@ class ResNet {
     return macs + fc_w_->value.numel();
   }
 
-  [[nodiscard]] std::string describe() const {
-    return detail::concat("ResNet width ", cfg_.width, ", blocks [", cfg_.blocks[0], ",", cfg_.blocks[1], ",",
-                          cfg_.blocks[2], ",", cfg_.blocks[3], "], in_chans ", cfg_.in_chans, ", img ", cfg_.img_size,
-                          ", classes ", cfg_.classes);
+  [[nodiscard]] std::string describe() const { return describe(cfg_); }
+  [[nodiscard]] static std::string describe(const ResNetConfig& c) {
+    return detail::concat("ResNet width ", c.width, ", blocks [", c.blocks[0], ",", c.blocks[1], ",", c.blocks[2], ",",
+                          c.blocks[3], "], in_chans ", c.in_chans, ", img ", c.img_size, ", classes ", c.classes);
   }
 
  private:
@@ -403,26 +435,34 @@ class ResNet {
     return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
   }
 
-  // Creates the named parameters and buffers (zero weights, BN weight 1, running_var 1), then the units.
-  void build() {
+  // One tensor of the model: a parameter or a buffer, its shape and the value it starts with.
+  struct Slot {
+    std::string name;
+    Shape shape;
+    bool buffer;
+    float init;
+  };
+
+  // Every parameter and buffer of a model of this config, in construction order (zero weights, BN weight 1,
+  // running_var 1). requires: c.validate().
+  static std::vector<Slot> layout(const ResNetConfig& c) {
+    std::vector<Slot> s;
     auto conv = [&](const std::string& name, std::int64_t co, std::int64_t ci, std::int64_t k) {
-      params_[name].value = TensorT::zeros(Shape{co, ci, k, k});
+      s.push_back({name, Shape{co, ci, k, k}, false, 0.0f});
     };
-    auto bn = [&](const std::string& p, std::int64_t c) {
-      params_[p + ".weight"].value = TensorT::zeros(Shape{c});
-      params_[p + ".weight"].value.fill(1.0f);
-      params_[p + ".bias"].value = TensorT::zeros(Shape{c});
-      buffers_[p + ".running_mean"] = TensorT::zeros(Shape{c});
-      buffers_[p + ".running_var"] = TensorT::zeros(Shape{c});
-      buffers_[p + ".running_var"].fill(1.0f);
-      buffers_[p + ".num_batches_tracked"] = TensorT::zeros(Shape{});
+    auto bn = [&](const std::string& p, std::int64_t ch) {
+      s.push_back({p + ".weight", Shape{ch}, false, 1.0f});
+      s.push_back({p + ".bias", Shape{ch}, false, 0.0f});
+      s.push_back({p + ".running_mean", Shape{ch}, true, 0.0f});
+      s.push_back({p + ".running_var", Shape{ch}, true, 1.0f});
+      s.push_back({p + ".num_batches_tracked", Shape{}, true, 0.0f});
     };
-    conv("conv1.weight", cfg_.width, cfg_.in_chans, 3);
-    bn("bn1", cfg_.width);
-    std::int64_t cin = cfg_.width;
+    conv("conv1.weight", c.width, c.in_chans, 3);
+    bn("bn1", c.width);
+    std::int64_t cin = c.width;
     for (int l = 1; l <= 4; ++l) {
-      const std::int64_t co = cfg_.channels(l);
-      for (int i = 0; i < cfg_.blocks[static_cast<std::size_t>(l - 1)]; ++i) {
+      const std::int64_t co = c.channels(l);
+      for (int i = 0; i < c.blocks[static_cast<std::size_t>(l - 1)]; ++i) {
         const std::string p = "layer" + std::to_string(l) + "." + std::to_string(i) + ".";
         const std::int64_t ci = i == 0 ? cin : co;
         conv(p + "conv1.weight", co, ci, 3);
@@ -436,8 +476,18 @@ class ResNet {
       }
       cin = co;
     }
-    params_["fc.weight"].value = TensorT::zeros(Shape{cfg_.classes, cfg_.channels(4)});
-    params_["fc.bias"].value = TensorT::zeros(Shape{cfg_.classes});
+    s.push_back({"fc.weight", Shape{c.classes, c.channels(4)}, false, 0.0f});
+    s.push_back({"fc.bias", Shape{c.classes}, false, 0.0f});
+    return s;
+  }
+
+  // Creates the named parameters and buffers of layout(cfg_), then the units.
+  void build() {
+    for (const auto& slot : layout(cfg_)) {
+      TensorT& t = slot.buffer ? buffers_[slot.name] : params_[slot.name].value;
+      t = TensorT::zeros(slot.shape);
+      if (slot.init != 0.0f) t.fill(slot.init);
+    }
     build_units();
   }
 

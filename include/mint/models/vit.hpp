@@ -11,6 +11,8 @@
 #pragma once
 #define MINT_MODELS_VIT_HPP_INCLUDED 1
 
+#include <cmath>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -60,13 +62,16 @@ class ViT {
   using TensorMap = std::map<std::string, TensorT>;
 
   // Builds a model from timm-named tensors. Missing, unexpected or mis-shaped keys throw mint::Error naming
-  // the key (and both shapes); non-finite weights throw naming the key.
+  // the key (and both shapes); non-finite weights throw naming the key. Every inferred size and every key's
+  // shape is checked before the model allocates anything, so the model is never larger than the tensors it
+  // is built from (a file's zero-element tensors cannot make it allocate more).
   static ViT from_tensors(const TensorMap& tensors, const ViTLoadOptions& opt = {},
                           const std::map<std::string, std::string>& metadata = {}, const std::string& source = "tensors") {
-    ViT m(infer_config(tensors, opt, metadata, source));
+    const ViTConfig cfg = infer_config(tensors, opt, metadata, source);
+    const std::map<std::string, Shape> shapes = parameter_shapes(cfg);
     std::vector<std::string> unexpected;
     for (const auto& [name, t] : tensors)
-      if (!m.params_.count(name)) unexpected.push_back(name);
+      if (!shapes.count(name)) unexpected.push_back(name);
     if (!unexpected.empty()) {
       std::string list;
       for (std::size_t i = 0; i < unexpected.size() && i < 8; ++i) list += (i ? ", '" : "'") + unexpected[i] + "'";
@@ -74,16 +79,53 @@ class ViT {
                                  unexpected.size() > 8 ? ", ..." : "",
                                  " -- mint's ViT has no such parameter (layer scale, fc_norm, ... are not supported)"));
     }
-    for (auto& [name, p] : m.params_) {
+    for (const auto& [name, shape] : shapes) {
       auto it = tensors.find(name);
-      check(it != tensors.end(), "ViT (", source, "): missing key '", name, "' (expected shape ", p.value.shape().str(), ")");
-      check(it->second.shape() == p.value.shape(), "ViT (", source, "): key '", name, "' has shape ",
-            it->second.shape().str(), " but the model (", m.describe(), ") expects ", p.value.shape().str());
+      check(it != tensors.end(), "ViT (", source, "): missing key '", name, "' (expected shape ", shape.str(), ")");
+      check(it->second.shape() == shape, "ViT (", source, "): key '", name, "' has shape ", it->second.shape().str(),
+            " but the model (", describe(cfg), ") expects ", shape.str());
       check_finite(it->second, ("ViT (" + source + "): weight '" + name + "'").c_str());
-      p.value = it->second.clone();
     }
+    ViT m(cfg);
+    for (auto& [name, p] : m.params_) p.value = tensors.at(name).clone();
     m.bind();
     return m;
+  }
+
+  // The name and shape of every parameter of a model of this config (timm names). requires: cfg.validate().
+  static std::map<std::string, Shape> parameter_shapes(const ViTConfig& cfg) {
+    const std::int64_t d = cfg.dim, e = cfg.extra_tokens(), n = cfg.num_patches(), h = cfg.mlp_hidden;
+    const std::int64_t p = cfg.patch, c = cfg.in_chans;
+    std::map<std::string, Shape> s;
+    s["cls_token"] = {1, 1, d};
+    if (cfg.distilled) s["dist_token"] = {1, 1, d};
+    s["pos_embed"] = {1, e + n, d};
+    s["patch_embed.proj.weight"] = {d, c, p, p};
+    s["patch_embed.proj.bias"] = {d};
+    for (int i = 0; i < cfg.depth; ++i) {
+      const std::string b = "blocks." + std::to_string(i) + ".";
+      s[b + "norm1.weight"] = {d};
+      s[b + "norm1.bias"] = {d};
+      s[b + "attn.qkv.weight"] = {3 * d, d};
+      s[b + "attn.qkv.bias"] = {3 * d};
+      s[b + "attn.proj.weight"] = {d, d};
+      s[b + "attn.proj.bias"] = {d};
+      s[b + "norm2.weight"] = {d};
+      s[b + "norm2.bias"] = {d};
+      s[b + "mlp.fc1.weight"] = {h, d};
+      s[b + "mlp.fc1.bias"] = {h};
+      s[b + "mlp.fc2.weight"] = {d, h};
+      s[b + "mlp.fc2.bias"] = {d};
+    }
+    s["norm.weight"] = {d};
+    s["norm.bias"] = {d};
+    s["head.weight"] = {cfg.classes, d};
+    s["head.bias"] = {cfg.classes};
+    if (cfg.distilled) {
+      s["head_dist.weight"] = {cfg.classes, d};
+      s["head_dist.bias"] = {cfg.classes};
+    }
+    return s;
   }
 
   // Reads a timm safetensors checkpoint (F32, F16 or BF16 stored; converted to float32). ViT<Cuda> reads it
@@ -109,37 +151,7 @@ class ViT {
   // A model of the given shape with its parameters zeroed (the trainer initialises them).
   explicit ViT(const ViTConfig& cfg) : cfg_(cfg) {
     cfg_.validate();
-    const std::int64_t d = cfg_.dim, e = cfg_.extra_tokens(), n = cfg_.num_patches(), h = cfg_.mlp_hidden;
-    const std::int64_t p = cfg_.patch, c = cfg_.in_chans;
-    auto add = [&](const std::string& name, Shape s) { params_[name].value = TensorT::zeros(s); };
-    add("cls_token", {1, 1, d});
-    if (cfg_.distilled) add("dist_token", {1, 1, d});
-    add("pos_embed", {1, e + n, d});
-    add("patch_embed.proj.weight", {d, c, p, p});
-    add("patch_embed.proj.bias", {d});
-    for (int i = 0; i < cfg_.depth; ++i) {
-      const std::string b = "blocks." + std::to_string(i) + ".";
-      add(b + "norm1.weight", {d});
-      add(b + "norm1.bias", {d});
-      add(b + "attn.qkv.weight", {3 * d, d});
-      add(b + "attn.qkv.bias", {3 * d});
-      add(b + "attn.proj.weight", {d, d});
-      add(b + "attn.proj.bias", {d});
-      add(b + "norm2.weight", {d});
-      add(b + "norm2.bias", {d});
-      add(b + "mlp.fc1.weight", {h, d});
-      add(b + "mlp.fc1.bias", {h});
-      add(b + "mlp.fc2.weight", {d, h});
-      add(b + "mlp.fc2.bias", {d});
-    }
-    add("norm.weight", {d});
-    add("norm.bias", {d});
-    add("head.weight", {cfg_.classes, d});
-    add("head.bias", {cfg_.classes});
-    if (cfg_.distilled) {
-      add("head_dist.weight", {cfg_.classes, d});
-      add("head_dist.bias", {cfg_.classes});
-    }
+    for (const auto& [name, shape] : parameter_shapes(cfg_)) params_[name].value = TensorT::zeros(shape);
     bind();
   }
 
@@ -324,29 +336,51 @@ class ViT {
       check(it != t.end(), "ViT (", source, "): missing key '", k, "'");
       return it->second;
     };
+    // A size read from a tensor's shape, as the int the config holds: >= 1 and representable.
+    auto size_of = [&](const std::string& key, const TensorT& tensor, int axis, const char* what) {
+      const std::int64_t v = tensor.dim(axis);
+      check(v >= 1 && v <= std::numeric_limits<int>::max(), "ViT (", source, "): key '", key, "' has shape ",
+            tensor.shape().str(), ", which gives ", what, " = ", v, "; it must be in [1, ",
+            std::numeric_limits<int>::max(), "]");
+      return static_cast<int>(v);
+    };
+    auto need_rank = [&](const std::string& key, int rank, const char* form) -> const TensorT& {
+      const TensorT& tensor = need(key);
+      check(tensor.rank() == rank, "ViT (", source, "): key '", key, "' has shape ", tensor.shape().str(), " but ",
+            form, " is expected");
+      return tensor;
+    };
     ViTConfig c;
     c.eps = opt.eps;
-    const auto& pe = need("patch_embed.proj.weight");
-    check(pe.rank() == 4 && pe.dim(2) == pe.dim(3), "ViT (", source, "): key 'patch_embed.proj.weight' has shape ",
+    const auto& pe = need_rank("patch_embed.proj.weight", 4, "a [dim, channels, patch, patch] conv weight");
+    check(pe.dim(2) == pe.dim(3), "ViT (", source, "): key 'patch_embed.proj.weight' has shape ",
           pe.shape().str(), " but a [dim, channels, patch, patch] conv weight is expected");
-    c.dim = static_cast<int>(pe.dim(0));
-    c.in_chans = static_cast<int>(pe.dim(1));
-    c.patch = static_cast<int>(pe.dim(2));
+    c.dim = size_of("patch_embed.proj.weight", pe, 0, "dim");
+    c.in_chans = size_of("patch_embed.proj.weight", pe, 1, "in_chans");
+    c.patch = size_of("patch_embed.proj.weight", pe, 2, "patch");
     c.distilled = t.count("dist_token") > 0;
     const auto& pos = need("pos_embed");
-    check(pos.rank() == 3 && pos.dim(2) == c.dim, "ViT (", source, "): key 'pos_embed' has shape ", pos.shape().str(),
-          " but [1, tokens, ", c.dim, "] is expected");
+    check(pos.rank() == 3 && pos.dim(0) == 1 && pos.dim(2) == c.dim, "ViT (", source, "): key 'pos_embed' has shape ",
+          pos.shape().str(), " but [1, tokens, ", c.dim, "] is expected");
+    // pos_embed holds pos.dim(1) * dim >= pos.dim(1) real values, so n is bounded by the file; the square root
+    // is taken in floating point and corrected, never by counting up to it.
     const std::int64_t n = pos.dim(1) - c.extra_tokens();
-    std::int64_t g = 0;
-    while (g * g < n) ++g;
-    check(n > 0 && g * g == n, "ViT (", source, "): pos_embed has ", pos.dim(1), " rows, which is not ", c.extra_tokens(),
+    check(n >= 1 && n <= std::numeric_limits<int>::max(), "ViT (", source, "): pos_embed has ", pos.dim(1),
+          " rows, which is not ", c.extra_tokens(), " extra token(s) plus a square grid of patches");
+    auto g = static_cast<std::int64_t>(std::sqrt(static_cast<double>(n)));
+    while (g * g > n) --g;
+    while ((g + 1) * (g + 1) <= n) ++g;
+    check(g * g == n, "ViT (", source, "): pos_embed has ", pos.dim(1), " rows, which is not ", c.extra_tokens(),
           " extra token(s) plus a square grid of patches");
+    check(g * c.patch <= std::numeric_limits<int>::max(), "ViT (", source, "): a ", g, " x ", g, " grid of ",
+          c.patch, "-pixel patches is larger than an int image size");
     c.img_size = static_cast<int>(g) * c.patch;
     c.depth = 0;
     while (t.count("blocks." + std::to_string(c.depth) + ".norm1.weight")) ++c.depth;
     check(c.depth > 0, "ViT (", source, "): missing key 'blocks.0.norm1.weight' (no transformer blocks found)");
-    c.mlp_hidden = static_cast<int>(need("blocks.0.mlp.fc1.weight").dim(0));
-    c.classes = static_cast<int>(need("head.weight").dim(0));
+    const auto& fc1 = need_rank("blocks.0.mlp.fc1.weight", 2, "a [mlp_hidden, dim] linear weight");
+    c.mlp_hidden = size_of("blocks.0.mlp.fc1.weight", fc1, 0, "mlp_hidden");
+    c.classes = size_of("head.weight", need_rank("head.weight", 2, "a [classes, dim] linear weight"), 0, "classes");
     if (opt.heads) {
       c.heads = *opt.heads;
     } else if (!opt.arch.empty()) {
@@ -355,12 +389,8 @@ class ViT {
             "' has dim ", k.dim, ", depth ", k.depth, ", patch ", k.patch, " but the checkpoint has dim ", c.dim,
             ", depth ", c.depth, ", patch ", c.patch);
       c.heads = k.heads;
-    } else if (auto it = metadata.find("mint.num_heads"); it != metadata.end()) {
-      try {
-        c.heads = std::stoi(it->second);
-      } catch (const std::exception&) {
-        throw Error("ViT (" + source + "): metadata mint.num_heads = '" + it->second + "' is not an integer");
-      }
+    } else if (auto h = io::metadata_int(metadata, "mint.num_heads", 1, c.dim, "ViT (" + source + ")")) {
+      c.heads = static_cast<int>(*h);
     } else {
       c.heads = known_match(c, source).heads;  // throws when the table cannot tell
     }
@@ -368,9 +398,9 @@ class ViT {
     return c;
   }
 
-  [[nodiscard]] std::string describe() const {
-    return detail::concat("dim ", cfg_.dim, ", depth ", cfg_.depth, ", patch ", cfg_.patch, ", img ", cfg_.img_size,
-                          ", classes ", cfg_.classes, ", mlp ", cfg_.mlp_hidden, cfg_.distilled ? ", distilled" : "");
+  [[nodiscard]] static std::string describe(const ViTConfig& c) {
+    return detail::concat("dim ", c.dim, ", depth ", c.depth, ", patch ", c.patch, ", img ", c.img_size,
+                          ", classes ", c.classes, ", mlp ", c.mlp_hidden, c.distilled ? ", distilled" : "");
   }
 
   // Resolves the named parameters into fast pointers (after construction or a move).

@@ -7,10 +7,15 @@
 // an error (known_match). mint/models/model_source.hpp puts a model's config files in front of these.
 #pragma once
 
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "mint/core/error.hpp"
+#include "mint/core/shape.hpp"
 
 namespace mint {
 
@@ -30,11 +35,29 @@ struct ViTConfig {
   [[nodiscard]] int num_patches() const { return grid() * grid(); }
   [[nodiscard]] int extra_tokens() const { return distilled ? 2 : 1; }
 
+  // ensures: every size is >= 1, the patch grid is whole, and every parameter's element count (hence
+  // num_patches() and the model's total) fits in int64, so nothing sized from this config overflows.
   void validate() const {
-    check(patch > 0 && img_size % patch == 0, "ViTConfig: img_size ", img_size, " is not a multiple of patch ", patch);
-    check(heads > 0 && dim % heads == 0, "ViTConfig: dim ", dim, " is not divisible by ", heads, " heads");
-    check(depth >= 1 && in_chans >= 1 && classes >= 1 && mlp_hidden >= 1, "ViTConfig: depth ", depth, ", in_chans ",
-          in_chans, ", classes ", classes, ", mlp_hidden ", mlp_hidden, " must all be positive");
+    check(dim >= 1 && depth >= 1 && in_chans >= 1 && classes >= 1 && mlp_hidden >= 1, "ViTConfig: dim ", dim,
+          ", depth ", depth, ", in_chans ", in_chans, ", classes ", classes, ", mlp_hidden ", mlp_hidden,
+          " must all be positive");
+    check(patch >= 1 && img_size >= patch && img_size % patch == 0, "ViTConfig: img_size ", img_size,
+          " is not a positive multiple of patch ", patch);
+    check(heads >= 1 && dim % heads == 0, "ViTConfig: dim ", dim, " is not divisible by ", heads, " heads");
+    check(std::isfinite(eps) && eps > 0.0f, "ViTConfig: LayerNorm eps must be finite and > 0, got ", eps);
+    const std::int64_t g = grid(), d = dim;
+    check(g * g + extra_tokens() <= std::numeric_limits<int>::max(), "ViTConfig: a ", g, " x ", g,
+          " patch grid (img_size ", img_size, " / patch ", patch, ") has more tokens than an int counts");
+    // Patch embedding d*c*p*p, blocks depth*(4d + 2h)*d (+ biases), position embedding and heads (each < 2^62).
+    constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+    std::int64_t pe = 0, block = 0, blocks = 0, rest = 0;
+    const bool fits = detail::checked_mul(d * in_chans, std::int64_t{patch} * patch, pe) &&
+                      detail::checked_mul(4 * d + 2 * std::int64_t{mlp_hidden} + 16, d, block) &&
+                      detail::checked_mul(depth, block, blocks) &&
+                      detail::checked_mul(g * g + extra_tokens() + 2 * std::int64_t{classes} + 16, d, rest) &&
+                      blocks <= kMax - rest && blocks + rest <= kMax - pe;
+    check(fits, "ViTConfig: dim ", dim, ", depth ", depth, ", patch ", patch, ", mlp_hidden ", mlp_hidden,
+          ": the parameter count overflows int64");
   }
 };
 

@@ -561,7 +561,9 @@ class DCI {
     io::save_safetensors(path, t, metadata);
   }
 
-  // Loads a file written by save(); it must have been trained for the same target architecture.
+  // Loads a file written by save(); it must have been trained for the same target architecture. Everything is
+  // checked (kind, target, trained depth in [-1, kDciDepths), every tensor's presence and shape, finiteness, no
+  // extra tensors) before any module is touched: a bad file throws mint::Error naming it and leaves this unchanged.
   void load(const std::string& path) {
     const auto f = io::load_safetensors(path);
     auto meta = [&](const char* key) {
@@ -572,7 +574,10 @@ class DCI {
     check(meta("mint.kind") == "dci_modules", "DCI::load: '", path, "' is not a DCI module file");
     check(meta("mint.dci.target") == target_->describe(), "DCI::load: '", path, "' was trained for ",
           meta("mint.dci.target"), " but the target is ", target_->describe());
-    std::size_t used = 0;
+    (void)meta("mint.dci.trained_depth");  // present (its own message), then an integer in range
+    const auto trained =
+        io::metadata_int(f.metadata, "mint.dci.trained_depth", -1, kDciDepths - 1, "DCI::load: '" + path + "'");
+    std::vector<std::pair<const Tensor<Cpu>*, Tensor<Cpu>*>> copies;
     for (auto& m : modules_) {
       const std::string p = "m" + std::to_string(m.index()) + ".";
       auto take = [&](const std::string& n, Tensor<Cpu>& dst) {
@@ -580,14 +585,16 @@ class DCI {
         check(it != f.tensors.end(), "DCI::load: '", path, "' lacks '", p + n, "'");
         check(it->second.shape() == dst.shape(), "DCI::load: '", p + n, "' has shape ", it->second.shape().str(),
               ", expected ", dst.shape().str());
-        std::copy(it->second.data(), it->second.data() + dst.numel(), dst.data());
-        ++used;
+        check_finite(it->second, ("DCI::load: '" + path + "': tensor '" + p + n + "'").c_str());
+        copies.emplace_back(&it->second, &dst);
       };
       for (auto& [n, v] : m.parameters()) take(n, v.value);
       for (auto& [n, v] : m.buffers()) take(n, v);
     }
-    check(used == f.tensors.size(), "DCI::load: '", path, "' has ", f.tensors.size() - used, " unexpected tensor(s)");
-    trained_ = std::stoi(meta("mint.dci.trained_depth"));
+    check(copies.size() == f.tensors.size(), "DCI::load: '", path, "' has ", f.tensors.size() - copies.size(),
+          " unexpected tensor(s)");
+    for (auto [src, dst] : copies) std::copy(src->data(), src->data() + dst->numel(), dst->data());
+    trained_ = static_cast<int>(*trained);
   }
 
   // A batch of `b` images drawn without replacement within each pass over the data (Philox permutation keyed by

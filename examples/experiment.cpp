@@ -213,19 +213,6 @@ struct StudentAcc {
 };
 
 // The teacher's softmax probability of each image's target class, on its kept patches only.
-std::vector<double> teacher_confidence(ViT<>& teacher, const std::vector<SparseImage>& data) {
-  std::vector<double> conf(data.size());
-  for (std::size_t s = 0; s < data.size(); s += 128) {
-    const std::span<const SparseImage> chunk(data.data() + s, std::min<std::size_t>(128, data.size() - s));
-    for (const auto& g : mint::tasks::group_by_kept_count(chunk)) {
-      auto p = mint::nn::softmax(teacher.forward(g.images, g.keep()));
-      for (std::int64_t i = 0; i < g.size(); ++i)
-        conf[s + g.members[static_cast<std::size_t>(i)]] = p[i * p.dim(1) + g.labels[static_cast<std::size_t>(i)]];
-    }
-  }
-  return conf;
-}
-
 struct Downstream {
   StudentAcc student;
   double w4a8 = 0, w8a8 = 0, distill_s = 0;
@@ -602,7 +589,7 @@ int run(const Args& a) {
       std::printf("[seed %d] %s: %lld images, %.1f s inversion\n", seed, m.name.c_str(), static_cast<long long>(data.size()),
                   c.seconds);
       costs[m.name].push_back(c);
-      const auto cf = teacher_confidence(teacher, data);
+      const auto cf = mint::tasks::teacher_confidence(teacher, data);
       conf[m.name].insert(conf[m.name].end(), cf.begin(), cf.end());
       if (m.kind == Method::Pri) {
         // stage k = the k-th detachment point (by iteration); the last is T
@@ -648,7 +635,7 @@ int run(const Args& a) {
       }
       if (!cache.has(dk)) cache.put(dk, downstream(ctx, data, useed).to_json());
       down[base].push_back(Downstream::from_json(cache.get(dk)));
-      const auto cf = teacher_confidence(teacher, data);
+      const auto cf = mint::tasks::teacher_confidence(teacher, data);
       if (base == "gaussian") conf[base].insert(conf[base].end(), cf.begin(), cf.end());
       std::printf("[seed %d] %s: student unseen %.1f%% (5-way %.1f%%) all %.1f%%, W4A8 %.1f%% W8A8 %.1f%%\n", seed, base.c_str(),
                   down[base].back().student.unseen, down[base].back().student.unseen_within, down[base].back().student.all, down[base].back().w4a8,

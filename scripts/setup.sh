@@ -4,7 +4,7 @@
 #   scripts/setup.sh --bench    also PyTorch (side-by-side references, fixture regeneration) and OpenBLAS (OpenMP build)
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libeigen3-dev libxtensor-dev libstb-dev nlohmann-json3-dev catch2 libbenchmark-dev
-      zlib1g-dev dataset-fashion-mnist)
+      zlib1g-dev dataset-fashion-mnist libssl-dev libcli11-dev libopenmpi-dev openmpi-bin)
 if [[ "${1:-}" == "--bench" ]]; then
   pkgs+=(python3-torch python3-numpy libopenblas0-openmp libopenblas-openmp-dev)
 fi

@@ -40,6 +40,7 @@
 #include "mint/models/vit.hpp"
 #include "mint/nn/linear.hpp"
 #include "mint/nn/losses.hpp"
+#include "mint/nn/softmax.hpp"
 #include "mint/nn/tokens.hpp"
 #include "mint/optim/sgd.hpp"
 #include "mint/tasks/evaluate.hpp"
@@ -115,6 +116,21 @@ inline std::vector<SparseGroup> group_by_kept_count(std::span<const SparseImage>
     out.push_back(std::move(grp));
   }
   return out;
+}
+
+// The teacher's softmax probability of each image's label on its kept patches (the forward distillation and
+// calibration run), in chunks of 128 images grouped by kept count. ensures: one value in [0, 1] per image.
+inline std::vector<double> teacher_confidence(ViT<>& teacher, std::span<const SparseImage> data) {
+  std::vector<double> conf(data.size());
+  for (std::size_t s = 0; s < data.size(); s += 128) {
+    const auto chunk = data.subspan(s, std::min<std::size_t>(128, data.size() - s));
+    for (const auto& g : group_by_kept_count(chunk)) {
+      auto p = nn::softmax(teacher.forward(g.images, g.keep()));
+      for (std::int64_t i = 0; i < g.size(); ++i)
+        conf[s + g.members[static_cast<std::size_t>(i)]] = p[i * p.dim(1) + g.labels[static_cast<std::size_t>(i)]];
+    }
+  }
+  return conf;
 }
 
 // Real labelled images as SparseImages keeping every patch (e.g. to run distillation on real data through

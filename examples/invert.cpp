@@ -18,6 +18,8 @@
 
 #include <mint/mint.hpp>
 
+#include "inversion_policies.hpp"
+
 namespace {
 
 using Kv = std::map<std::string, std::string>;
@@ -60,35 +62,9 @@ Args parse(int argc, char** argv) {
   return a;
 }
 
-// The table from runtime names to compile-time policy types: one small map per policy. std::visit over the
-// three variants instantiates every (schedule, selector, augmentation) combination at compile time.
-using ScheduleV = std::variant<mint::Dense, mint::ProgressivePrune, mint::Rebirth>;
-using SelectorV = std::variant<mint::HighAttention, mint::LowAttention, mint::Random, mint::TopRegion>;
-using AugmentV = std::variant<mint::NoAugmentation, mint::JitterFlip>;
-
-ScheduleV schedule_of(const Args& a) {
-  if (a.method == "dmi") return mint::Dense{};
-  if (a.method == "pri") return mint::Rebirth{a.v};
-  mint::check(a.method == "smi", "mint-invert: --method must be dmi, smi or pri, got '", a.method, "'");
-  mint::ProgressivePrune p;
-  p.ratio = a.ratio;
-  p.iterations.clear();
-  std::istringstream is(a.prune);
-  for (std::string tok; std::getline(is, tok, ',');) p.iterations.push_back(std::stoi(tok));
-  return p;
-}
-SelectorV selector_of(const std::string& s) {
-  static const std::map<std::string, SelectorV> table{
-      {"high", mint::HighAttention{}}, {"low", mint::LowAttention{}}, {"random", mint::Random{}}, {"top", mint::TopRegion{}}};
-  auto it = table.find(s);
-  mint::check(it != table.end(), "mint-invert: --selector must be high, low, random or top, got '", s, "'");
-  return it->second;
-}
-AugmentV augment_of(const std::string& s) {
-  if (s == "jitterflip") return mint::JitterFlip{};
-  mint::check(s == "none", "mint-invert: --augment must be none or jitterflip, got '", s, "'");
-  return mint::NoAugmentation{};
-}
+using mint::examples::augment_of;  // the policy tables: examples/inversion_policies.hpp
+using mint::examples::schedule_of;
+using mint::examples::selector_of;
 
 int run(const Args& a) {
   auto model = mint::ViT<>::load(a.model);
@@ -129,7 +105,8 @@ int run(const Args& a) {
             inv(model, {}, mint::Sum<mint::TV, mint::L2>{mint::TV{a.tv}, mint::L2{a.l2}}, sel, sch, aug, opt);
         return inv.run(labels, progress);
       },
-      schedule_of(a), selector_of(a.selector), augment_of(a.augment));
+      schedule_of(a.method, a.v, a.prune, a.ratio, "mint-invert"), selector_of(a.selector, "mint-invert"),
+      augment_of(a.augment, "mint-invert"));
   std::fprintf(stderr, "\n");
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double peak_mb = static_cast<double>(mint::cpu::peak_bytes() - live0) / (1 << 20);

@@ -26,6 +26,8 @@
 
 #include <mint/mint.hpp>
 #include <mint/tasks/synthesis.hpp>
+
+#include "inversion_policies.hpp"
 #ifdef MINT_WITH_MPI
 #include <mint/tasks/synthesis_mpi.hpp>
 #endif
@@ -49,43 +51,26 @@ struct Interrupted {
   int signal;
 };
 
-using ScheduleV = std::variant<mint::Dense, mint::ProgressivePrune, mint::Rebirth>;
-using SelectorV = std::variant<mint::HighAttention, mint::LowAttention, mint::Random, mint::TopRegion>;
-using AugmentV = std::variant<mint::NoAugmentation, mint::JitterFlip>;
-
-ScheduleV schedule_of(const Args& a) {
-  if (a.method == "dmi") return mint::Dense{};
-  if (a.method == "pri") return mint::Rebirth{a.v};
-  mint::ProgressivePrune p;
-  p.ratio = a.ratio;
-  p.iterations.clear();
-  std::istringstream is(a.prune);
-  for (std::string tok; std::getline(is, tok, ',');) {
-    std::size_t used = 0;
-    int it = 0;
-    try {
-      it = std::stoi(tok, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    mint::check(used == tok.size() && it > 0, "--prune: '", tok, "' in '", a.prune, "' is not a positive iteration");
-    p.iterations.push_back(it);
-  }
-  return p;
+mint::examples::ScheduleV schedule_of(const Args& a) {
+  return mint::examples::schedule_of(a.method, a.v, a.prune, a.ratio, "mint-synthesize");
 }
-SelectorV selector_of(const std::string& s) {
-  static const std::map<std::string, SelectorV> table{
-      {"high", mint::HighAttention{}}, {"low", mint::LowAttention{}}, {"random", mint::Random{}}, {"top", mint::TopRegion{}}};
-  return table.at(s);
-}
-AugmentV augment_of(const std::string& s) { return s == "jitterflip" ? AugmentV{mint::JitterFlip{}} : mint::NoAugmentation{}; }
 
 // Every option that determines the shards' bytes, by its CLI name (what a resume must match).
 nlohmann::json byte_options(const Args& a, const std::string& model_sha, const mint::Normalization& norm) {
-  nlohmann::json j = {{"method", a.method}, {"selector", a.selector}, {"augment", a.augment}, {"iterations", a.iterations},
-                      {"batch", a.batch}, {"lr", a.lr}, {"tv", a.tv}, {"l2", a.l2}, {"seed", a.seed},
-                      {"images", a.images}, {"per-class", a.per_class}, {"model-sha256", model_sha},
-                      {"normalisation-mean", norm.mean}, {"normalisation-std", norm.std}};
+  nlohmann::json j = {{"method", a.method},
+                      {"selector", a.selector},
+                      {"augment", a.augment},
+                      {"iterations", a.iterations},
+                      {"batch", a.batch},
+                      {"lr", a.lr},
+                      {"tv", a.tv},
+                      {"l2", a.l2},
+                      {"seed", a.seed},
+                      {"images", a.images},
+                      {"per-class", a.per_class},
+                      {"model-sha256", model_sha},
+                      {"normalisation-mean", norm.mean},
+                      {"normalisation-std", norm.std}};
   if (a.method == "pri") j["v"] = a.v;
   if (a.method == "smi") j["prune"] = a.prune, j["ratio"] = a.ratio;
   return j;
@@ -119,6 +104,8 @@ int synthesize(const Args& a, int rank, int ranks) {
                 "--shard must be i/n with 0 <= i < n, got '", a.shard, "'");
   }
   (void)schedule_of(a);  // validates --prune before any long work
+  mint::check(!a.png || ranks == 1, "--png: not available under mpirun (", ranks,
+              " ranks); use one process or --shard");
   auto model = mint::ViT<>::load(a.model);
   const auto& cfg = model.config();
   mint::Normalization norm{{0.2860f}, {0.3530f}};  // the embedded teacher's, when no recipe says otherwise
@@ -160,7 +147,8 @@ int synthesize(const Args& a, int rank, int ranks) {
               model, {}, Prior{mint::TV{a.tv}, mint::L2{a.l2}}, sel, sch, aug, o);
           return inv.run(labels, each).images;
         },
-        schedule_of(a), selector_of(a.selector), augment_of(a.augment));
+        schedule_of(a), mint::examples::selector_of(a.selector, "mint-synthesize"),
+        mint::examples::augment_of(a.augment, "mint-synthesize"));
     const auto conf = mint::tasks::teacher_confidence(model, out.images);
     for (std::size_t i = 0; i < conf.size(); ++i) out.images[i].confidence = static_cast<float>(conf[i]);
     return out;
@@ -168,8 +156,8 @@ int synthesize(const Args& a, int rank, int ranks) {
   auto write_png = [&](const mint::tasks::ShardEntry& e) {
     if (!a.png) return;
     const auto imgs = mint::load_synthetic_dataset((std::filesystem::path(a.out) / e.record.file).string());
-    auto grid = mint::Tensor<>::empty(mint::Shape{static_cast<std::int64_t>(imgs.size()), cfg.in_chans, cfg.img_size,
-                                                  cfg.img_size});
+    auto grid = mint::Tensor<>::empty(
+        mint::Shape{static_cast<std::int64_t>(imgs.size()), cfg.in_chans, cfg.img_size, cfg.img_size});
     auto masks = mint::Tensor<>::empty(mint::Shape{static_cast<std::int64_t>(imgs.size()), cfg.num_patches()});
     for (std::size_t i = 0; i < imgs.size(); ++i) {
       std::copy(imgs[i].pixels.data(), imgs[i].pixels.data() + imgs[i].pixels.numel(),
@@ -189,12 +177,13 @@ int synthesize(const Args& a, int rank, int ranks) {
     const auto rep = mint::tasks::prepare_resume(a.out, fresh, a.resume);
     for (const auto& line : rep.redone) std::fprintf(stderr, "resume: %s\n", line.c_str());
     todo = fresh.todo();
-    std::printf("mint-synthesize: %s, %lld trajectories in %lld batches of %lld (%lld images), slice %d/%d, %d rank%s, "
-                "%zu batch%s to run%s, out %s\n",
-                a.method.c_str(), static_cast<long long>(fresh.plan.trajectories),
-                static_cast<long long>(fresh.plan.batches()), static_cast<long long>(a.batch),
-                static_cast<long long>(fresh.plan.images()), slice_i, slice_n, ranks, ranks == 1 ? "" : "s",
-                todo.size(), todo.size() == 1 ? "" : "es", rep.had_manifest ? " (resumed)" : "", a.out.c_str());
+    std::printf(
+        "mint-synthesize: %s, %lld trajectories in %lld batches of %lld (%lld images), slice %d/%d, %d rank%s, "
+        "%zu batch%s to run%s, out %s\n",
+        a.method.c_str(), static_cast<long long>(fresh.plan.trajectories), static_cast<long long>(fresh.plan.batches()),
+        static_cast<long long>(a.batch), static_cast<long long>(fresh.plan.images()), slice_i, slice_n, ranks,
+        ranks == 1 ? "" : "s", todo.size(), todo.size() == 1 ? "" : "es", rep.had_manifest ? " (resumed)" : "",
+        a.out.c_str());
     std::fflush(stdout);
     fresh.write(a.out);
   }
@@ -202,12 +191,13 @@ int synthesize(const Args& a, int rank, int ranks) {
   for (auto j : todo) todo_images += static_cast<std::int64_t>(fresh.plan.labels(j).size()) * per_traj;
   std::vector<std::int64_t> rank_images(static_cast<std::size_t>(ranks), 0);
   const auto t0 = std::chrono::steady_clock::now();
-  double checkpoint_s = 0.0;
+  double manifest_s = 0.0, shard_write_s = 0.0, invert_s = 0.0;
   auto on_done = [&](const mint::tasks::ShardEntry& e, int by) {
     const auto c0 = std::chrono::steady_clock::now();
     fresh.shards[e.record.batch] = e;
     fresh.write(a.out);
-    checkpoint_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - c0).count();
+    manifest_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - c0).count();
+    shard_write_s += e.write_seconds, invert_s += e.invert_seconds;
     done_images += e.record.images;
     rank_images[static_cast<std::size_t>(by)] += e.record.images;
     const std::string what = "batch " + std::to_string(e.record.batch) + " (rank " + std::to_string(by) + ")";
@@ -234,18 +224,27 @@ int synthesize(const Args& a, int rank, int ranks) {
   // the run's report: times and ranks (never in the manifest, whose bytes must not depend on them)
   nlohmann::json per_rank = nlohmann::json::array();
   for (auto n : rank_images) per_rank.push_back(n);
-  const nlohmann::json run = {{"command", "mint-synthesize"}, {"ranks", ranks}, {"threads", mint::cpu::num_threads()},
-                              {"slice", a.shard.empty() ? "0/1" : a.shard}, {"batches_run", todo.size()},
-                              {"images_run", done_images}, {"seconds", secs},
+  const nlohmann::json run = {{"command", "mint-synthesize"},
+                              {"ranks", ranks},
+                              {"threads", mint::cpu::num_threads()},
+                              {"slice", a.shard.empty() ? "0/1" : a.shard},
+                              {"batches_run", todo.size()},
+                              {"images_run", done_images},
+                              {"seconds", secs},
                               {"images_per_s", secs > 0 ? static_cast<double>(done_images) / secs : 0.0},
-                              {"checkpoint_seconds", checkpoint_s}, {"images_per_rank", per_rank},
+                              {"inversion_seconds", invert_s},
+                              {"shard_write_seconds", shard_write_s},
+                              {"manifest_write_seconds", manifest_s},
+                              // checkpointing (shard write + manifest rewrite) relative to inverting, per batch
+                              {"checkpoint_share", invert_s > 0 ? (shard_write_s + manifest_s) / invert_s : 0.0},
+                              {"images_per_rank", per_rank},
                               {"complete", fresh.complete()}};
   const std::string run_name = fresh.slice_count == 1 ? "run.json" : "run-" + fresh.file_name().substr(9);
   mint::io::write_file_atomically((std::filesystem::path(a.out) / run_name).string(), run.dump(1) + "\n");
-  std::printf("%lld images in %.2f s (%.2f images/s, %d rank%s; manifest rewrites %.4f s), %s/%s%s\n",
+  std::printf("%lld images in %.2f s (%.2f images/s, %d rank%s; checkpoints %.3f%% of inversion time), %s/%s%s\n",
               static_cast<long long>(done_images), secs, secs > 0 ? static_cast<double>(done_images) / secs : 0.0,
-              ranks, ranks == 1 ? "" : "s", checkpoint_s, a.out.c_str(), fresh.file_name().c_str(),
-              fresh.complete() ? " complete" : "");
+              ranks, ranks == 1 ? "" : "s", 100.0 * run.at("checkpoint_share").get<double>(), a.out.c_str(),
+              fresh.file_name().c_str(), fresh.complete() ? " complete" : "");
   return 0;
 }
 
@@ -258,30 +257,43 @@ int run(int argc, char** argv, int rank, int ranks) {
   auto* pc = app.add_option("--per-class", a.per_class, "output images of every class (instead of --images)")
                  ->check(CLI::PositiveNumber);
   count->excludes(pc);
-  app.add_option("--method", a.method, "dmi, smi or pri")->check(CLI::IsMember({"dmi", "smi", "pri"}))->capture_default_str();
-  app.add_option("--selector", a.selector, "patch ranking")->check(CLI::IsMember({"high", "low", "random", "top"}))
+  app.add_option("--method", a.method, "dmi, smi or pri")
+      ->check(CLI::IsMember({"dmi", "smi", "pri"}))
       ->capture_default_str();
-  app.add_option("--augment", a.augment, "none or jitterflip")->check(CLI::IsMember({"none", "jitterflip"}))
+  app.add_option("--selector", a.selector, "patch ranking")
+      ->check(CLI::IsMember({"high", "low", "random", "top"}))
+      ->capture_default_str();
+  app.add_option("--augment", a.augment, "none or jitterflip")
+      ->check(CLI::IsMember({"none", "jitterflip"}))
       ->capture_default_str();
   app.add_option("--v", a.v, "PRI: images per trajectory")->capture_default_str();
   app.add_option("--prune", a.prune, "SMI: pruning iterations")->capture_default_str();
-  app.add_option("--ratio", a.ratio, "SMI: pruned share per event")->check(CLI::Range(0.0f, 0.999f))->capture_default_str();
-  app.add_option("--iterations", a.iterations, "iterations per trajectory")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--batch", a.batch, "trajectories per batch (= per shard)")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--ratio", a.ratio, "SMI: pruned share per event")
+      ->check(CLI::Range(0.0f, 0.999f))
+      ->capture_default_str();
+  app.add_option("--iterations", a.iterations, "iterations per trajectory")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--batch", a.batch, "trajectories per batch (= per shard)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_option("--lr", a.lr, "Adam learning rate")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--tv", a.tv, "total-variation weight")->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--l2", a.l2, "L2 weight")->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--seed", a.seed, "base seed; batch j uses a Philox draw of (seed, j)")->capture_default_str();
   app.add_option("--model", a.model, "timm ViT safetensors")->check(CLI::ExistingFile)->capture_default_str();
-  app.add_option("--recipe", a.recipe, "JSON with the normalisation (default: the model's .json)")->check(CLI::ExistingFile);
+  app.add_option("--recipe", a.recipe, "JSON with the normalisation (default: the model's .json)")
+      ->check(CLI::ExistingFile);
   app.add_option("--out", a.out, "the sharded dataset folder")->capture_default_str();
   app.add_flag("--resume", a.resume, "require a manifest in --out to resume (resuming is the default when one exists)");
   app.add_option("--shard", a.shard, "run slice i of n (batches j with j % n == i), e.g. for a SLURM job array");
   app.add_flag("--png", a.png, "also write a PNG grid per shard");
-  app.add_option("--threads", a.threads, "OpenMP threads per rank (default: OMP_NUM_THREADS)")->check(CLI::NonNegativeNumber);
+  app.add_option("--threads", a.threads, "OpenMP threads per rank (default: OMP_NUM_THREADS)")
+      ->check(CLI::NonNegativeNumber);
   auto* merge_cmd = app.add_subcommand("merge", "check and merge the manifests of slices into --out/manifest.json");
   merge_cmd->add_option("--out", a.out, "the merged folder")->required();
-  merge_cmd->add_option("dirs", a.merge_inputs, "folders holding manifest-slice-*.json")->required()
+  merge_cmd->add_option("dirs", a.merge_inputs, "folders holding manifest-slice-*.json")
+      ->required()
       ->check(CLI::ExistingDirectory);
   try {
     app.parse(argc, argv);
@@ -308,8 +320,10 @@ int main(int argc, char** argv) {
   try {
     rc = run(argc, argv, rank, ranks);
   } catch (const Interrupted& i) {
-    std::fprintf(stderr, "\nmint-synthesize: signal %d, the batch in flight was abandoned; finished batches are in the "
-                 "manifest: rerun the same command to resume\n", i.signal);
+    std::fprintf(stderr,
+                 "\nmint-synthesize: signal %d, the batch in flight was abandoned; finished batches are in the "
+                 "manifest: rerun the same command to resume\n",
+                 i.signal);
     rc = 128 + i.signal;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

@@ -57,3 +57,4 @@
 #include "mint/tasks/evaluate.hpp"
 #include "mint/tasks/metrics.hpp"
 #include "mint/tasks/quantize.hpp"
+#include "mint/tasks/synthesis.hpp"

@@ -89,7 +89,8 @@ TEST_CASE("batch_seed is a pure function of (seed, batch), distinct across batch
   CHECK(seen.size() == 2000);
 }
 
-TEST_CASE("the plan: labels cycle over the classes, batches cover the trajectories once, slices partition", "[synthesis]") {
+TEST_CASE("the plan: labels cycle over the classes, batches cover the trajectories once, slices partition",
+          "[synthesis]") {
   const auto p = SynthesisPlan::for_images(50, 4, 3, 10);  // 13 trajectories (52 images), 5 batches
   REQUIRE(p.trajectories == 13);
   REQUIRE(p.batches() == 5);
@@ -157,7 +158,7 @@ TEST_CASE("resume keeps verified shards, redoes bad or missing ones and refuses 
   m.shards[0] = mint::tasks::run_batch(dir.str(), m, 3, 0, fake_invert);
   m.shards[1] = mint::tasks::run_batch(dir.str(), m, 3, 1, fake_invert);
   m.shards[2] = mint::tasks::run_batch(dir.str(), m, 3, 2, fake_invert);
-  m.write(dir.str());  // batches 0-2 recorded, 3 not yet: a killed run
+  m.write(dir.str());                                        // batches 0-2 recorded, 3 not yet: a killed run
   fs::resize_file(dir.path / mint::shard_file_name(0), 50);  // truncated
   fs::remove(dir.path / mint::shard_file_name(2));           // lost
 
@@ -174,8 +175,7 @@ TEST_CASE("resume keeps verified shards, redoes bad or missing ones and refuses 
     CHECK(read_bytes(dir.path / mint::shard_file_name(j)) == read_bytes(ref.path / mint::shard_file_name(j)));
 
   auto other = job(0, 1, 9);
-  REQUIRE_THROWS_WITH(mint::tasks::prepare_resume(dir.str(), other, false),
-                      Catch::Contains("--iterations (8 vs 9)"));
+  REQUIRE_THROWS_WITH(mint::tasks::prepare_resume(dir.str(), other, false), Catch::Contains("--iterations (8 vs 9)"));
   auto sliced = job(1, 2);  // another manifest name: a fresh slice in the same folder is allowed
   CHECK_FALSE(mint::tasks::prepare_resume(dir.str(), sliced, false).had_manifest);
 }

@@ -53,7 +53,8 @@ inline std::map<std::string, Tensor<Cpu>> synthetic_dataset_tensors(const std::v
     conf[i] = s.confidence;
     measured = measured && s.confidence >= 0.0f;
   }
-  std::map<std::string, Tensor<Cpu>> out{{"images", pixels}, {"masks", masks}, {"labels", labels}, {"iterations", iters}};
+  std::map<std::string, Tensor<Cpu>> out{
+      {"images", pixels}, {"masks", masks}, {"labels", labels}, {"iterations", iters}};
   if (measured) out.emplace("confidence", conf);
   return out;
 }
@@ -137,29 +138,10 @@ class SyntheticShardReader {
     } catch (const nlohmann::json::exception& e) {
       throw Error(detail::concat("synthetic dataset '", path, "': not valid JSON: ", e.what()));
     }
-    check(j.is_object() && j.value("format", "") == kShardManifestFormat, "synthetic dataset '", path,
-          "': \"format\" must be \"", kShardManifestFormat, "\"");
-    check(j.value("version", 0) == kShardManifestVersion, "synthetic dataset '", path, "': version ",
-          j.value("version", 0), ", this reader reads version ", kShardManifestVersion);
-    check(j.value("complete", false), "synthetic dataset '", path, "': the manifest is not complete (",
-          j.contains("shards") ? j["shards"].size() : 0, " of ", j.value("batches", 0),
-          " batches done): finish it with mint-synthesize --resume, or merge its slices with mint-synthesize merge");
-    check(j.contains("shards") && j["shards"].is_array(), "synthetic dataset '", path, "': no \"shards\" array");
-    for (const auto& s : j["shards"]) {
-      check(s.is_object() && s.contains("batch") && s.contains("file") && s.contains("sha256") && s.contains("images"),
-            "synthetic dataset '", path, "': a shard entry lacks batch, file, sha256 or images: ", s.dump());
-      ShardRecord r;
-      try {
-        r = {s["batch"].get<std::int64_t>(), s["file"].get<std::string>(), s["sha256"].get<std::string>(),
-             s["images"].get<std::int64_t>()};
-      } catch (const nlohmann::json::exception& e) {
-        throw Error(detail::concat("synthetic dataset '", path, "': shard entry ", s.dump(), ": ", e.what()));
-      }
-      check(r.file == shard_file_name(r.batch), "synthetic dataset '", path, "': shard of batch ", r.batch,
-            " is named '", r.file, "', expected '", shard_file_name(r.batch), "'");
-      check(r.images > 0, "synthetic dataset '", path, "': shard '", r.file, "' records ", r.images, " images");
-      images_ += r.images;
-      shards_.push_back(std::move(r));
+    try {
+      read_manifest(j, path);
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(detail::concat("synthetic dataset '", path, "': ", e.what()));
     }
     check(!shards_.empty(), "synthetic dataset '", path, "': the manifest lists no shards");
   }
@@ -181,6 +163,29 @@ class SyntheticShardReader {
   }
 
  private:
+  // Checks the manifest's format, version and completeness and takes its shard list (json errors propagate).
+  void read_manifest(const nlohmann::json& j, const std::string& path) {
+    check(j.is_object() && j.value("format", "") == kShardManifestFormat, "synthetic dataset '", path,
+          "': \"format\" must be \"", kShardManifestFormat, "\"");
+    check(j.value("version", 0) == kShardManifestVersion, "synthetic dataset '", path, "': version ",
+          j.value("version", 0), ", this reader reads version ", kShardManifestVersion);
+    check(j.value("complete", false), "synthetic dataset '", path, "': the manifest is not complete (",
+          j.contains("shards") ? j["shards"].size() : 0, " of ", j.value("batches", 0),
+          " batches done): finish it with mint-synthesize --resume, or merge its slices with mint-synthesize merge");
+    check(j.contains("shards") && j["shards"].is_array(), "synthetic dataset '", path, "': no \"shards\" array");
+    for (const auto& s : j["shards"]) {
+      check(s.is_object() && s.contains("batch") && s.contains("file") && s.contains("sha256") && s.contains("images"),
+            "synthetic dataset '", path, "': a shard entry lacks batch, file, sha256 or images: ", s.dump());
+      ShardRecord r{s["batch"].get<std::int64_t>(), s["file"].get<std::string>(), s["sha256"].get<std::string>(),
+                    s["images"].get<std::int64_t>()};
+      check(r.file == shard_file_name(r.batch), "synthetic dataset '", path, "': shard of batch ", r.batch,
+            " is named '", r.file, "', expected '", shard_file_name(r.batch), "'");
+      check(r.images > 0, "synthetic dataset '", path, "': shard '", r.file, "' records ", r.images, " images");
+      images_ += r.images;
+      shards_.push_back(std::move(r));
+    }
+  }
+
   std::string dir_;
   std::vector<ShardRecord> shards_;
   std::int64_t images_ = 0;

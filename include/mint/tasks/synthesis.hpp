@@ -20,6 +20,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -90,8 +91,9 @@ struct SynthesisPlan {
     return out;
   }
   [[nodiscard]] nlohmann::json to_json() const {
-    return {{"trajectories", trajectories}, {"batch", batch}, {"classes", classes},
-            {"images_per_trajectory", images_per_trajectory}, {"batches", batches()}, {"images", images()}};
+    return {{"trajectories", trajectories}, {"batch", batch},
+            {"classes", classes},           {"images_per_trajectory", images_per_trajectory},
+            {"batches", batches()},         {"images", images()}};
   }
 };
 
@@ -99,6 +101,9 @@ struct SynthesisPlan {
 struct ShardEntry {
   ShardRecord record;
   double gemm_flops = 0.0;  // the inversion's GEMM FLOPs (inversion_iteration_flops summed): deterministic
+  // This run's wall times (for the run report and the checkpoint cost; never in the manifest): inverting the batch,
+  // and writing its shard (serialise, fsync, rename, hash).
+  double invert_seconds = 0.0, write_seconds = 0.0;
 };
 
 // The manifest of a job or of one slice of it.
@@ -127,18 +132,29 @@ struct ShardManifest {
     std::int64_t images = 0;
     double flops = 0.0;
     for (const auto& [j, e] : shards) {
-      list.push_back({{"batch", j}, {"file", e.record.file}, {"sha256", e.record.sha256},
-                      {"images", e.record.images}, {"gemm_flops", e.gemm_flops}});
+      list.push_back({{"batch", j},
+                      {"file", e.record.file},
+                      {"sha256", e.record.sha256},
+                      {"images", e.record.images},
+                      {"gemm_flops", e.gemm_flops}});
       images += e.record.images;
       flops += e.gemm_flops;
     }
     const double per_image = images > 0 ? flops / static_cast<double>(images) : 0.0;
-    return {{"format", kShardManifestFormat}, {"version", kShardManifestVersion}, {"options", options},
-            {"plan", plan.to_json()}, {"batches", plan.batches()}, {"dense_gemm_flops_per_image", dense_flops_per_image},
-            {"slice", {{"index", slice_index}, {"count", slice_count}}}, {"complete", complete()}, {"shards", list},
+    return {{"format", kShardManifestFormat},
+            {"version", kShardManifestVersion},
+            {"options", options},
+            {"plan", plan.to_json()},
+            {"batches", plan.batches()},
+            {"dense_gemm_flops_per_image", dense_flops_per_image},
+            {"slice", {{"index", slice_index}, {"count", slice_count}}},
+            {"complete", complete()},
+            {"shards", list},
             {"totals", {{"shards", shards.size()}, {"images", images}}},
-            {"cost", {{"gemm_flops_total", flops}, {"gemm_flops_per_image", per_image},
-                      {"cost_per_image_vs_dmi", dense_flops_per_image > 0 ? per_image / dense_flops_per_image : 0.0}}}};
+            {"cost",
+             {{"gemm_flops_total", flops},
+              {"gemm_flops_per_image", per_image},
+              {"cost_per_image_vs_dmi", dense_flops_per_image > 0 ? per_image / dense_flops_per_image : 0.0}}}};
   }
   static ShardManifest from_json(const nlohmann::json& j, const std::string& path) {
     check(j.is_object() && j.value("format", "") == kShardManifestFormat, "manifest '", path,
@@ -235,8 +251,9 @@ inline ResumeReport prepare_resume(const std::string& dir, ShardManifest& fresh,
     }
     const std::string got = io::sha256_file(file);
     if (got != e.record.sha256) {
-      rep.redone.push_back(mint::detail::concat("shard '", file, "' has SHA-256 ", got, ", the manifest ", e.record.sha256,
-                                          " (corrupted or truncated): batch ", j, " will be redone"));
+      rep.redone.push_back(mint::detail::concat("shard '", file, "' has SHA-256 ", got, ", the manifest ",
+                                                e.record.sha256, " (corrupted or truncated): batch ", j,
+                                                " will be redone"));
       continue;
     }
     fresh.shards.emplace(j, e);
@@ -250,9 +267,8 @@ inline ShardRecord write_shard(const std::string& dir, std::int64_t j, std::uint
                                const std::vector<SparseImage>& images) {
   const std::string file = shard_file_name(j), path = (std::filesystem::path(dir) / file).string();
   const auto tensors = synthetic_dataset_tensors(images, path);
-  const std::map<std::string, std::string> meta{{"mint.kind", "synthetic_dataset"},
-                                                {"mint.batch", std::to_string(j)},
-                                                {"mint.batch_seed", std::to_string(seed)}};
+  const std::map<std::string, std::string> meta{
+      {"mint.kind", "synthetic_dataset"}, {"mint.batch", std::to_string(j)}, {"mint.batch_seed", std::to_string(seed)}};
   io::write_atomically(path, [&](const std::string& tmp) { io::save_safetensors(tmp, tensors, meta); });
   return {j, file, io::sha256_file(path), static_cast<std::int64_t>(images.size())};
 }
@@ -290,8 +306,8 @@ inline ShardManifest merge_manifests(const std::string& out, const std::vector<s
       }
       std::string diff = differing_option(merged->options, m.options);
       if (diff.empty()) diff = differing_option(merged->plan.to_json(), m.plan.to_json());
-      check(diff.empty(), "merge: '", path, "' and '", first_path, "' were made with other options, first difference --",
-            diff);
+      check(diff.empty(), "merge: '", path, "' and '", first_path,
+            "' were made with other options, first difference --", diff);
       for (const auto& [j, e] : m.shards) {
         check(j >= 0 && j < merged->plan.batches(), "merge: '", path, "' records batch ", j, " outside [0, ",
               merged->plan.batches(), ")");
@@ -320,8 +336,9 @@ inline ShardManifest merge_manifests(const std::string& out, const std::vector<s
     std::string list;
     for (std::size_t k = 0; k < std::min<std::size_t>(missing.size(), 8); ++k)
       list += (k ? ", " : "") + std::to_string(missing[k]);
-    throw Error(mint::detail::concat("merge: ", missing.size(), " of ", merged->plan.batches(), " batches are in no manifest (",
-                               list, missing.size() > 8 ? ", ..." : "", "): run the slices that hold them"));
+    throw Error(mint::detail::concat("merge: ", missing.size(), " of ", merged->plan.batches(),
+                                     " batches are in no manifest (", list, missing.size() > 8 ? ", ..." : "",
+                                     "): run the slices that hold them"));
   }
   merged->write(out);
   return *merged;
@@ -339,12 +356,19 @@ using InvertBatch =
 
 // Runs batch j of manifest m's plan (labels from the plan, seed batch_seed(base_seed, j)) and writes its shard into
 // dir. ensures: the returned entry's record hashes the file now at dir/shard_file_name(j).
-inline ShardEntry run_batch(const std::string& dir, const ShardManifest& m, std::uint64_t base_seed, std::int64_t j,
-                            const InvertBatch& invert, const std::function<void()>& poll = [] {}) {
+inline ShardEntry run_batch(
+    const std::string& dir, const ShardManifest& m, std::uint64_t base_seed, std::int64_t j, const InvertBatch& invert,
+    const std::function<void()>& poll = [] {}) {
+  using Clock = std::chrono::steady_clock;
   const std::uint64_t seed = batch_seed(base_seed, j);
+  const auto t0 = Clock::now();
   BatchOutput out = invert(m.plan.labels(j), seed, poll);
   check(!out.images.empty(), "synthesis: batch ", j, " produced no images");
-  return {write_shard(dir, j, seed, out.images), out.gemm_flops};
+  const auto t1 = Clock::now();
+  ShardEntry e{write_shard(dir, j, seed, out.images), out.gemm_flops};
+  e.invert_seconds = std::chrono::duration<double>(t1 - t0).count();
+  e.write_seconds = std::chrono::duration<double>(Clock::now() - t1).count();
+  return e;
 }
 
 }  // namespace mint::tasks

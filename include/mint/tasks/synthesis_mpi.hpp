@@ -29,7 +29,7 @@ inline constexpr int kReportTag = 16001, kAssignTag = 16002;
 struct BatchReport {
   std::int64_t batch = -1;
   std::int64_t images = 0;
-  double gemm_flops = 0.0;
+  double gemm_flops = 0.0, invert_seconds = 0.0, write_seconds = 0.0;
   char sha256[65] = {};
 };
 
@@ -73,6 +73,7 @@ inline void run_batches_mpi(MPI_Comm comm, const std::string& dir, const ShardMa
       if (j < 0) return;
       const ShardEntry e = run_batch(dir, m, seed, j, invert);
       rep.batch = j, rep.images = e.record.images, rep.gemm_flops = e.gemm_flops;
+      rep.invert_seconds = e.invert_seconds, rep.write_seconds = e.write_seconds;
       std::memcpy(rep.sha256, e.record.sha256.c_str(), std::min<std::size_t>(64, e.record.sha256.size()));
       rep.sha256[64] = '\0';
     }
@@ -92,12 +93,14 @@ inline void run_batches_mpi(MPI_Comm comm, const std::string& dir, const ShardMa
       }
       if (!flag) return;
       detail::BatchReport rep;
-      detail::mpi_check(MPI_Recv(&rep, sizeof rep, MPI_BYTE, st.MPI_SOURCE, detail::kReportTag, comm, MPI_STATUS_IGNORE),
-                        "MPI_Recv (report)");
+      detail::mpi_check(
+          MPI_Recv(&rep, sizeof rep, MPI_BYTE, st.MPI_SOURCE, detail::kReportTag, comm, MPI_STATUS_IGNORE),
+          "MPI_Recv (report)");
       if (rep.batch >= 0) {
         rep.sha256[64] = '\0';
-        on_done({{rep.batch, shard_file_name(rep.batch), std::string(rep.sha256), rep.images}, rep.gemm_flops},
-                st.MPI_SOURCE);
+        ShardEntry e{{rep.batch, shard_file_name(rep.batch), std::string(rep.sha256), rep.images}, rep.gemm_flops};
+        e.invert_seconds = rep.invert_seconds, e.write_seconds = rep.write_seconds;
+        on_done(e, st.MPI_SOURCE);
       }
       std::int64_t next = -1;
       if (!queue.empty()) {

@@ -192,9 +192,16 @@ TEST_CASE("calibration streams a sharded folder shard by shard and gets the rang
   std::filesystem::remove_all(dir.path);
   REQUIRE(m.linear_input_hook() == nullptr);  // restored
   REQUIRE(streamed.size() == whole.size());
-  for (const auto& [k, r] : whole) {  // min/max do not depend on the order or grouping: exact equality
+  // min/max do not depend on the order, but shards group the images into other forwards than 16 at a time, and
+  // a forward's float rounding depends on which images share its GEMMs (Eigen's kernels for the remainder rows):
+  // equal to float rounding, relative 1e-5 (a few ulps of values around 1). The patch embedding's input is the
+  // pixels themselves: exact.
+  const auto pe = SiteKey{LinearSite::PatchEmbed, -1};
+  REQUIRE(streamed.at(pe).lo == whole.at(pe).lo);
+  REQUIRE(streamed.at(pe).hi == whole.at(pe).hi);
+  for (const auto& [k, r] : whole) {
     CAPTURE(site_name(k));
-    REQUIRE(streamed.at(k).lo == r.lo);
-    REQUIRE(streamed.at(k).hi == r.hi);
+    REQUIRE(streamed.at(k).lo == Approx(r.lo).epsilon(1e-5).margin(1e-6));
+    REQUIRE(streamed.at(k).hi == Approx(r.hi).epsilon(1e-5).margin(1e-6));
   }
 }

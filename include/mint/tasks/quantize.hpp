@@ -175,7 +175,8 @@ inline ActivationRanges calibrate(ViT<>& model, std::span<const SparseImage> ima
   return detail::observe_linear_inputs(model, [&] { detail::forward_sparse(model, images, batch); });
 }
 // A sharded folder (mint-synthesize), streamed: one shard in memory at a time, each verified by its hash. The
-// ranges are min/max over all images, so they equal calibrate() on the whole set loaded at once.
+// ranges are min/max over all images: those of calibrate() on the whole set loaded at once, up to float rounding
+// (the forwards group the images differently).
 inline ActivationRanges calibrate(ViT<>& model, const SyntheticShardReader& shards, std::int64_t batch = 32) {
   check(batch > 0, "calibrate: batch must be > 0, got ", batch);
   return detail::observe_linear_inputs(model, [&] {

@@ -34,10 +34,15 @@ if [[ ${MINT_SCALE_THREADS:-1} != 0 ]]; then
 fi
 one=$(field "$work/1 process x 1 thread" images_per_s)
 for d in "${runs[@]}"; do
-  awk -v a="$one" -v b="$(field "$work/$d" images_per_s)" -v n="$d" 'BEGIN { printf "ratio %s / 1 x 1: %.2f\n", n, b / a }'
+  awk -v a="$one" -v b="$(field "$work/$d" images_per_s)" -v n="$d" \
+    'BEGIN { printf "ratio %s / 1 x 1: %.2f\n", n, b / a }'
 done
+digest() { (cd "$1" && sha256sum shard-* manifest.json); }
 for d in "${runs[@]}"; do
-  diff <(cd "$work/1 process x 1 thread" && sha256sum shard-* manifest.json) <(cd "$work/$d" && sha256sum shard-* manifest.json) \
-    >/dev/null && echo "$d: the same shard and manifest bytes as 1 process x 1 thread" || echo "$d: DIFFERENT bytes"
+  if diff <(digest "$work/1 process x 1 thread") <(digest "$work/$d") >/dev/null; then
+    echo "$d: the same shard and manifest bytes as 1 process x 1 thread"
+  else
+    echo "$d: DIFFERENT bytes"
+  fi
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -60,7 +60,8 @@ case "$case_name" in
     diff <(digest "$work/ref2") <(digest "$work/run") >&2 || fail "the resumed run differs from an uninterrupted one"
     ;;
   changed)
-    out=$("$synth" --images 48 --iterations 9 --batch 2 --seed 7 --out "$work/ref" 2>&1) && fail "a changed option was accepted"
+    out=$("$synth" --images 48 --iterations 9 --batch 2 --seed 7 --out "$work/ref" 2>&1) &&
+      fail "a changed option was accepted"
     grep -q -- "--iterations (8 vs 9)" <<<"$out" || { echo "$out" >&2; fail "the refusal does not name --iterations"; }
     out=$("$synth" "${opts[@]}" --method smi --out "$work/ref" 2>&1) && fail "a changed --method was accepted"
     grep -q -- "--method" <<<"$out" || { echo "$out" >&2; fail "the refusal does not name --method"; }

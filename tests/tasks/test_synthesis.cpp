@@ -11,6 +11,7 @@
 #include "mint/tasks/synthesis.hpp"
 #include "test_util.hpp"
 
+// Helpers and test cases in one namespace of their own: the unity build compiles 8 test files as one.
 namespace mint_synthesis_test {
 
 namespace fs = std::filesystem;
@@ -75,9 +76,6 @@ void flip_byte(const fs::path& p, std::size_t at) {
   std::ofstream(p, std::ios::binary | std::ios::trunc).write(b.data(), static_cast<std::streamsize>(b.size()));
 }
 
-}  // namespace mint_synthesis_test
-
-using namespace mint_synthesis_test;
 
 TEST_CASE("batch_seed is a pure function of (seed, batch), distinct across batches and seeds", "[synthesis]") {
   std::set<std::uint64_t> seen;
@@ -203,3 +201,5 @@ TEST_CASE("merge: slices become the single run's manifest, gaps, conflicts and b
   REQUIRE_THROWS_WITH(mint::tasks::merge_manifests(out2.str(), {a.str(), b.str()}),
                       Catch::Contains("shard-000003") && Catch::Contains("corrupted or truncated"));
 }
+
+}  // namespace mint_synthesis_test

@@ -2,7 +2,7 @@
 # Scaling of mint-synthesize on this machine (docs/scale.md): the same job with 1 process x 1 thread, mpirun -n 2
 # x 1 thread, and 1 process x 2 threads; images/s, the ratio to the first, and checkpointing's share of the
 # inversion time (shard write + fsync + rename + hash + manifest rewrite, per batch, from each run's run.json).
-#   benchmarks/scale.sh [BUILD_DIR] [extra mint-synthesize options]     (default: build)
+#   benchmarks/scale.sh [BUILD_DIR] [mint-synthesize options]   (default: build; the options replace the default job)
 # MINT_SCALE_THREADS=0 leaves out the 1 process x 2 threads run (on a machine loaded by other work its spinning
 # OpenMP threads slow it down by an order of magnitude: docs/scale.md).
 set -euo pipefail
@@ -10,13 +10,14 @@ cd "$(dirname "$0")/.."
 build=${1:-build}; shift || true
 synth="$build/examples/mint-synthesize"
 [[ -x "$synth" ]] || { echo "scale.sh: $synth not built (cmake --build $build --target mint_synthesize)" >&2; exit 2; }
-opts=(--images 96 --iterations 200 --batch 3 "$@")
+opts=(--images 96 --iterations 200 --batch 3)
+(($#)) && opts=("$@")
 work=$(mktemp -d "${TMPDIR:-/tmp}/mint_scale_XXXXXX")
 trap 'rm -rf "$work"' EXIT
 field() { sed -n "s/^ *\"$2\": \([-0-9.e+]*\).*/\1/p" "$1/run.json"; }
 run() {  # name, then the command prefix
   local name=$1; shift
-  "$@" "$synth" "${opts[@]}" --out "$work/$name" >/dev/null 2>&1
+  "$@" "$synth" "${opts[@]}" --out "$work/$name" >"$work/log" 2>&1 || { cat "$work/log" >&2; exit 1; }
   local d="$work/$name"
   printf '%-26s %7.2f images/s   checkpoint %6.1f ms per batch = %.3f %% of inversion time\n' "$name" \
     "$(field "$d" images_per_s)" \

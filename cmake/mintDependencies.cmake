@@ -15,6 +15,7 @@ _mint_find(xtensor)
 _mint_find(nlohmann_json)
 _mint_find(OpenMP)
 _mint_find(ZLIB)  # Debian ships the idx datasets gzip-compressed
+_mint_find(OpenSSL COMPONENTS Crypto)  # libcrypto's SHA-256: shard and model hashes (mint/io/sha256.hpp)
 if(MINT_BLAS STREQUAL "OpenBLAS")
   set(BLA_VENDOR OpenBLAS)
   _mint_find(BLAS)

@@ -600,7 +600,7 @@ int run(const Args& a) {
       std::printf("[seed %d] %s: %lld images, %.1f s inversion\n", seed, m.name.c_str(), static_cast<long long>(data.size()),
                   c.seconds);
       costs[m.name].push_back(c);
-      const auto cf = teacher_confidence(teacher, data);
+      const auto cf = mint::tasks::teacher_confidence(teacher, data);
       conf[m.name].insert(conf[m.name].end(), cf.begin(), cf.end());
       if (m.kind == Method::Pri) {
         // stage k = the k-th detachment point (by iteration); the last is T
@@ -646,7 +646,7 @@ int run(const Args& a) {
       }
       if (!cache.has(dk)) cache.put(dk, downstream(ctx, data, useed).to_json());
       down[base].push_back(Downstream::from_json(cache.get(dk)));
-      const auto cf = teacher_confidence(teacher, data);
+      const auto cf = mint::tasks::teacher_confidence(teacher, data);
       if (base == "gaussian") conf[base].insert(conf[base].end(), cf.begin(), cf.end());
       std::printf("[seed %d] %s: student unseen %.1f%% (5-way %.1f%%) all %.1f%%, W4A8 %.1f%% W8A8 %.1f%%\n", seed, base.c_str(),
                   down[base].back().student.unseen, down[base].back().student.unseen_within, down[base].back().student.all, down[base].back().w4a8,

@@ -63,6 +63,7 @@
 #include "mint/tasks/evaluate.hpp"
 #include "mint/tasks/metrics.hpp"
 #include "mint/tasks/quantize.hpp"
+#include "mint/tasks/synthesis.hpp"
 
 #include "mint/report/canvas.hpp"
 #include "mint/report/font.hpp"

@@ -5,6 +5,7 @@
 #include "tasks/teacher_fixture.hpp"
 
 #include <cmath>
+#include <filesystem>
 #include <set>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "mint/models/vit.hpp"
 #include "mint/tasks/evaluate.hpp"
 #include "mint/tasks/quantize.hpp"
+#include "mint/tasks/synthesis.hpp"
 
 using namespace mint;
 using namespace mint::tasks;
@@ -166,4 +168,40 @@ TEST_CASE("ActivationQuantizer: a site without a range is an error naming the la
   ActivationQuantizer q(none, 8);
   auto x = Tensor<>::zeros(Shape{2, 3});
   REQUIRE_THROWS_WITH(q.on_linear_input(LinearSite::Fc1, 2, x), Catch::Contains("blocks.2.mlp.fc1"));
+}
+
+TEST_CASE("calibration streams a sharded folder shard by shard and gets the ranges of the whole set",
+          "[quantize][teacher]") {
+  auto& m = teacher();
+  const auto train = load_fashion_mnist(MINT_FASHION_MNIST_DIR, true, 24);
+  auto sparse = dense_sparse_images(train, 49);
+  for (std::size_t i = 0; i < sparse.size(); ++i)  // a different kept set per image: the ranges depend on it
+    for (std::int64_t q = 0; q < 49; ++q) sparse[i].mask[q] = (q + static_cast<std::int64_t>(i)) % 3 == 0 ? 1.0f : 0.0f;
+  testing::TempFile dir("_shards");
+  std::filesystem::create_directories(dir.path);
+  mint::tasks::ShardManifest man;
+  man.options = {{"test", "calibration"}};
+  man.plan = mint::tasks::SynthesisPlan::for_images(24, 1, 5, 10);  // 5 shards of 5, 5, 5, 5, 4 images
+  for (std::int64_t j = 0; j < man.plan.batches(); ++j) {
+    const std::vector<SparseImage> part(sparse.begin() + j * 5, sparse.begin() + std::min<std::int64_t>(24, j * 5 + 5));
+    man.shards[j] = {mint::tasks::write_shard(dir.str(), j, 0, part), 0.0};
+  }
+  man.write(dir.str());
+  const auto whole = calibrate(m, std::span<const SparseImage>(sparse), 16);
+  const auto streamed = calibrate(m, SyntheticShardReader(dir.str()), 16);
+  std::filesystem::remove_all(dir.path);
+  REQUIRE(m.linear_input_hook() == nullptr);  // restored
+  REQUIRE(streamed.size() == whole.size());
+  // min/max do not depend on the order, but shards group the images into other forwards than 16 at a time, and
+  // a forward's float rounding depends on which images share its GEMMs (Eigen's kernels for the remainder rows):
+  // equal to float rounding, relative 1e-5 (a few ulps of values around 1). The patch embedding's input is the
+  // pixels themselves: exact.
+  const auto pe = SiteKey{LinearSite::PatchEmbed, -1};
+  REQUIRE(streamed.at(pe).lo == whole.at(pe).lo);
+  REQUIRE(streamed.at(pe).hi == whole.at(pe).hi);
+  for (const auto& [k, r] : whole) {
+    CAPTURE(site_name(k));
+    REQUIRE(streamed.at(k).lo == Approx(r.lo).epsilon(1e-5).margin(1e-6));
+    REQUIRE(streamed.at(k).hi == Approx(r.hi).epsilon(1e-5).margin(1e-6));
+  }
 }

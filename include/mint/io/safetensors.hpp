@@ -409,22 +409,29 @@ inline std::optional<std::int64_t> metadata_int(const std::map<std::string, std:
   return v;
 }
 
-// Reads the whole file at `path` and parses it. Throws mint::Error if it cannot be read or is malformed.
-inline SafetensorsFile load_safetensors(const std::string& path) {
-  // The size comes from the filesystem, not from seeking: a directory opens as a stream on Linux and then
-  // reports a nonsense size.
+namespace detail {
+// The bytes of the regular file at `path` (its size from the filesystem, not from seeking: a directory opens as
+// a stream on Linux and then reports a nonsense size). `what` starts every error message.
+inline std::vector<std::uint8_t> read_file_bytes(const std::string& path, const std::string& what) {
   std::error_code ec;
   const auto status = std::filesystem::status(path, ec);
-  check(!ec && std::filesystem::exists(status), "safetensors: cannot open '", path, "': no such file");
-  check(std::filesystem::is_regular_file(status), "safetensors: cannot open '", path, "': not a regular file");
+  check(!ec && std::filesystem::exists(status), what, ": cannot open '", path, "': no such file");
+  check(std::filesystem::is_regular_file(status), what, ": cannot open '", path, "': not a regular file");
   const std::uintmax_t size = std::filesystem::file_size(path, ec);
-  check(!ec, "safetensors: cannot determine the size of '", path, "': ", ec.message());
+  check(!ec, what, ": cannot determine the size of '", path, "': ", ec.message());
   std::ifstream in(path, std::ios::binary);
-  check(in.is_open(), "safetensors: cannot open '", path, "' for reading");
+  check(in.is_open(), what, ": cannot open '", path, "' for reading");
   std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
   if (size > 0) in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size));
-  check(static_cast<bool>(in) && static_cast<std::uintmax_t>(in.gcount()) == size, "safetensors: failed to read ",
-        size, " bytes from '", path, "'");
+  check(static_cast<bool>(in) && static_cast<std::uintmax_t>(in.gcount()) == size, what, ": failed to read ", size,
+        " bytes from '", path, "'");
+  return bytes;
+}
+}  // namespace detail
+
+// Reads the whole file at `path` and parses it. Throws mint::Error if it cannot be read or is malformed.
+inline SafetensorsFile load_safetensors(const std::string& path) {
+  const auto bytes = detail::read_file_bytes(path, "safetensors");
   return parse_safetensors(bytes.data(), bytes.size(), path);
 }
 

@@ -88,23 +88,6 @@ struct RunOutputs {
   std::vector<int> predicted;                       // per image: the teacher's top class
 };
 
-// The teacher's softmax probability of each image's label and its top class, on the kept patches only.
-inline std::pair<std::vector<float>, std::vector<int>> teacher_confidence(ViT<>& teacher,
-                                                                         std::span<const SparseImage> images) {
-  const Tensor<Cpu> p = nn::softmax(tasks::outputs_of(teacher, images));
-  const std::int64_t k = p.dim(1);
-  std::vector<float> conf;
-  std::vector<int> top;
-  for (std::size_t i = 0; i < images.size(); ++i) {
-    const float* row = p.data() + static_cast<std::int64_t>(i) * k;
-    check(images[i].label >= 0 && images[i].label < k, "teacher_confidence: image ", i, " has label ",
-          images[i].label, ", the teacher has ", k, " classes");
-    conf.push_back(row[images[i].label]);
-    top.push_back(static_cast<int>(std::max_element(row, row + k) - row));
-  }
-  return {conf, top};
-}
-
 // Writes the four outputs above into `out_dir` (created if missing). requires: res.images non-empty and valid
 // for the model (pixels [C, H, W] of its input size, masks of its patch count); class names empty or one per
 // class; the font readable. Throws mint::Error naming the problem; a failure leaves earlier files complete.
@@ -121,7 +104,9 @@ inline RunOutputs write_inversion_outputs(const std::string& out_dir, ViT<>& tea
   check(std::filesystem::is_directory(out_dir, ec), "write_inversion_outputs: cannot create '", out_dir, "'");
   RunOutputs out{out_dir + "/images.png", out_dir + "/images", out_dir + "/dataset.safetensors",
                  out_dir + "/report.html", {}, {}};
-  std::tie(out.confidence, out.predicted) = teacher_confidence(teacher, res.images);
+  auto pred = tasks::teacher_predictions(teacher, res.images);
+  out.confidence.assign(pred.confidence.begin(), pred.confidence.end());
+  out.predicted = std::move(pred.top);
 
   auto name_of = [&](int c) { return d.class_names.empty() ? "class " + std::to_string(c) : d.class_names[c]; };
   // The grid shows at most d.grid_images images, evenly spaced (a 50,000-image run stays a readable picture).

@@ -118,20 +118,35 @@ inline std::vector<SparseGroup> group_by_kept_count(std::span<const SparseImage>
   return out;
 }
 
-// The teacher's softmax probability of each image's target class, each image seen on its kept patches only
-// (PRI Figures 5 and 6; the confidence column of docs/results.md and the preset comparison of docs/inversion.md).
-// requires: images as group_by_kept_count; labels in [0, classes). ensures: one value per image, input order.
-inline std::vector<double> teacher_confidence(ViT<>& teacher, std::span<const SparseImage> data) {
-  std::vector<double> conf(data.size());
+// The teacher's softmax probability of each image's label on its kept patches (the forward distillation and
+// calibration run), and its top class, in chunks of 128 images grouped by kept count. requires: labels in
+// [0, classes) (checked, naming the image). ensures: one entry per image, in input order; confidence in [0, 1].
+struct TeacherPredictions {
+  std::vector<double> confidence;
+  std::vector<int> top;
+};
+inline TeacherPredictions teacher_predictions(ViT<>& teacher, std::span<const SparseImage> data) {
+  TeacherPredictions out{std::vector<double>(data.size()), std::vector<int>(data.size())};
   for (std::size_t s = 0; s < data.size(); s += 128) {
-    const std::span<const SparseImage> chunk(data.data() + s, std::min<std::size_t>(128, data.size() - s));
+    const auto chunk = data.subspan(s, std::min<std::size_t>(128, data.size() - s));
     for (const auto& g : group_by_kept_count(chunk)) {
       auto p = nn::softmax(teacher.forward(g.images, g.keep()));
-      for (std::int64_t i = 0; i < g.size(); ++i)
-        conf[s + g.members[static_cast<std::size_t>(i)]] = p[i * p.dim(1) + g.labels[static_cast<std::size_t>(i)]];
+      const std::int64_t k = p.dim(1);
+      for (std::int64_t i = 0; i < g.size(); ++i) {
+        const std::size_t at = s + g.members[static_cast<std::size_t>(i)];
+        const int label = g.labels[static_cast<std::size_t>(i)];
+        check(label >= 0 && label < k, "teacher_predictions: image ", at, " has label ", label, ", the teacher has ",
+              k, " classes");
+        const float* row = p.data() + i * k;
+        out.confidence[at] = row[label];
+        out.top[at] = static_cast<int>(std::max_element(row, row + k) - row);
+      }
     }
   }
-  return conf;
+  return out;
+}
+inline std::vector<double> teacher_confidence(ViT<>& teacher, std::span<const SparseImage> data) {
+  return teacher_predictions(teacher, data).confidence;
 }
 
 // Real labelled images as SparseImages keeping every patch (e.g. to run distillation on real data through

@@ -144,17 +144,15 @@ class ActivationQuantizer : public LinearInputHook<Cpu> {
   std::function<bool(const SiteKey&)> quantized_;
 };
 
-// Runs `model` (in float, its own weights) on calibration images and returns the linear-input ranges.
-// Sparse images feed only their kept patches (group_by_kept_count); dense images [M, C, H, W] all of them.
-inline ActivationRanges calibrate(ViT<>& model, std::span<const SparseImage> images, std::int64_t batch = 32) {
-  check(!images.empty() && batch > 0, "calibrate: need images and batch > 0");
+namespace detail {
+// The linear-input ranges seen while feed() runs forwards of `model`; the model's previous hook is restored.
+template <class Feed>
+ActivationRanges observe_linear_inputs(ViT<>& model, Feed&& feed) {
   RangeObserver obs;
   auto* previous = model.linear_input_hook();
   model.set_linear_input_hook(&obs);
   try {
-    for (std::size_t s = 0; s < images.size(); s += static_cast<std::size_t>(batch))
-      for (const auto& g : group_by_kept_count(images.subspan(s, std::min(images.size() - s, static_cast<std::size_t>(batch)))))
-        model.forward(g.images, g.keep());
+    feed();
   } catch (...) {
     model.set_linear_input_hook(previous);
     throw;
@@ -162,26 +160,41 @@ inline ActivationRanges calibrate(ViT<>& model, std::span<const SparseImage> ima
   model.set_linear_input_hook(previous);
   return obs.ranges();
 }
+inline void forward_sparse(ViT<>& model, std::span<const SparseImage> images, std::int64_t batch) {
+  const auto step = static_cast<std::size_t>(batch);
+  for (std::size_t s = 0; s < images.size(); s += step)
+    for (const auto& g : group_by_kept_count(images.subspan(s, std::min(images.size() - s, step))))
+      model.forward(g.images, g.keep());
+}
+}  // namespace detail
+
+// Runs `model` (in float, its own weights) on calibration images and returns the linear-input ranges.
+// Sparse images feed only their kept patches (group_by_kept_count); dense images [M, C, H, W] all of them.
+inline ActivationRanges calibrate(ViT<>& model, std::span<const SparseImage> images, std::int64_t batch = 32) {
+  check(!images.empty() && batch > 0, "calibrate: need images and batch > 0");
+  return detail::observe_linear_inputs(model, [&] { detail::forward_sparse(model, images, batch); });
+}
+// A sharded folder (mint-synthesize), streamed: one shard in memory at a time, each verified by its hash. The
+// ranges are min/max over all images: those of calibrate() on the whole set loaded at once, up to float rounding
+// (the forwards group the images differently).
+inline ActivationRanges calibrate(ViT<>& model, const SyntheticShardReader& shards, std::int64_t batch = 32) {
+  check(batch > 0, "calibrate: batch must be > 0, got ", batch);
+  return detail::observe_linear_inputs(model, [&] {
+    for (std::size_t k = 0; k < shards.shards().size(); ++k) detail::forward_sparse(model, shards.read(k), batch);
+  });
+}
 inline ActivationRanges calibrate(ViT<>& model, const Tensor<Cpu>& images, std::int64_t batch = 32) {
   check(images.rank() == 4 && images.dim(0) > 0 && batch > 0, "calibrate: images ", images.shape().str(),
         " must be [M, C, H, W] with M > 0; batch > 0");
-  RangeObserver obs;
-  auto* previous = model.linear_input_hook();
-  model.set_linear_input_hook(&obs);
   const std::int64_t m = images.dim(0), per = images.numel() / m;
-  try {
+  return detail::observe_linear_inputs(model, [&] {
     for (std::int64_t s = 0; s < m; s += batch) {
       const std::int64_t b = std::min(batch, m - s);
       auto xb = Tensor<Cpu>::empty(Shape{b, images.dim(1), images.dim(2), images.dim(3)});
       std::copy(images.data() + s * per, images.data() + (s + b) * per, xb.data());
       model.forward(xb);
     }
-  } catch (...) {
-    model.set_linear_input_hook(previous);
-    throw;
-  }
-  model.set_linear_input_hook(previous);
-  return obs.ranges();
+  });
 }
 
 // M images of N(0, 1) noise in the normalised input space (SMI Table 3's "Gaussian noise" calibration).

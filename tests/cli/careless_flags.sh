@@ -45,11 +45,11 @@ rows() {
   # mint-invert: recipe and output folder checked before the run (the old code ran the whole inversion first)
   row recipe-missing '--recipe: .*/nonexistent/recipe.json' \
       mint-invert --recipe /nonexistent/recipe.json --iterations 10000000 --out "$OUT"
-  row recipe-malformed "--recipe: '.*bad.json' is not valid JSON" \
+  row recipe-malformed "model config '.*bad.json': not valid JSON" \
       mint-invert --recipe "$T/bad.json" --iterations 10000000 --out "$OUT"
-  row recipe-without-normalization 'empty.json.* has no "normalization"' \
-      mint-invert --recipe "$T/empty.json" --iterations 10000000 --out "$OUT"
-  row recipe-mean-not-a-number '"normalization" needs "mean" as a number' \
+  row recipe-contradicts-weights "contra.json': model.classes = 7 but the weights .* have 10 classes" \
+      mint-invert --recipe "$T/contra.json" --iterations 10000000 --out "$OUT"
+  row recipe-mean-not-a-number '"normalization.mean" must be a number' \
       mint-invert --recipe "$T/strmean.json" --iterations 10000000 --out "$OUT"
   row recipe-std-zero 'std\[0\] = 0 must be finite and > 0' \
       mint-invert --recipe "$T/zerostd.json" --iterations 10000000 --out "$OUT"
@@ -112,7 +112,7 @@ setup() {
   T=$(mktemp -d)
   OUT=$T/out
   echo '{"normalization": ' > "$T/bad.json"
-  echo '{}' > "$T/empty.json"
+  echo '{"model": {"classes": 7}}' > "$T/contra.json"
   echo '{"normalization": {"mean": "x", "std": 0.35}}' > "$T/strmean.json"
   echo '{"normalization": {"mean": 0.28, "std": 0}}' > "$T/zerostd.json"
   mkdir -p "$T/emptyidx"

@@ -5,9 +5,9 @@
 #   kill_outputs.sh BINDIR
 #
 # The runs alternate between two seeds whose outputs are known (reference runs, not killed), so "complete set" is
-# exact: images.png and dataset.safetensors byte-identical to one seed's reference and report.json of that same
-# seed. A kill lands anywhere in a run (model load, inversion, writing, commit): the delay is uniform over 1.3x one
-# run's measured duration. OMP_NUM_THREADS=1 keeps the outputs bit-identical between runs.
+# exact: images.png, dataset.safetensors and the image folder byte-identical to one seed's reference, report.json
+# of that same seed, report.html complete. A kill lands anywhere in a run (model load, inversion, writing,
+# commit): the delay is uniform over 1.3x one run's measured duration. OMP_NUM_THREADS=1 keeps the outputs bit-identical between runs.
 set -euo pipefail
 bin=$(cd "$1" && pwd)/mint-invert
 [[ -x "$bin" ]] || { echo "kill_outputs.sh: $bin is not built" >&2; exit 1; }
@@ -16,17 +16,21 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 args=(--method pri --v 2 --iterations 30 --batch 2)
 
-digest() { (cd "$1" && sha256sum images.png dataset.safetensors | awk '{print $1}' | tr '\n' ' '); }
+# images.png, the dataset and every file of the image folder (report.html holds times: checked for its end below)
+digest() {
+  (cd "$1" && sha256sum images.png dataset.safetensors $(find images -type f | sort) | awk '{print $1}' | tr '\n' ' ')
+}
 # The seed whose complete set folder $1 holds, or a description of what is wrong with it.
 which_set() {
   local d=$1 names
   names=$(cd "$d" && ls -A | sort | tr '\n' ' ')
-  [[ "$names" == ".mint-output dataset.safetensors images.png report.json " ]] || { echo "files: $names"; return; }
+  [[ "$names" == ".mint-output dataset.safetensors images images.png report.html report.json " ]] ||
+    { echo "files: $names"; return; }
   local h
   h=$(digest "$d")
   for s in 1 2; do
     if [[ "$h" == "${ref[$s]}" ]] && grep -q "\"seed\": $s," "$d/report.json" &&
-       [[ $(tail -c 2 "$d/report.json") == "}" ]]; then
+       [[ $(tail -c 2 "$d/report.json") == "}" ]] && [[ $(tail -c 8 "$d/report.html") == "</html>" ]]; then
       echo "$s"
       return
     fi

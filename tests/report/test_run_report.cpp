@@ -59,11 +59,12 @@ TEST_CASE("read_class_names reads mint's class_names and timm's label_names", "[
   REQUIRE_THROWS_WITH(mint::report::read_class_names(tmp.str("broken.json"), 2), Catch::Contains("not valid JSON"));
 }
 
-TEST_CASE("teacher_confidence is the softmax of the target class on the kept patches", "[report][run_report]") {
+TEST_CASE("teacher_predictions (the grid captions) are the target class softmax on the kept patches",
+          "[report][run_report]") {
   auto& model = mint_run_report_test::teacher();
   auto imgs = mint_report_test::images(2, 1, 28, 28, 4, mint_run_report_test::kNorm, 10);
   imgs[0].mask = mint::Tensor<>::full(mint::Shape{49}, 1.0f);  // dense
-  const auto [conf, top] = mint::report::teacher_confidence(model, imgs);
+  const auto [conf, top] = mint::tasks::teacher_predictions(model, imgs);
   REQUIRE(conf.size() == 2);
   for (std::size_t i = 0; i < 2; ++i) {
     // The same forward on one image with its kept patches (all of them for image 0).

@@ -18,22 +18,7 @@ namespace fs = std::filesystem;
 using mint::tasks::ShardManifest;
 using mint::tasks::SynthesisPlan;
 
-// A temporary folder, removed with everything in it.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() / ("mint_synth_test_" + std::to_string(rd()) + "_" + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] std::string str() const { return path.string(); }
-};
+using mint::testing::TempDir;
 
 // Two images per trajectory, 1 x 4 x 4 pixels from Philox(seed), 4 patches, the first or the last two kept.
 mint::tasks::BatchOutput fake_invert(const std::vector<int>& labels, std::uint64_t seed, const std::function<void()>&) {
@@ -65,13 +50,10 @@ void run_all(const std::string& dir, ShardManifest& m) {
   m.write(dir);
 }
 
-std::string read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using mint::testing::read_all;
 
 void flip_byte(const fs::path& p, std::size_t at) {
-  std::string b = read_bytes(p);
+  std::string b = read_all(p);
   b[at] = static_cast<char>(b[at] ^ 0x10);
   std::ofstream(p, std::ios::binary | std::ios::trunc).write(b.data(), static_cast<std::streamsize>(b.size()));
 }
@@ -168,9 +150,9 @@ TEST_CASE("resume keeps verified shards, redoes bad or missing ones and refuses 
   CHECK_THAT(rep.redone[1], Catch::Contains("missing"));
   CHECK(again.todo() == std::vector<std::int64_t>{0, 2, 3});
   run_all(dir.str(), again);
-  CHECK(read_bytes(dir.path / "manifest.json") == read_bytes(ref.path / "manifest.json"));
+  CHECK(read_all(dir.path / "manifest.json") == read_all(ref.path / "manifest.json"));
   for (std::int64_t j = 0; j < 4; ++j)
-    CHECK(read_bytes(dir.path / mint::shard_file_name(j)) == read_bytes(ref.path / mint::shard_file_name(j)));
+    CHECK(read_all(dir.path / mint::shard_file_name(j)) == read_all(ref.path / mint::shard_file_name(j)));
 
   auto other = job(0, 1, 9);
   REQUIRE_THROWS_WITH(mint::tasks::prepare_resume(dir.str(), other, false), Catch::Contains("--iterations (8 vs 9)"));
@@ -189,9 +171,9 @@ TEST_CASE("merge: slices become the single run's manifest, gaps, conflicts and b
   run_all(b.str(), s1);
   const auto merged = mint::tasks::merge_manifests(out.str(), {a.str(), b.str()});
   CHECK(merged.complete());
-  CHECK(read_bytes(out.path / "manifest.json") == read_bytes(ref.path / "manifest.json"));
+  CHECK(read_all(out.path / "manifest.json") == read_all(ref.path / "manifest.json"));
   for (std::int64_t j = 0; j < 4; ++j)
-    CHECK(read_bytes(out.path / mint::shard_file_name(j)) == read_bytes(ref.path / mint::shard_file_name(j)));
+    CHECK(read_all(out.path / mint::shard_file_name(j)) == read_all(ref.path / mint::shard_file_name(j)));
 
   TempDir c, out2;
   auto s1_other = job(1, 2, 9);
@@ -200,6 +182,24 @@ TEST_CASE("merge: slices become the single run's manifest, gaps, conflicts and b
   flip_byte(b.path / mint::shard_file_name(3), 120);
   REQUIRE_THROWS_WITH(mint::tasks::merge_manifests(out2.str(), {a.str(), b.str()}),
                       Catch::Contains("shard-000003") && Catch::Contains("corrupted or truncated"));
+}
+
+// Found by fuzz/fuzz_manifest.cpp: a wrongly typed "format" escaped as a JSON library exception (a crash in a CLI
+// that catches mint::Error); every malformed manifest must be a mint::Error naming the file.
+TEST_CASE("a manifest with wrongly typed or inconsistent fields is a clear error", "[synthesis][hostile]") {
+  TempDir dir;
+  auto refused = [&](const std::string& text, const std::string& why) {
+    const std::string path = dir.str() + "/manifest.json";
+    std::ofstream(path) << text;
+    REQUIRE_THROWS_WITH(mint::tasks::ShardManifest::read(path),
+                        Catch::Matchers::Contains("manifest '" + path + "'") && Catch::Matchers::Contains(why));
+  };
+  refused(R"({"format": {}})", "type must be string");
+  refused(R"({"format": "mint.synthetic_shards", "version": "1"})", "type must be number");
+  refused(R"({"format": "mint.synthetic_shards", "version": 1, "options": {}, "dense_gemm_flops_per_image": 1,
+              "plan": {"trajectories": 1, "batch": 1, "classes": 1, "images_per_trajectory": 1},
+              "slice": {"index": 2, "count": 2}, "shards": []})",
+          "invalid slice 2 of 2");
 }
 
 }  // namespace mint_synthesis_test

@@ -157,10 +157,10 @@ struct ShardManifest {
               {"cost_per_image_vs_dmi", dense_flops_per_image > 0 ? per_image / dense_flops_per_image : 0.0}}}};
   }
   static ShardManifest from_json(const nlohmann::json& j, const std::string& path) {
-    check(j.is_object() && j.value("format", "") == kShardManifestFormat, "manifest '", path,
-          "': \"format\" must be \"", kShardManifestFormat, "\"");
     ShardManifest m;
-    try {
+    try {  // every json access inside: a wrongly typed value (e.g. "format": {}) is a mint::Error naming the file
+      check(j.is_object() && j.value("format", "") == kShardManifestFormat, "manifest '", path,
+            "': \"format\" must be \"", kShardManifestFormat, "\"");
       check(j.at("version").get<int>() == kShardManifestVersion, "manifest '", path, "': version ",
             j.at("version").dump(), ", this program reads version ", kShardManifestVersion);
       m.options = j.at("options");
@@ -183,6 +183,8 @@ struct ShardManifest {
     }
     check(m.plan.trajectories >= 1 && m.plan.batch >= 1 && m.plan.classes >= 1 && m.plan.images_per_trajectory >= 1,
           "manifest '", path, "': invalid plan ", j.at("plan").dump());
+    check(m.slice_count >= 1 && m.slice_index >= 0 && m.slice_index < m.slice_count, "manifest '", path,
+          "': invalid slice ", m.slice_index, " of ", m.slice_count);
     return m;
   }
   static ShardManifest read(const std::string& path) {

@@ -18,43 +18,16 @@
 
 #include <mint/mint.hpp>
 
-#include "cli.hpp"
+#include "inversion_cli.hpp"
 
 namespace {
 
-struct Args {
-  std::string method = "pri", selector = "high", augment = "none";
-  std::vector<int> prune{50, 100, 200, 300};
-  std::string model = MINT_DEFAULT_MODEL, recipe, out = "out/invert", preset = "paper";
-  int v = 4, iterations = 400, batch = 10;
-  float ratio = 0.3f, lr = 0.25f, tv = 1e-4f, l2 = 0.0f;
-  std::uint64_t seed = 0;
-  int heads = 0;                 // 0: not given
-  std::string arch;
-  std::vector<float> mean, std;  // per channel, or one for all
+struct Args : mint::cli::InversionArgs {
+  std::string out = "out/invert", preset = "paper";
 };
 
 void add_options(mint::cli::Command& c, Args& a) {
-  c.choice("--method", a.method, "inversion method (its schedule)", mint::schedules().names());
-  c.choice("--selector", a.selector, "patch ranking for SMI's pruning and PRI's detachment",
-           mint::selectors().names());
-  c.choice("--augment", a.augment, "per-iteration augmentation", mint::augmentations().names());
-  c.number("--v", a.v, "PRI: images per trajectory", 1, 1 << 20);
-  c.numbers("--prune", a.prune, "SMI: iterations after which to prune, increasing", 1, 10'000'000);
-  c.number("--ratio", a.ratio, "SMI: share of the active patches pruned at each point (< 1)", 0, 1);
-  c.number("--iterations", a.iterations, "iterations T per trajectory", 1, 10'000'000);
-  c.number("--batch", a.batch, "trajectories (labels 0, 1, ... cycling over the classes)", 1, 4096);
-  c.number("--lr", a.lr, "Adam learning rate", 1e-9, 1e3);
-  c.number("--tv", a.tv, "total-variation prior weight", 0, 1e6);
-  c.number("--l2", a.l2, "L2 prior weight", 0, 1e6);
-  c.number("--seed", a.seed, "seed of the noise, random selector and augmentation", 0,
-           std::numeric_limits<std::uint64_t>::max());
-  c.existing("--model", a.model, "a ViT as .safetensors, torch.save .pth/.bin, or a timm hub folder");
-  c.existing("--recipe", a.recipe, "a timm config.json or a mint recipe (default: the one beside the model)");
-  c.number("--heads", a.heads, "attention heads (default: config, metadata, then the timm table)", 1, 4096);
-  c.text("--arch", a.arch, "a known timm architecture name (gives heads and normalisation)");
-  c.numbers("--mean", a.mean, "input mean per channel in [0, 1] units (with --std)", -1e6, 1e6);
-  c.numbers("--std", a.std, "input std per channel (with --mean)", 1e-12, 1e6);
+  mint::cli::add_inversion_options(c, a);
   c.text("--out", a.out, "output folder (replaced as a whole by each run)");
   c.choice("--preset", a.preset, "paper: the printed equations; official: SMI's code forms (docs/inversion.md)",
            {"paper", "official"});
@@ -62,42 +35,15 @@ void add_options(mint::cli::Command& c, Args& a) {
 
 // Everything the run needs that can be wrong, checked before it starts.
 void validate(const mint::cli::Command& c, const Args& a, const mint::ViTConfig& cfg) {
-  auto only_for = [&](const char* option, const std::string& method) {
-    mint::check(!c.given(option) || a.method == method, option, " applies to --method ", method, " only; --method ",
-                a.method, " would ignore it");
-  };
-  only_for("--v", "pri");
-  only_for("--prune", "smi");
-  only_for("--ratio", "smi");
+  mint::cli::validate_inversion(c, a, cfg);
   if (a.preset == "official")
     for (const char* o : {"--selector", "--augment", "--l2"})
       mint::check(!c.given(o), o, ": --preset official fixes it (the high-attention selector, SMI's pixel "
                   "jitter/flip, the TV prior only); drop it or use --preset paper");
-  mint::check(!c.given("--selector") || a.method != "dmi", "--selector: --method dmi never ranks patches; it would "
-              "ignore --selector ", a.selector);
-  mint::check(a.ratio < 1.0f, "--ratio ", a.ratio, " must be < 1 (1 would prune every patch)");
-  if (a.method == "pri") {
-    mint::check(a.v <= cfg.num_patches(), "--v ", a.v, " exceeds the model's ", cfg.num_patches(),
-                " patches (each of the v images needs at least one)");
-    mint::check(a.iterations >= a.v, "--method pri with --v ", a.v, " needs --iterations >= ", a.v,
-                " (a detachment every floor(T / v) iterations), got ", a.iterations, ": it would give fewer than v "
-                "images per trajectory");
-  }
-  if (a.method == "smi") {
-    for (std::size_t i = 0; i < a.prune.size(); ++i)
-      mint::check(a.prune[i] <= a.iterations, "--prune ", a.prune[i], " is after the last iteration (--iterations ",
-                  a.iterations, "): that pruning would never happen");
-    for (std::size_t i = 1; i < a.prune.size(); ++i)
-      mint::check(a.prune[i] > a.prune[i - 1], "--prune must be increasing, got ", a.prune[i - 1], " then ",
-                  a.prune[i]);
-  }
 }
 
 int run(const mint::cli::Command& c, const Args& a) {
-  mint::ModelOverrides ov;
-  if (c.given("--heads")) ov.heads = a.heads;
-  ov.arch = a.arch, ov.mean = a.mean, ov.std = a.std, ov.config = a.recipe;
-  mint::ModelSource src = mint::open_model(a.model, ov);  // the config is checked before the weights are read
+  mint::ModelSource src = mint::cli::open_inversion_model(c, a);
   auto& model = src.vit;
   const auto& cfg = model.config();
   validate(c, a, cfg);
@@ -114,9 +60,7 @@ int run(const mint::cli::Command& c, const Args& a) {
   std::vector<int> labels(static_cast<std::size_t>(a.batch));
   for (int i = 0; i < a.batch; ++i) labels[static_cast<std::size_t>(i)] = i % cfg.classes;
 
-  auto schedule = mint::schedules().make(a.method);
-  if (auto* p = std::get_if<mint::Rebirth>(&schedule)) p->v = a.v;
-  if (auto* p = std::get_if<mint::ProgressivePrune>(&schedule)) p->iterations = a.prune, p->ratio = a.ratio;
+  const auto schedule = mint::cli::schedule_of(a);
 
   std::printf("mint-invert: %s (%s preset), selector %s, augment %s, %d iterations, batch %d, model %s\n%s\n",
               a.method.c_str(), a.preset.c_str(), a.selector.c_str(), a.augment.c_str(), a.iterations, a.batch,

@@ -26,21 +26,17 @@
 #include <mint/mint.hpp>
 #include <mint/tasks/synthesis.hpp>
 
-#include "cli.hpp"
+#include "inversion_cli.hpp"
 #ifdef MINT_WITH_MPI
 #include <mint/tasks/synthesis_mpi.hpp>
 #endif
 
 namespace {
 
-struct Args {
-  std::string method = "pri", selector = "high", augment = "none";
-  std::vector<int> prune{50, 100, 200, 300};
-  std::string model = MINT_DEFAULT_MODEL, recipe, out = "out/synthesize", shard;
-  std::int64_t images = 0, per_class = 0, batch = 10;
-  int v = 4, iterations = 400, threads = 0;
-  float ratio = 0.3f, lr = 0.25f, tv = 1e-4f, l2 = 0.0f;
-  std::uint64_t seed = 0;
+struct Args : mint::cli::InversionArgs {
+  std::string out = "out/synthesize", shard;
+  std::int64_t images = 0, per_class = 0;
+  int threads = 0;
   bool resume = false, png = false;
   std::vector<std::string> merge_inputs;
 };
@@ -49,13 +45,7 @@ struct Args {
 // flight is abandoned, the finished ones are in the manifest.
 struct Interrupted {};
 
-// The method's schedule from the engine's policy table (inversion/registry.hpp), with its options.
-mint::ScheduleChoice schedule_of(const Args& a) {
-  auto s = mint::schedules().make(a.method);
-  if (auto* p = std::get_if<mint::Rebirth>(&s)) p->v = a.v;
-  if (auto* p = std::get_if<mint::ProgressivePrune>(&s)) p->iterations = a.prune, p->ratio = a.ratio;
-  return s;
-}
+using mint::cli::schedule_of;
 
 // Every option that determines the shards' bytes, by its CLI name (what a resume must match).
 nlohmann::json byte_options(const Args& a, const std::string& model_sha, const mint::Normalization& norm) {
@@ -95,7 +85,7 @@ int merge(const Args& a) {
   return 0;
 }
 
-int synthesize(const Args& a, int rank, int ranks) {
+int synthesize(const mint::cli::Command& c, const Args& a, int rank, int ranks) {
   if (a.threads > 0) mint::cpu::set_num_threads(a.threads);
   int slice_i = 0, slice_n = 1;
   if (!a.shard.empty()) {
@@ -105,20 +95,15 @@ int synthesize(const Args& a, int rank, int ranks) {
                     slice_i >= 0 && slice_i < slice_n,
                 "--shard must be i/n with 0 <= i < n, got '", a.shard, "'");
   }
-  for (std::size_t i = 1; i < a.prune.size(); ++i)
-    mint::check(a.prune[i] > a.prune[i - 1], "--prune must be increasing, got ", a.prune[i - 1], " then ", a.prune[i]);
   mint::check(!a.png || ranks == 1, "--png: not available under mpirun (", ranks,
               " ranks); use one process or --shard");
-  mint::ModelOverrides ov;
-  ov.config = a.recipe;
-  mint::ModelSource src = mint::open_model(a.model, ov);  // config and normalisation checked before the weights
+  mint::ModelSource src = mint::cli::open_inversion_model(c, a);
   auto& model = src.vit;
   const auto& cfg = model.config();
+  mint::cli::validate_inversion(c, a, cfg);
   const mint::Normalization norm = src.normalization.value.for_channels(cfg.in_chans, "normalisation");
   if (rank == 0) std::printf("%s\n", src.describe().c_str());
   const int per_traj = a.method == "pri" ? a.v : 1;
-  mint::check(a.method != "pri" || (a.v >= 1 && a.v <= cfg.num_patches()), "--v ", a.v, " must be in 1..",
-              cfg.num_patches(), " (the model's patches)");
   mint::tasks::ShardManifest fresh;
   fresh.options = byte_options(a, mint::io::sha256_file(src.weights), norm);
   fresh.plan = a.per_class > 0 ? mint::tasks::SynthesisPlan::for_per_class(a.per_class, per_traj, a.batch, cfg.classes)
@@ -253,21 +238,7 @@ void add_options(mint::cli::Command& c, Args& a) {
   auto* count = c.number("--images", a.images, "output images (rounded up to whole trajectories)", 1, 1LL << 40);
   auto* pc = c.number("--per-class", a.per_class, "output images of every class (instead of --images)", 1, 1LL << 40);
   count->excludes(pc);
-  c.choice("--method", a.method, "inversion method (its schedule)", mint::schedules().names());
-  c.choice("--selector", a.selector, "patch ranking", mint::selectors().names());
-  c.choice("--augment", a.augment, "per-iteration augmentation", mint::augmentations().names());
-  c.number("--v", a.v, "PRI: images per trajectory", 1, 1 << 20);
-  c.numbers("--prune", a.prune, "SMI: iterations after which to prune, increasing", 1, 10'000'000);
-  c.number("--ratio", a.ratio, "SMI: pruned share per event", 0, 0.999);
-  c.number("--iterations", a.iterations, "iterations per trajectory", 1, 10'000'000);
-  c.number("--batch", a.batch, "trajectories per batch (= per shard)", 1, 4096);
-  c.number("--lr", a.lr, "Adam learning rate", 1e-9, 1e3);
-  c.number("--tv", a.tv, "total-variation weight", 0, 1e6);
-  c.number("--l2", a.l2, "L2 weight", 0, 1e6);
-  c.number("--seed", a.seed, "base seed; batch j uses a Philox draw of (seed, j)", 0,
-           std::numeric_limits<std::uint64_t>::max());
-  c.existing("--model", a.model, "a ViT as .safetensors, torch.save .pth/.bin, or a timm hub folder");
-  c.existing("--recipe", a.recipe, "a timm config.json or a mint recipe (default: the one beside the model)");
+  mint::cli::add_inversion_options(c, a);
   c.text("--out", a.out, "the sharded dataset folder");
   app.add_flag("--resume", a.resume, "require a manifest in --out to resume (resuming is the default when one exists)");
   c.text("--shard", a.shard, "run slice i of n (batches j with j % n == i), e.g. for a SLURM job array");
@@ -299,7 +270,7 @@ int main(int argc, char** argv) {
     if (*merge_cmd) return rank == 0 ? merge(a) : 0;
     mint::check(a.images > 0 || a.per_class > 0, "give --images N or --per-class K (see --help)");
     try {
-      return synthesize(a, rank, ranks);
+      return synthesize(cmd, a, rank, ranks);
     } catch (const Interrupted&) {
       std::fprintf(stderr, "\nmint-synthesize: interrupted, the batch in flight was abandoned; finished batches are "
                    "in the manifest: rerun the same command to resume\n");

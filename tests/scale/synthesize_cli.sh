@@ -63,7 +63,7 @@ case "$case_name" in
     out=$("$synth" --images 48 --iterations 9 --batch 2 --seed 7 --out "$work/ref" 2>&1) &&
       fail "a changed option was accepted"
     grep -q -- "--iterations (8 vs 9)" <<<"$out" || { echo "$out" >&2; fail "the refusal does not name --iterations"; }
-    out=$("$synth" "${opts[@]}" --method smi --out "$work/ref" 2>&1) && fail "a changed --method was accepted"
+    out=$("$synth" "${opts[@]}" --method dmi --out "$work/ref" 2>&1) && fail "a changed --method was accepted"
     grep -q -- "--method" <<<"$out" || { echo "$out" >&2; fail "the refusal does not name --method"; }
     out=$("$synth" "${opts[@]}" --resume --out "$work/none" 2>&1) && fail "--resume without a manifest was accepted"
     grep -q "nothing to resume" <<<"$out" || { echo "$out" >&2; fail "no 'nothing to resume' message"; }

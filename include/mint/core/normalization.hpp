@@ -4,6 +4,8 @@
 // the grids and datasets denormalise with. One scalar mean/std is the C = 1 case.
 #pragma once
 
+#include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -12,6 +14,24 @@
 #include "mint/core/error.hpp"
 
 namespace mint {
+
+// The numbers of "0.5" or "0.485,0.456,0.406" (how mint records a per-channel normalisation in safetensors
+// metadata): each item wholly a number (std::from_chars), at most 64 items. Throws mint::Error starting with `what`
+// and quoting the text otherwise.
+inline std::vector<float> parse_float_list(const std::string& text, const std::string& what) {
+  std::vector<float> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t end = std::min(text.find(',', start), text.size());
+    float v = 0.0f;
+    const auto [p, ec] = std::from_chars(text.data() + start, text.data() + end, v);
+    check(ec == std::errc() && p == text.data() + end && end > start && out.size() < 64, what, " = '",
+          text.substr(0, 80), "' is not a comma-separated list of numbers (at most 64)");
+    out.push_back(v);
+    start = end + 1;
+  }
+  return out;
+}
 
 struct Normalization {
   std::vector<float> mean{0.0f}, std{1.0f};  // one entry per input channel

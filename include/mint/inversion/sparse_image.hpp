@@ -54,21 +54,7 @@ inline Normalization normalization_from_metadata(const std::map<std::string, std
   auto read = [&](const std::string& key) {
     const auto it = meta.find(key);
     check(it != meta.end(), where, ": no metadata key '", key, "'");
-    std::vector<float> out;
-    std::istringstream is(it->second);
-    for (std::string tok; std::getline(is, tok, ',');) {
-      std::size_t used = 0;
-      float v = 0.0f;
-      try {
-        v = std::stof(tok, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      check(used == tok.size() && !tok.empty(), where, ": metadata '", key, "' = '", it->second,
-            "' is not a comma-separated list of numbers");
-      out.push_back(v);
-    }
-    return out;
+    return parse_float_list(it->second, where + ": metadata '" + key + "'");
   };
   Normalization n{read("mint.normalize_mean"), read("mint.normalize_std")};
   n.validate(where + ": metadata normalisation");

@@ -218,28 +218,6 @@ inline ConfigInfo read_model_config(const std::string& file) {
   return c;
 }
 
-// Parses "0.5" or "0.485,0.456,0.406" from safetensors metadata.
-inline std::vector<float> metadata_floats(const std::string& text, const std::string& key, const std::string& file) {
-  std::vector<float> out;
-  std::size_t start = 0;
-  while (start <= text.size()) {
-    const std::size_t end = std::min(text.find(',', start), text.size());
-    const std::string item = text.substr(start, end - start);
-    std::size_t used = 0;
-    float v = 0.0f;
-    try {
-      v = std::stof(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    check(used != 0 && item.find_first_not_of(" ", used) == std::string::npos && out.size() < 64, "'", file,
-          "': metadata ", key, " = '", text.substr(0, 80), "' is not a number or a comma-separated list of numbers");
-    out.push_back(v);
-    start = end + 1;
-  }
-  return out;
-}
-
 // The state dict inside a torch.save object: the tensors under the one prefix that holds "patch_embed.proj.weight"
 // ("" for a bare state dict, "model." for {"model": sd}, "module." for DataParallel).
 inline std::map<std::string, Tensor<Cpu>> state_dict_of(const io::PytorchFile& f) {
@@ -434,8 +412,8 @@ inline ModelSource open_model(const std::string& path, const ModelOverrides& ov 
   } else if (cfg.norm) {
     norm = {*cfg.norm, from_cfg("normalization")};
   } else if (metadata.count("mint.normalize_mean") && metadata.count("mint.normalize_std")) {
-    norm = {{detail::metadata_floats(metadata.at("mint.normalize_mean"), "mint.normalize_mean", weights),
-             detail::metadata_floats(metadata.at("mint.normalize_std"), "mint.normalize_std", weights)},
+    norm = {{parse_float_list(metadata.at("mint.normalize_mean"), "'" + weights + "': metadata mint.normalize_mean"),
+             parse_float_list(metadata.at("mint.normalize_std"), "'" + weights + "': metadata mint.normalize_std")},
             "safetensors metadata mint.normalize_mean/std"};
   } else {
     std::vector<std::string> names = table_names;

@@ -6,7 +6,6 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <iterator>
 #include <memory>
 #include <string>
@@ -16,6 +15,7 @@
 #include <stb_truetype.h>
 
 #include "mint/core/error.hpp"
+#include "mint/io/safetensors.hpp"
 #include "mint/report/canvas.hpp"
 
 namespace mint::report {
@@ -59,12 +59,8 @@ class Font {
           "; Debian: apt-get install fonts-dejavu-core)");
     check(size > 0 && size <= (std::uintmax_t{64} << 20), "Font: '", path, "' has ", size,
           " bytes, not a font file (expected 1 byte .. 64 MiB)");
-    std::ifstream in(path, std::ios::binary);
-    auto data = std::make_shared<std::vector<unsigned char>>(static_cast<std::size_t>(size));
-    in.read(reinterpret_cast<char*>(data->data()), static_cast<std::streamsize>(size));
-    check(static_cast<bool>(in), "Font: failed reading '", path, "'");
     Font f;
-    f.data_ = std::move(data);
+    f.data_ = std::make_shared<std::vector<unsigned char>>(io::detail::read_file_bytes(path, "Font"));
     const int offset = stbtt_GetFontOffsetForIndex(f.data_->data(), 0);
     check(offset >= 0 && stbtt_InitFont(&f.info_, f.data_->data(), offset) != 0, "Font: '", path,
           "' is not a TrueType font stb_truetype can read");

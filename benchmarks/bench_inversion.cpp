@@ -21,7 +21,7 @@
 //   same share of the run (92.5 % at T = 4000) is spent at the final sparsity as far as T allows; its ratio per
 //   stage r gives the sparsity levels of PRI Table A1: r = 0.16, 0.30, 0.39 -> 196 -> 96, 46, 26 patches
 //   (51 %, 77 %, 87 %); N = 49 -> 23, 11, 6.
-//   Counters: images, trajectories, final_active, theorem1_vs_dmi (Theorem 1's DMI cost / this method's per
+//   Counters: images, trajectories, final_active, theorem1_cost_vs_dmi (Theorem 1's cost of this method / DMI's per
 //   output image; SMI: SMI* at the same final sparsity), GFLOP (executed GEMM FLOPs, mint/inversion/
 //   cost.hpp, from the actual active counts), peak_MiB (tensor memory above what was live before the run: the
 //   image, Adam state, activations, saved tensors, stored sparse images), iterations.
@@ -33,6 +33,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -124,34 +125,25 @@ void bm_run(benchmark::State& st, std::string name, int iterations, Sch schedule
   mint::Inverter<Model, mint::ClassObjective, mint::TV, mint::HighAttention, Sch> inv(
       m, {}, mint::TV{1e-4f}, {}, schedule, {}, options(iterations));
   const auto l = labels(trajectories, m.config().classes);
-  double flops = 0.0, peak = 0.0, images = 0.0, final_active = 0.0;
+  double images = 0.0;
+  mint::CostMeter meter(m.config());  // the last run's cost (mint/inversion/cost.hpp)
   for (auto _ : st) {
-    m.release_cache();  // the previous run's saved activations would otherwise count in live0
-    const std::size_t live0 = mint::cpu::live_bytes();
-    mint::cpu::reset_peak_bytes();
-    const auto t0 = std::chrono::steady_clock::now();
-    const auto res = inv.run(l);
-    st.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    peak = static_cast<double>(mint::cpu::peak_bytes() - live0) / (1 << 20);
+    m.release_cache();  // the previous run's saved activations would otherwise count as live at begin()
+    meter = mint::CostMeter(m.config());
+    meter.begin(trajectories);
+    const auto res = inv.run(l, std::ref(meter));
+    meter.end();
+    st.SetIterationTime(meter.seconds());
     images = static_cast<double>(res.images.size());
-    final_active = static_cast<double>(res.history.back().active);
-    flops = 0.0;
-    for (const auto& h : res.history) flops += mint::inversion_iteration_flops(m.config(), trajectories, h.active);
   }
   st.counters["images"] = images;
   st.counters["trajectories"] = trajectories;
   st.counters["iterations"] = iterations;
-  st.counters["GFLOP"] = flops * 1e-9;
-  st.counters["peak_MiB"] = peak;
-  st.counters["final_active"] = final_active;
-  // PRI Theorem 1's DMI cost over this method's, per output image (SMI: its idealised SMI* at the same final
-  // sparsity, v = N / final active; the theorem has no progressive SMI)
-  const auto& c = m.config();
-  const mint::Theorem1 th{static_cast<double>(c.depth), static_cast<double>(c.dim), static_cast<double>(m.num_patches())};
-  const double n = m.num_patches(), dmi = th.dmi(128, iterations);
-  st.counters["theorem1_vs_dmi"] = per_trajectory > 1 ? dmi / th.pri(128, iterations, per_trajectory)
-                                   : final_active < n ? dmi / th.smi_ideal(128, iterations, n / final_active)
-                                                      : 1.0;
+  st.counters["GFLOP"] = meter.flops() * 1e-9;
+  st.counters["peak_MiB"] = meter.peak_mib();
+  st.counters["final_active"] = static_cast<double>(meter.final_active());
+  // PRI Theorem 1's cost per output image over DMI's (SMI: its idealised SMI* at the same final sparsity)
+  st.counters["theorem1_cost_vs_dmi"] = meter.theorem1_cost_vs_dmi(per_trajectory, iterations);
 }
 
 }  // namespace

@@ -168,35 +168,24 @@ std::vector<SparseImage> invert(ViT<>& teacher, const Method& m, const Args& a, 
   std::vector<SparseImage> out;
   cost = {};
   cost.trajectories = trajectories;
-  const mint::Theorem1 th{static_cast<double>(cfg.depth), static_cast<double>(cfg.dim),
-                          static_cast<double>(cfg.num_patches())};
+  mint::CostMeter meter(cfg);  // all batches' cost (mint/inversion/cost.hpp)
   const AugmentV aug = mint::augmentations().make(a.augment);
   for (std::int64_t first = 0; first < trajectories; first += a.inv_batch) {
     const std::int64_t b = std::min<std::int64_t>(a.inv_batch, trajectories - first);
     std::vector<int> labels(static_cast<std::size_t>(b));
     for (std::int64_t i = 0; i < b; ++i) labels[static_cast<std::size_t>(i)] = static_cast<int>((first + i) % kClasses);
     opt.seed = seed * 1000003ull + static_cast<std::uint64_t>(first);
-    double flops = 0;
-    int last_active = 0;
-    teacher.release_cache();  // the previous forward's saved tensors would otherwise count in live0, not in the peak
-    mint::cpu::reset_peak_bytes();
-    const std::size_t live0 = mint::cpu::live_bytes();
-    const auto t0 = std::chrono::steady_clock::now();
+    teacher.release_cache();  // the previous forward's saved tensors would otherwise count as live at begin()
+    meter.begin(b);
     auto res = std::visit(
         [&](auto sch, auto au) {
           mint::Inverter<ViT<>, mint::ClassObjective, mint::TV, mint::HighAttention, decltype(sch), decltype(au)> inv(
               teacher, {}, mint::TV{a.tv}, {}, sch, au, opt);
-          return inv.run(labels, [&](const mint::IterationStats& s) {
-            flops += mint::inversion_iteration_flops(cfg, b, s.active);
-            last_active = static_cast<int>(s.active);
-          });
+          return inv.run(labels, std::ref(meter));
         },
         schedule_of(m, a.iterations), aug);
-    cost.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    cost.peak_mib = std::max(cost.peak_mib, static_cast<double>(mint::cpu::peak_bytes() - live0) / (1 << 20));
-    cost.gflop += flops / 1e9;
+    meter.end();
     cost.iterations_run += a.iterations;
-    cost.final_active = last_active;
     ++cost.batches;
     for (auto& s : res.images) out.push_back(std::move(s));
   }
@@ -204,10 +193,10 @@ std::vector<SparseImage> invert(ViT<>& teacher, const Method& m, const Args& a, 
   // of the last trajectories, which are the latest-created)
   if (static_cast<std::int64_t>(out.size()) > a.images) out.resize(static_cast<std::size_t>(a.images));
   cost.images = static_cast<std::int64_t>(out.size());
-  const double smi_v = static_cast<double>(cfg.num_patches()) / std::max(1, cost.final_active);
-  cost.theorem1_vs_dmi = m.kind == Method::Pri   ? th.dmi(1, a.iterations) / th.pri(1, a.iterations, m.v)
-                         : m.kind == Method::Smi ? th.dmi(1, a.iterations) / th.smi_ideal(1, a.iterations, smi_v)
-                                                 : 1.0;
+  cost.seconds = meter.seconds(), cost.gflop = meter.flops() / 1e9, cost.peak_mib = meter.peak_mib();
+  cost.final_active = static_cast<int>(meter.final_active());
+  // the tables print speedups, DMI / method: the inverse of the meter's cost ratio
+  cost.theorem1_vs_dmi = 1.0 / meter.theorem1_cost_vs_dmi(m.kind == Method::Pri ? m.v : 1, a.iterations);
   return out;
 }
 

@@ -65,10 +65,10 @@ int run(const mint::cli::Command& c, const Args& a) {
   std::printf("mint-invert: %s (%s preset), selector %s, augment %s, %d iterations, batch %d, model %s\n%s\n",
               a.method.c_str(), a.preset.c_str(), a.selector.c_str(), a.augment.c_str(), a.iterations, a.batch,
               a.model.c_str(), src.describe().c_str());
-  double flops = 0.0;
+  mint::CostMeter meter(cfg);  // executed FLOPs, peak memory, Theorem 1 (mint/inversion/cost.hpp)
   const auto t0 = std::chrono::steady_clock::now();
   auto progress = [&](const mint::IterationStats& s) {
-    flops += mint::inversion_iteration_flops(cfg, a.batch, s.active);
+    meter(s);
     const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (s.iteration % 10 == 0 || s.iteration == a.iterations) {
       const int w = 30, done = w * s.iteration / a.iterations;
@@ -77,8 +77,7 @@ int run(const mint::cli::Command& c, const Args& a) {
                    static_cast<long long>(s.active), s.iteration / el);
     }
   };
-  mint::cpu::reset_peak_bytes();
-  const std::size_t live0 = mint::cpu::live_bytes();
+  meter.begin(a.batch);
   mint::InversionResult res = form == mint::PresetForm::Official
       ? mint::run_official(model, schedule, labels, opt, a.tv, progress) : std::visit(
       [&](auto sch, auto sel, auto aug) {
@@ -88,26 +87,19 @@ int run(const mint::cli::Command& c, const Args& a) {
         return inv.run(labels, progress);
       },
       schedule, mint::selectors().make(a.selector), mint::augmentations().make(a.augment));
+  meter.end();
   std::fprintf(stderr, "\n");
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const double peak_mb = static_cast<double>(mint::cpu::peak_bytes() - live0) / (1 << 20);
+  const double secs = meter.seconds();
   const int done = static_cast<int>(res.history.size());
   if (res.interrupted)
     std::printf("\ninterrupted after %d of %d iterations: writing the %zu finished images\n", done, a.iterations,
                 res.images.size());
 
-  // Theorem 1 (PRI, App. F) vs what ran, both relative to DMI for the same iterations and output count
+  // what ran vs Theorem 1 (PRI, App. F), both per output image relative to DMI for the same iterations
   const double n_out = static_cast<double>(res.images.size());
-  const double dense_per_image = mint::inversion_iteration_flops(cfg, 1, cfg.num_patches()) * done;
-  const double measured_rel = n_out > 0 && done > 0 ? flops / n_out / dense_per_image : 0.0;
-  const mint::Theorem1 th{static_cast<double>(cfg.depth), static_cast<double>(cfg.dim),
-                          static_cast<double>(cfg.num_patches())};
-  // Theorem 1 has SMI only in its idealised form SMI*, which starts with the final sparsity: v = N / kept.
-  const double final_active = done > 0 ? static_cast<double>(res.history.back().active) : cfg.num_patches();
-  const double smi_v = static_cast<double>(cfg.num_patches()) / final_active;
-  const double model_rel = a.method == "pri"   ? th.pri(1, a.iterations, a.v) / th.dmi(1, a.iterations)
-                           : a.method == "smi" ? th.smi_ideal(1, a.iterations, smi_v) / th.dmi(1, a.iterations)
-                                               : 1.0;
+  const double flops = meter.flops(), measured_rel = meter.cost_vs_dmi(n_out);
+  const double model_rel = meter.theorem1_cost_vs_dmi(a.method == "pri" ? a.v : 1, a.iterations);
+  const double peak_mb = meter.peak_mib();
   const double final_loss = done > 0 ? static_cast<double>(res.history.back().loss) : 0.0;
   std::printf("\n%-36s %s\n", "method", a.method.c_str());
   std::printf("%-36s %zu (from %d trajectories)\n", "images produced", res.images.size(), a.batch);
@@ -132,7 +124,8 @@ int run(const mint::cli::Command& c, const Args& a) {
       {"heads", {{"value", src.heads.value}, {"source", src.heads.from}}},
       {"threads", mint::cpu::num_threads()}, {"images_produced", m}, {"seconds", secs},
       {"iterations_per_s", done / secs}, {"gemm_flops_total", flops}, {"cost_vs_dmi_measured", measured_rel},
-      {"cost_vs_dmi_theorem1", model_rel}, {"peak_tensor_mib", peak_mb}, {"loss", loss_curve},
+      {"cost_vs_dmi_theorem1", model_rel}, {"peak_tensor_mib", peak_mb},
+      {"cost", meter.to_json(n_out, a.method == "pri" ? a.v : 1, a.iterations)}, {"loss", loss_curve},
       {"active_patches", active_curve}};
   // The outputs (mint/report/run_report.hpp: readable grid, image folder, dataset, report.html), then report.json,
   // all into the staging folder; commit() makes them --out together.

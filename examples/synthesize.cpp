@@ -108,7 +108,7 @@ int synthesize(const mint::cli::Command& c, const Args& a, int rank, int ranks) 
   fresh.options = byte_options(a, mint::io::sha256_file(src.weights), norm);
   fresh.plan = a.per_class > 0 ? mint::tasks::SynthesisPlan::for_per_class(a.per_class, per_traj, a.batch, cfg.classes)
                                : mint::tasks::SynthesisPlan::for_images(a.images, per_traj, a.batch, cfg.classes);
-  fresh.dense_flops_per_image = mint::inversion_iteration_flops(cfg, 1, cfg.num_patches()) * a.iterations;
+  fresh.dense_flops_per_image = mint::CostMeter(cfg).dmi_flops_per_image(a.iterations);
   fresh.slice_index = slice_i, fresh.slice_count = slice_n;
 
   mint::InversionOptions opt;
@@ -120,8 +120,11 @@ int synthesize(const mint::cli::Command& c, const Args& a, int rank, int ranks) 
     mint::InversionOptions o = opt;
     o.seed = seed;
     mint::tasks::BatchOutput out;
+    mint::CostMeter meter(cfg);  // the batch's executed FLOPs (deterministic: from the active counts)
+    meter.begin(static_cast<std::int64_t>(labels.size()));
     auto each = [&](const mint::IterationStats& s) {
-      out.gemm_flops += mint::inversion_iteration_flops(cfg, static_cast<std::int64_t>(labels.size()), s.active);
+      meter(s);
+      out.gemm_flops = meter.flops();
       poll();
       if (mint::cli::stop_flag()->load()) throw Interrupted{};
     };

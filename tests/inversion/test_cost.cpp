@@ -39,3 +39,42 @@ TEST_CASE("peak tensor memory is tracked", "[inversion][cost][core]") {
   REQUIRE(cpu::live_bytes() == live);
   REQUIRE(cpu::peak_bytes() >= live + (std::size_t{1} << 20));
 }
+
+namespace cost_meter_test {
+struct Stats {
+  std::int64_t active;
+};
+}  // namespace cost_meter_test
+
+TEST_CASE("CostMeter: executed FLOPs, one ratio convention (method / DMI), Theorem 1, the peak", "[inversion][cost]") {
+  ViTConfig c;  // DeiT-Tiny shape, N = 196
+  CostMeter dense(c);
+  dense.begin(4);
+  for (int t = 0; t < 10; ++t) dense(cost_meter_test::Stats{196});
+  dense.end();
+  // exact: the same closed form summed; DMI against itself is 1 in both the measured and the theorem's ratio
+  REQUIRE(dense.flops() == Approx(10 * inversion_iteration_flops(c, 4, 196)).epsilon(1e-12));
+  REQUIRE(dense.cost_vs_dmi(4) == Approx(1.0).epsilon(1e-12));
+  REQUIRE(dense.theorem1_cost_vs_dmi(1, 10) == 1.0);
+
+  // a PRI-like run (v = 2): half the iterations on half the patches, two images per trajectory
+  CostMeter pri(c);
+  pri.begin(4);
+  for (int t = 0; t < 5; ++t) pri(cost_meter_test::Stats{196});
+  for (int t = 0; t < 5; ++t) pri(cost_meter_test::Stats{98});
+  {
+    auto held = Tensor<>::empty(Shape{1 << 18});  // 1 MiB alive during the run
+  }
+  pri.end();
+  const double expect = (5 * inversion_iteration_flops(c, 4, 196) + 5 * inversion_iteration_flops(c, 4, 98)) / 8 /
+                        (10 * inversion_iteration_flops(c, 1, 196));
+  REQUIRE(pri.cost_vs_dmi(8) == Approx(expect).epsilon(1e-12));
+  REQUIRE(pri.cost_vs_dmi(8) < 0.5);  // cheaper than DMI: the ratio is method / DMI, below 1
+  const Theorem1 th{12, 192, 196};
+  REQUIRE(pri.theorem1_cost_vs_dmi(2, 4000) == Approx(th.pri(1, 4000, 2) / th.dmi(1, 4000)).epsilon(1e-12));
+  // SMI (one image per trajectory, 98 patches at the end): the theorem's SMI* at v = 196 / 98
+  REQUIRE(pri.theorem1_cost_vs_dmi(1, 4000) == Approx(th.smi_ideal(1, 4000, 2) / th.dmi(1, 4000)).epsilon(1e-12));
+  REQUIRE(pri.peak_mib() >= 1.0);
+  REQUIRE(pri.to_json(8, 2, 4000).at("cost_vs_dmi").get<double>() == Approx(expect).epsilon(1e-12));
+  REQUIRE_THROWS_WITH(pri.begin(0), Catch::Matchers::Contains("0 trajectories"));
+}

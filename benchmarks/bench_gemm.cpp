@@ -1,10 +1,11 @@
-// bench_gemm -- SGEMM through mint::cpu::gemm (the one CPU GEMM) at the shapes the ViTs run.
+// bench_gemm -- SGEMM through mint::cpu::gemm (the one CPU GEMM) at the shapes the ViTs run, on the candidate
+// named by --gemm=NAME (eigen, openblas, blis, onednn, libxsmm: mint/backend/cpu/gemm_backends.hpp; default: the
+// build's choice), for calls on the team and inside parallel regions alike.
 //
-// Build it twice to compare the backends with the same source:
-//   cmake -B build-bench          -DMINT_BUILD_BENCHMARKS=ON -DMINT_BLAS=Eigen    (Eigen's own kernels)
-//   cmake -B build-bench-openblas -DMINT_BUILD_BENCHMARKS=ON -DMINT_BLAS=OpenBLAS (Eigen forwards to sgemm)
 // Run with OMP_NUM_THREADS=2 (the reference machine has 2 cores). Every benchmark reports GFLOP/s =
-// 2*M*N*K per GEMM / wall time.
+// 2*M*N*K per GEMM / wall time, and err_vs_bound: the candidate's largest error on that shape and layout against a
+// double reference, over the float error bound of a correct GEMM (cpu::gemm_error_vs_bound; <= 1 is correct).
+// benchmarks/compare_gemm.sh runs every candidate and prints the table.
 //
 // Layouts are exactly what the library calls (row-major, see gemm.hpp):
 //   linear forward   y = x W^T        NT  gemm(false, true,  M=rows, N=out, K=in), beta = 1 (bias pre-filled)
@@ -27,6 +28,8 @@
 #include "mint/backend/cpu/gemm.hpp"
 #include "mint/backend/cpu/parallel.hpp"
 
+#include "gemm_flag.hpp"
+
 namespace {
 
 using i64 = std::int64_t;
@@ -37,6 +40,13 @@ std::vector<float> random_buffer(i64 n, unsigned seed) {
   std::vector<float> v(static_cast<std::size_t>(n));
   for (auto& x : v) x = u(gen);
   return v;
+}
+
+// The candidate's results check on this shape and layout (alpha, beta as the benchmark calls it).
+void set_check(benchmark::State& st, bool single, bool ta, bool tb, i64 m, i64 n, i64 k, float alpha, float beta) {
+  const auto c = mint::cpu::gemm_choice();
+  st.counters["err_vs_bound"] =
+      mint::cpu::gemm_error_vs_bound(single ? c.single : c.team, ta, tb, m, n, k, alpha, beta);
 }
 
 void set_gflops(benchmark::State& st, double flops_per_iter) {
@@ -55,6 +65,7 @@ void bm_gemm(benchmark::State& st, bool ta, bool tb, i64 m, i64 n, i64 k, float 
     benchmark::ClobberMemory();
   }
   set_gflops(st, 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k));
+  set_check(st, false, ta, tb, m, n, k, 1.0f, beta);
   mint::cpu::set_num_threads(saved);
 }
 
@@ -90,6 +101,9 @@ void bm_attention(benchmark::State& st, AttnGemm kind, i64 batch, i64 heads, i64
   }
   set_gflops(st, 2.0 * static_cast<double>(bh) * static_cast<double>(t) * static_cast<double>(t) *
                      static_cast<double>(dh));
+  if (kind == AttnGemm::qk) set_check(st, true, false, true, t, t, dh, scale, 0.0f);
+  if (kind == AttnGemm::pv) set_check(st, true, false, false, t, dh, t, 1.0f, 0.0f);
+  if (kind == AttnGemm::tn) set_check(st, true, true, false, t, dh, t, 1.0f, 1.0f);
 }
 
 struct Linear {
@@ -122,6 +136,7 @@ void register_attention(const std::string& model, i64 batch, i64 heads, i64 t, i
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (!mint_bench::take_gemm_flag(argc, argv)) return 2;
   // DeiT-Tiny shape, batch 8: 197 tokens (all 196 patches) -> 1576 rows; 51 tokens (50 kept) -> 408 rows.
   const std::vector<Linear> deit_full{{"qkv", 1576, 192, 576}, {"proj", 1576, 192, 192}, {"fc1", 1576, 192, 768},
                                       {"fc2", 1576, 768, 192}, {"patch_embed", 1568, 768, 192}};
@@ -143,7 +158,9 @@ int main(int argc, char** argv) {
   register_attention("deit_keep50", 8, 3, 51, 64);
   register_attention("small", 128, 4, 50, 16);
 
-  benchmark::AddCustomContext("mint_blas", MINT_BENCH_BLAS);
+  const auto choice = mint::cpu::gemm_choice();
+  benchmark::AddCustomContext("gemm_team", std::string(mint::cpu::gemm_backend_name(choice.team)));
+  benchmark::AddCustomContext("gemm_single", std::string(mint::cpu::gemm_backend_name(choice.single)));
   benchmark::AddCustomContext("omp_max_threads", std::to_string(mint::cpu::num_threads()));
   benchmark::AddCustomContext("eigen_version", std::to_string(EIGEN_WORLD_VERSION) + "." +
                                                    std::to_string(EIGEN_MAJOR_VERSION) + "." +

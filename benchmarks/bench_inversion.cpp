@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "mint/backend/cpu/parallel.hpp"
+#include "gemm_flag.hpp"
 #include "mint/core/allocator.hpp"
 #include "mint/inversion/cost.hpp"
 #include "mint/inversion/inverter.hpp"
@@ -149,6 +150,7 @@ void bm_run(benchmark::State& st, std::string name, int iterations, Sch schedule
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (!mint_bench::take_gemm_flag(argc, argv)) return 2;
   const Setup setups[] = {{"teacher", 128, 280}, {"deit_tiny", 8, 28}};
   for (const auto& s : setups) {
     const int n = model(s.name).num_patches();
@@ -180,7 +182,7 @@ int main(int argc, char** argv) {
     for (int v : {2, 4, 7}) reg("pri" + std::to_string(v), mint::Rebirth{v}, v);
   }
   benchmark::AddCustomContext("omp_max_threads", std::to_string(mint::cpu::num_threads()));
-  benchmark::AddCustomContext("mint_blas", MINT_BENCH_BLAS);
+  benchmark::AddCustomContext("gemm", mint::cpu::describe(mint::cpu::gemm_choice()));
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

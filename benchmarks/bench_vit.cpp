@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "mint/backend/cpu/parallel.hpp"
+#include "gemm_flag.hpp"
 #include "mint/core/rng.hpp"
 #include "mint/models/vit.hpp"
 #include "mint/nn/losses.hpp"
@@ -114,6 +115,7 @@ void bm_iteration(benchmark::State& st, Case cs) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (!mint_bench::take_gemm_flag(argc, argv)) return 2;
   const Case cases[] = {{"deit_tiny_full", deit_tiny(), 8, 0},
                         {"deit_tiny_keep50", deit_tiny(), 8, 50},
                         {"small_full", small_vit(), 128, 0}};
@@ -121,7 +123,7 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark((std::string("vit_iteration/") + c.name).c_str(), bm_iteration, c)
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
-  benchmark::AddCustomContext("mint_blas", MINT_BENCH_BLAS);
+  benchmark::AddCustomContext("gemm", mint::cpu::describe(mint::cpu::gemm_choice()));
   benchmark::AddCustomContext("omp_max_threads", std::to_string(mint::cpu::num_threads()));
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

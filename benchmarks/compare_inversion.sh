@@ -9,6 +9,7 @@
 #   MODELS ["teacher deit_tiny"]  which setups (bench_inversion.cpp's header describes both)
 #   THREADS [2]  BUILD_DIR [build-bench]  OUT_DIR [$BUILD_DIR/compare-inversion]  PYTHON [/usr/bin/python3]
 #   MINT_REPS [3]  TORCH_REPS [3]   repetitions of each per-iteration case (whole runs run once each)
+#   MINT_GEMM [the build's]  GEMM candidate(s): --gemm=NAME or TEAM,SINGLE for bench_inversion (bench_gemm.cpp)
 #   IDLE_MAX_BUSY [10] IDLE_TIMEOUT [600]  wait for an idle machine before each measurement (idle.sh)
 #   FAMILIES ["iteration run"]  which benchmark families (run = the whole 128-image runs, the long part)
 #   SKIP_BUILD [0]
@@ -40,7 +41,7 @@ for m in $MODELS; do
   pat="^($(echo $FAMILIES | tr ' ' '|'))/$m/"
   wait_idle
   echo "$m: mint" >&2
-  "$BUILD_DIR/benchmarks/bench_inversion" --benchmark_filter="$pat" --benchmark_repetitions="$MINT_REPS" \
+  "$BUILD_DIR/benchmarks/bench_inversion" ${MINT_GEMM:+--gemm="$MINT_GEMM"} --benchmark_filter="$pat" --benchmark_repetitions="$MINT_REPS" \
     --benchmark_out="$OUT_DIR/mint_$m.json" --benchmark_out_format=json >"$OUT_DIR/log_$m.txt" 2>&1
   echo "  machine busy right after: $(busy_percent)%" >&2
   wait_idle

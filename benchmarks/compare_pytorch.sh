@@ -8,8 +8,9 @@
 #   benchmarks/compare_pytorch.sh
 # Environment knobs (defaults in brackets):
 #   THREADS [2]                 OpenMP threads for both (OMP_NUM_THREADS, torch.set_num_threads)
-#   MINT_BLAS [Eigen]           GEMM backend of the mint build (Eigen or OpenBLAS)
-#   BUILD_DIR [build-bench, or build-bench-openblas when MINT_BLAS=OpenBLAS]   configured and built if needed
+#   MINT_GEMM [the build's]     GEMM candidate(s) of the mint programs: --gemm=NAME or TEAM,SINGLE
+#                               (eigen, openblas, blis, onednn, libxsmm; mint/backend/cpu/gemm_backends.hpp)
+#   BUILD_DIR [build-bench]     configured and built if needed
 #   ROUNDS [2]                  mint and PyTorch run alternately this many times; medians over all rounds
 #   MINT_REPS [3] MIN_TIME [2]  Google Benchmark repetitions / min seconds per repetition
 #   TORCH_RUNS [10]             timed PyTorch iterations per case and round (after 3 warm-up iterations)
@@ -22,14 +23,15 @@
 #   SKIP_BUILD [0]              1: use $BUILD_DIR/benchmarks/bench_{vit,gemm} as they are (no cmake)
 #   TORCH_ARGS []               extra arguments for compare_pytorch.py (e.g. --gather-first)
 # The environment reaches both programs unchanged: OPENBLAS_CORETYPE (which OpenBLAS kernels PyTorch -- and
-# mint with MINT_BLAS=OpenBLAS -- run) and GLIBC_TUNABLES (malloc behaviour) change the results a lot, and
+# mint with MINT_GEMM=openblas -- run) and GLIBC_TUNABLES (malloc behaviour) change the results a lot, and
 # the table's header prints both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 THREADS=${THREADS:-2}
-MINT_BLAS=${MINT_BLAS:-Eigen}
-if [[ "$MINT_BLAS" == OpenBLAS ]]; then BUILD_DIR=${BUILD_DIR:-build-bench-openblas}; else BUILD_DIR=${BUILD_DIR:-build-bench}; fi
+MINT_GEMM=${MINT_GEMM:-}
+BUILD_DIR=${BUILD_DIR:-build-bench}
+gemm_flag=(); [[ -n "$MINT_GEMM" ]] && gemm_flag=(--gemm="$MINT_GEMM")
 ROUNDS=${ROUNDS:-2}
 MINT_REPS=${MINT_REPS:-3}
 MIN_TIME=${MIN_TIME:-2}
@@ -45,21 +47,21 @@ source "$(dirname "$(readlink -f "$0")")/idle.sh"  # busy_percent, wait_idle
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
   if [[ ! -f "$BUILD_DIR/CMakeCache.txt" ]]; then
     cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DMINT_BUILD_BENCHMARKS=ON -DMINT_BUILD_TESTS=OFF \
-      -DMINT_BUILD_EXAMPLES=OFF -DMINT_BLAS="$MINT_BLAS" >/dev/null
+      -DMINT_BUILD_EXAMPLES=OFF >/dev/null
   fi
   cmake --build "$BUILD_DIR" -j"$(nproc)" --target bench_vit bench_gemm >/dev/null
 fi
 mkdir -p "$OUT_DIR"
 rm -f "$OUT_DIR"/mint_vit_*.json "$OUT_DIR"/torch_*.json "$OUT_DIR"/gemm_peak.json
 
-echo "threads=$THREADS, mint build $BUILD_DIR (MINT_BLAS=$MINT_BLAS), $ROUNDS round(s), MINT_ENV='$MINT_ENV'" >&2
+echo "threads=$THREADS, mint build $BUILD_DIR (MINT_GEMM=${MINT_GEMM:-default}), $ROUNDS round(s), MINT_ENV='$MINT_ENV'" >&2
 wait_idle
-env $MINT_ENV "$BUILD_DIR/benchmarks/bench_gemm" --benchmark_filter='gemm/square' --benchmark_repetitions="$MINT_REPS" \
+env $MINT_ENV "$BUILD_DIR/benchmarks/bench_gemm" "${gemm_flag[@]}" --benchmark_filter='gemm/square' --benchmark_repetitions="$MINT_REPS" \
   --benchmark_out="$OUT_DIR/gemm_peak.json" --benchmark_out_format=json >"$OUT_DIR/log.txt" 2>&1
 for r in $(seq 1 "$ROUNDS"); do
   wait_idle
   echo "round $r: mint bench_vit" >&2
-  env $MINT_ENV "$BUILD_DIR/benchmarks/bench_vit" --benchmark_repetitions="$MINT_REPS" --benchmark_min_time="$MIN_TIME" \
+  env $MINT_ENV "$BUILD_DIR/benchmarks/bench_vit" "${gemm_flag[@]}" --benchmark_repetitions="$MINT_REPS" --benchmark_min_time="$MIN_TIME" \
     --benchmark_out="$OUT_DIR/mint_vit_$r.json" --benchmark_out_format=json >>"$OUT_DIR/log.txt" 2>&1
   echo "  machine busy right after: $(busy_percent)%" >&2
   wait_idle

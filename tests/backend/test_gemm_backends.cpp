@@ -1,0 +1,95 @@
+// The GEMM candidates (mint/backend/cpu/gemm_backends.hpp) against a double reference, on every layout, with
+// alpha/beta of every kind, strided operands, on the team and inside a parallel region; and the choice of which
+// candidate runs mint::cpu::gemm.
+//
+// Tolerance: gemm_error_vs_bound divides each element's error by the worst-case error bound of any correct float
+// GEMM (gamma_{k+2} times the magnitudes, Higham Sec. 3.5), so "<= 1" holds for every correct summation order and
+// is not a tuned threshold; a wrong transpose, stride, alpha/beta handling or a read of C when beta == 0 gives
+// ratios in the millions or +inf.
+#include <dlfcn.h>
+
+#include <string>
+
+#include "test_util.hpp"
+
+#include "mint/backend/cpu/gemm.hpp"
+
+using namespace mint;
+
+namespace gemm_backends_test {
+struct Shape3 {
+  std::int64_t m, n, k;
+};
+// odd sizes, the teacher's attention (50 x 50 x 16, 50 x 16 x 50), a linear layer slice, k = 1
+constexpr Shape3 kShapes[] = {{7, 13, 5}, {50, 50, 16}, {50, 16, 50}, {64, 96, 80}, {3, 4, 1}, {130, 66, 33}};
+}  // namespace gemm_backends_test
+
+TEST_CASE("every GEMM candidate matches a double reference within the float error bound", "[backend][gemm]") {
+  using gemm_backends_test::kShapes;
+  for (auto backend : cpu::kGemmBackends) {
+    if (!cpu::gemm_backend_available(backend)) continue;
+    for (const auto& s : kShapes)
+      for (int layout = 0; layout < 4; ++layout)
+        for (float alpha : {1.0f, -0.37f})
+          for (float beta : {0.0f, 1.0f, 0.5f}) {
+            const bool ta = layout & 1, tb = layout & 2;
+            CAPTURE(std::string(cpu::gemm_backend_name(backend)), s.m, s.n, s.k, ta, tb, alpha, beta);
+            REQUIRE(cpu::gemm_error_vs_bound(backend, ta, tb, s.m, s.n, s.k, alpha, beta) <= 1.0);
+          }
+  }
+}
+
+TEST_CASE("GEMM candidates called inside a parallel region run correctly on each thread", "[backend][gemm]") {
+  for (auto backend : cpu::kGemmBackends) {
+    if (!cpu::gemm_backend_available(backend)) continue;
+    CAPTURE(std::string(cpu::gemm_backend_name(backend)));
+    double worst[8] = {};
+#pragma omp parallel for schedule(static)
+    for (int x = 0; x < 8; ++x)  // as the attention GEMMs: one small product per (image, head) and thread
+      worst[x] = cpu::gemm_error_vs_bound(backend, x & 1, x & 2, 50, 16 + x, 50, 1.0f, x & 4 ? 1.0f : 0.0f,
+                                          static_cast<std::uint32_t>(x + 7));
+    for (double w : worst) REQUIRE(w <= 1.0);
+  }
+}
+
+TEST_CASE("the error bound catches a GEMM that is wrong by a little", "[backend][gemm]") {
+  // Eigen with its last product term dropped (K - 1 of K terms), or reading C when beta == 0: each fails the check
+  const auto short_k = [](bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float al, const float* a,
+                          std::int64_t lda, const float* b, std::int64_t ldb, float be, float* c, std::int64_t ldc) {
+    cpu::gemm_on(cpu::GemmBackend::Eigen, ta, tb, m, n, k - 1, al, a, lda, b, ldb, be, c, ldc);
+  };
+  const auto reads_c = [](bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float al, const float* a,
+                          std::int64_t lda, const float* b, std::int64_t ldb, float, float* c, std::int64_t ldc) {
+    cpu::gemm_on(cpu::GemmBackend::Eigen, ta, tb, m, n, k, al, a, lda, b, ldb, 1.0f, c, ldc);
+  };
+  REQUIRE(cpu::gemm_error_vs_bound(short_k, false, true, 50, 50, 16, 1.0f, 1.0f) > 1.0);
+  REQUIRE(cpu::gemm_error_vs_bound(reads_c, false, false, 20, 20, 8, 1.0f, 0.0f) > 1.0);
+}
+
+TEST_CASE("the GEMM choice: names, availability, set and restore", "[backend][gemm]") {
+  REQUIRE(cpu::parse_gemm_backend("eigen") == cpu::GemmBackend::Eigen);
+  REQUIRE_THROWS_WITH(cpu::parse_gemm_backend("mkl"), Catch::Matchers::Contains("unknown GEMM backend 'mkl'") &&
+                                                          Catch::Matchers::Contains("openblas"));
+  const cpu::GemmChoice before = cpu::gemm_choice();
+  {
+    cpu::ScopedGemmChoice pin({cpu::GemmBackend::Eigen, cpu::GemmBackend::Eigen});
+    REQUIRE(cpu::gemm_choice().team == cpu::GemmBackend::Eigen);
+    REQUIRE(cpu::gemm_choice().single == cpu::GemmBackend::Eigen);
+  }
+  REQUIRE(cpu::gemm_choice().team == before.team);
+  REQUIRE(cpu::gemm_choice().single == before.single);
+  for (auto b : cpu::kGemmBackends)
+    if (!cpu::gemm_backend_available(b))
+      REQUIRE_THROWS_WITH(cpu::set_gemm_choice({b, b}), Catch::Matchers::Contains("not in this build"));
+}
+
+#if MINT_HAVE_OPENBLAS
+TEST_CASE("cblas_sgemm resolves to OpenBLAS, not to BLIS's copy of the symbol", "[backend][gemm]") {
+  // Debian's BLIS also exports cblas_sgemm; the link order (OpenBLAS first) decides which one mint calls
+  Dl_info info{};
+  REQUIRE(dladdr(reinterpret_cast<void*>(&cblas_sgemm), &info) != 0);
+  REQUIRE(info.dli_fname != nullptr);
+  CAPTURE(info.dli_fname);
+  REQUIRE(std::string(info.dli_fname).find("openblas") != std::string::npos);
+}
+#endif

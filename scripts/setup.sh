@@ -5,7 +5,8 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libeigen3-dev libxtensor-dev libstb-dev nlohmann-json3-dev catch2 libbenchmark-dev
       zlib1g-dev libzip-dev libcli11-dev libssl-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist libb64-dev
-      fonts-dejavu-core chromium python3-torch python3-torchvision python3-matplotlib clang libomp-dev libclang-rt-dev)
+      fonts-dejavu-core chromium python3-torch python3-torchvision python3-matplotlib clang libomp-dev libclang-rt-dev
+      libopenblas0-openmp libopenblas-openmp-dev libblis-openmp-dev libdnnl-dev libxsmm-dev)
 if [[ "${1:-}" == "--bench" ]]; then
   pkgs+=(python3-torch python3-numpy libopenblas0-openmp libopenblas-openmp-dev)
 fi

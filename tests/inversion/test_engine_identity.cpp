@@ -1,9 +1,10 @@
 // The engine's results are its bytes: DMI, SMI and PRI datasets (and an official-preset run, a JitterFlip run and a
 // KeptImage::Best run) on the embedded teacher, fixed seeds, small T, checked by the SHA-256 of their pixels, masks,
-// labels and iterations. A change to the engine that was not meant to change what it computes must leave every
+// labels and iterations; and GradViT's attack (it shares the engine's pixel optimiser), by its images and losses.
+// A change to the engine that was not meant to change what it computes must leave every
 // digest as it is; one that was meant to must say so here, case by case.
 //
-// How the digests were recorded: this file was compiled against the engine of commit c633b7d (the last commit
+// How the digests were recorded: this file (the GradViT case too) was compiled against commit c633b7d (the last commit
 // before the engine's rework, "inversion/cost.hpp: CostMeter ..."), GCC 12 -O3 -march=native on an AVX-512
 // machine (the Release build's flags), run with OMP_NUM_THREADS=1 and 2 (the same digests: the GEMMs split their
 // output, not their sums, across threads), and the printed digests pasted below. No tolerance: bitwise by design.
@@ -18,6 +19,7 @@
 #include "mint/inversion/presets.hpp"
 #include "mint/io/sha256.hpp"
 #include "mint/models/vit.hpp"
+#include "mint/tasks/gradvit.hpp"
 
 using namespace mint;
 
@@ -119,4 +121,36 @@ TEST_CASE("engine identity: an official preset, a JitterFlip and a KeptImage Bes
   REQUIRE(b.images.size() == 6);
   check_digest(b, "ea8f154b41546f8153c3c2839759278d9bb80ea62e8453455be7320b538673e6",
                [&] { return best.run(kLabels); });
+}
+
+TEST_CASE("engine identity: GradViT's attack (two seeds, registration) is unchanged by the shared pixel optimiser",
+          "[inversion][identity][gradvit]") {
+  namespace gv = tasks::gradvit;
+  auto model = teacher();
+  auto real = Tensor<Cpu>::empty(Shape{2, 1, 28, 28});
+  fill_normal(real, 21, 0, 0.0f, 1.0f);
+  const std::vector<int> labels{4, 9};
+  const gv::GradientMatch match(gv::parameter_gradients(model, real, labels), labels);
+  const gv::AttackOptions opt{.iterations = 6, .tv = 1e-3f, .seeds = 2, .registration = 0.1f, .register_every = 2,
+                              .seed = 5, .pixel_lo = -0.8f, .pixel_hi = 2.0f};
+  const auto run = [&] {
+    const auto res = gv::attack(model, match, real.shape(), opt);
+    io::detail::Sha256 h("engine identity test (gradvit)");
+    h.update(res.images.data(), static_cast<std::size_t>(res.images.numel()) * sizeof(float));
+    h.update(res.consensus.data(), static_cast<std::size_t>(res.consensus.numel()) * sizeof(float));
+    h.update(res.loss.data(), res.loss.size() * sizeof(double));
+    return h.hex();
+  };
+  const std::string d = run();
+  // Unlike the inversions, the attack's parameter gradients are sums whose order follows the thread count, so
+  // its digest was recorded for 1 and 2 threads (the CI's and the suite's counts); other counts check run to run.
+  const int threads = cpu::num_threads();
+  if (engine_identity_test::kRecordedBuild && (threads == 1 || threads == 2)) {
+    CHECK(d == (threads == 1 ? "edfdde55939938b9c6e0cadda17be4ecb1589382be30917e925af3cdd08cd540"
+                             : "ac2841128143a3ef22bcceff19c5b1ada823ee18425aa2d40eaafe75801c7015"));
+  } else {
+    WARN("the attack's digests were recorded with GCC -O3 -march=native (AVX-512) at 1 and 2 threads; this build "
+         "or thread count checks run-to-run identity only");
+    CHECK(d == run());
+  }
 }

@@ -6,6 +6,12 @@
 // patches by the latest forward's CLS attention and prune (SMI) or detach (PRI) them. Dropped and detached
 // patches are never fed to the model again, so every later iteration costs less.
 //
+// The iteration body is written once (run_with); an executor runs it: PlainExecutor on any backend, or the
+// CUDA-graph executor (IterationGraph<Cuda>, inverter_cuda.cuh) that captures and replays it. Every loss term goes
+// into an explicit LossSink (loss_sink.hpp), read once per iteration. Policies get begin(RunInfo) once; the
+// selector's rankings are checked; callbacks (callbacks.hpp) see every iteration. Pixels are optimised by
+// PixelOptimizer (pixel_optimizer.hpp), the one GradViT's attack uses too.
+//
 // The engine runs on the model's backend (model_device_t<M>): for ViT<Cuda> the images, Adam moments, loss and
 // prior stay on the GPU (include mint/inversion/inverter_cuda.cuh), and only the CLS attention and the images
 // are copied to the host at schedule events. Augmentation runs on the CPU backend only.
@@ -19,6 +25,8 @@
 #include <functional>
 #include <limits>
 #include <optional>
+#include <span>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -27,9 +35,12 @@
 #include "mint/core/rng.hpp"
 #include "mint/core/normalization.hpp"
 #include "mint/inversion/augmentation.hpp"
+#include "mint/inversion/callbacks.hpp"
 #include "mint/inversion/clip_range.hpp"
 #include "mint/inversion/concepts.hpp"
+#include "mint/inversion/loss_sink.hpp"
 #include "mint/inversion/objectives.hpp"
+#include "mint/inversion/pixel_optimizer.hpp"
 #include "mint/inversion/regularizers.hpp"
 #include "mint/inversion/schedules.hpp"
 #include "mint/inversion/selectors.hpp"
@@ -73,50 +84,39 @@ struct InversionOptions {
   const std::atomic<bool>* stop = nullptr;
 };
 
-// CUDA-graph capture of an iteration (InversionOptions::cuda_graph): the Cuda specialisation is in
-// mint/inversion/inverter_cuda.cuh; other backends have none.
+// CUDA-graph capture of an iteration (InversionOptions::cuda_graph): the executor that captures and replays the
+// iteration body; the Cuda specialisation is in mint/inversion/inverter_cuda.cuh, other backends have none.
 template <class Device>
 class IterationGraph {
  public:
   static constexpr bool available = false;
 };
 
-// What one iteration did (for progress bars and cost accounting).
-struct IterationStats {
-  int iteration = 0;
-  float loss = 0.0f;            // objective + prior
-  std::int64_t active = 0;      // active patches per image during this iteration's forward
-  double seconds = 0.0;         // wall time of the iteration
+// The executor of one iteration without capture, on any backend: the body's evaluate part (augment, forward on
+// the active tokens, objective, input-only backward, prior; every loss term into the sink), one read of the sink,
+// the body's `evaluated(loss)` hook (best-image keeping sees the canvas before the step), then the body's step
+// (masked Adam + clip) with this iteration's fn::AdamStep.
+template <class Device>
+struct PlainExecutor {
+  template <class Body>
+  float run(Body& body, std::int64_t /*active*/, const fn::AdamStep& step, LossSink<Device>& sink) {
+    sink.reset();
+    body.evaluate(sink);
+    const float loss = sink.read();
+    body.evaluated(loss);
+    body.step(step);
+    return loss;
+  }
 };
 
-// Adam on the pixels of the active patches only, then clip channel ch to [range.lo[ch], range.hi[ch]] (the CPU
-// kernel; the CUDA overload is in mint/inversion/inverter_cuda.cuh, found by argument-dependent lookup).
-// requires: x, g, m, v [B, C, H, W]; active a keep set for (B, (H/p)*(W/p)); range.channels == C.
-inline void masked_adam_step(const fn::AdamStep& step, Tensor<Cpu>& x, const Tensor<Cpu>& g, Tensor<Cpu>& m,
-                             Tensor<Cpu>& v, const nn::TokenIndex& active, std::int64_t p, const ClipRange& range) {
-  const std::int64_t c = x.dim(1), h = x.dim(2), w = x.dim(3), gw = w / p;
-  check(range.channels == c, "masked_adam_step: a clip range for ", range.channels, " channels, images have ", c);
-  cpu::parallel_for(active.batch * active.count, [&](std::int64_t bk) {
-    const std::int64_t i = bk / active.count;
-    const std::int32_t patch = active.index[static_cast<std::size_t>(bk)];
-    const std::int64_t y0 = (patch / gw) * p, x0 = (patch % gw) * p;
-    for (std::int64_t ch = 0; ch < c; ++ch) {
-      const float lo = range.lo[ch], hi = range.hi[ch];
-      for (std::int64_t y = y0; y < y0 + p; ++y)
-        for (std::int64_t xx = x0; xx < x0 + p; ++xx) {
-          const std::int64_t o = ((i * c + ch) * h + y) * w + xx;
-          step(x[o], g[o], m[o], v[o]);
-          x[o] = std::clamp(x[o], lo, hi);
-        }
-    }
-  });
-}
-// The scalar range [lo, hi] for every channel.
-template <class D>
-void masked_adam_step(const fn::AdamStep& step, Tensor<D>& x, const Tensor<D>& g, Tensor<D>& m, Tensor<D>& v,
-                      const nn::TokenIndex& active, std::int64_t p, float lo, float hi) {
-  masked_adam_step(step, x, g, m, v, active, p, ClipRange::uniform(x.dim(1), lo, hi));
-}
+// The parts of one iteration the executors run (see PlainExecutor; IterationGraph<Cuda> runs evaluate and step
+// under capture and calls no `evaluated`).
+template <class Evaluate, class Evaluated, class Step>
+struct IterationBody {
+  Evaluate evaluate;
+  Evaluated evaluated;
+  Step step;
+};
 
 // A host tensor with t's values: t itself on the CPU backend (shared, no copy), a copy otherwise.
 template <class D>
@@ -127,13 +127,6 @@ Tensor<Cpu> host_tensor(const Tensor<D>& t) {
     return to_cpu(t);
   }
 }
-
-struct InversionResult {
-  std::vector<SparseImage> images;  // in order of creation (PRI: by detachment point, then image)
-  Tensor<Cpu> update_counts;        // [B, N]: Adam updates each patch received
-  std::vector<IterationStats> history;
-  bool interrupted = false;         // InversionOptions::stop ended the run after history.size() iterations
-};
 
 template <Model M, Objective O = ClassObjective, Regularizer R = TV, PatchSelector S = HighAttention,
           Schedule Sch = Dense, Augmentation A = NoAugmentation>
@@ -151,42 +144,63 @@ class Inverter {
   static constexpr bool kCpu = std::is_same_v<Device, Cpu>;
 
   // Inverts one batch: labels.size() images, each a trajectory that yields one image (DMI, SMI) or v images
-  // (PRI). `on_iteration` (optional) is called after every iteration with its statistics.
-  InversionResult run(const std::vector<int>& labels, const std::function<void(const IterationStats&)>& on_iteration = {}) {
+  // (PRI). Each callback (mint/inversion/callbacks.hpp: a function of IterationStats, EarlyStop, Checkpoint,
+  // MeterCallback, or any object with those hooks) is called at its hooks, in the order given.
+  template <class... Callbacks>
+  InversionResult run(const std::vector<int>& labels, Callbacks&&... callbacks) {
+    const std::int64_t b = static_cast<std::int64_t>(labels.size());
+    check(b > 0, "Inverter::run: no labels");
+    check(opt_.iterations >= 1, "Inverter::run: iterations must be >= 1, got ", opt_.iterations);
+    check(!(opt_.cuda_graph && opt_.kept_image == KeptImage::Best), "Inverter::run: kept_image Best needs the "
+          "canvas before each step, which a CUDA-graph iteration does not expose; use BestAfterStep or no graph");
+    if (opt_.cuda_graph) {
+      check(capturable<O>, "Inverter::run: cuda_graph: the objective ", policy_name<O>(), " cannot be captured in a "
+            "CUDA graph (it returns its loss to the host instead of writing it to the LossSink on the device: "
+            "mint/inversion/loss_sink.hpp); run it without cuda_graph");
+      check(capturable<R>, "Inverter::run: cuda_graph: the prior ", policy_name<R>(), " cannot be captured in a "
+            "CUDA graph (it returns its loss to the host instead of writing it to the LossSink on the device: "
+            "mint/inversion/loss_sink.hpp); run it without cuda_graph");
+      check(IterationGraph<Device>::available, "Inverter::run: cuda_graph needs a CUDA model (", Device::name,
+            " here; include mint/inversion/inverter_cuda.cuh)");
+    }
+    if constexpr (IterationGraph<Device>::available) {
+      if (opt_.cuda_graph) {
+        IterationGraph<Device> graph;
+        return run_with(graph, labels, callbacks...);
+      }
+    }
+    PlainExecutor<Device> plain;
+    return run_with(plain, labels, callbacks...);
+  }
+
+ private:
+  // The run on one executor: the iteration body is written once, here; the executor decides how it is run.
+  template <class Executor, class... Callbacks>
+  InversionResult run_with(Executor& exec, const std::vector<int>& labels, Callbacks&... callbacks) {
     const auto& cfg = model_.config();
     const std::int64_t b = static_cast<std::int64_t>(labels.size()), n = model_.num_patches(), p = model_.patch_size();
     const int grid = model_.grid(), total = opt_.iterations;
-    check(b > 0, "Inverter::run: no labels");
-    check(total >= 1, "Inverter::run: iterations must be >= 1, got ", total);
     const Shape shape{b, cfg.in_chans, cfg.img_size, cfg.img_size};
-    const ClipRange range = opt_.clip_range(cfg.in_chans);
-    check(!(opt_.cuda_graph && opt_.kept_image == KeptImage::Best), "Inverter::run: kept_image Best needs the "
-          "canvas before each step, which a CUDA-graph iteration does not expose; use BestAfterStep or no graph");
+    RunInfo info{b, static_cast<int>(n), grid, static_cast<int>(p), total, opt_.seed, 0, 0};
+    if constexpr (requires { cfg.heads; cfg.depth; }) info.heads = cfg.heads, info.blocks = cfg.depth;
+    // every policy and callback validates itself and precomputes once, before any work
+    begin_policy(objective_, info);
+    begin_policy(prior_, info);
+    begin_policy(selector_, info);
+    begin_policy(schedule_, info);
+    begin_policy(augmentation_, info);
+    (detail::callback_begin(callbacks, info), ...);
     Tensor<Cpu> x0;
     if (opt_.initial_images.defined()) {  // given images, e.g. real ones or another run's (SMI's init_dataset idea)
       check_shape(opt_.initial_images, shape, "Inverter::run: InversionOptions::initial_images");
       x0 = opt_.initial_images.clone();
-      for (std::int64_t i = 0; i < x0.numel(); ++i)
-        check(std::isfinite(x0[i]), "Inverter::run: InversionOptions::initial_images[", i, "] = ", x0[i],
-              " is not finite");
     } else {
-      x0 = Tensor<Cpu>::empty(shape);
-      fill_normal(x0, opt_.seed, 0, 0.0f, 1.0f);  // seeded Gaussian noise in normalised space (drawn on the host)
+      x0 = PixelOptimizer<Device>::noise(shape, opt_.seed);  // seeded Gaussian noise in normalised space
     }
-    if (opt_.clip_initial) {
-      const std::int64_t hw = shape[2] * shape[3];
-      for (std::int64_t i = 0; i < x0.numel(); ++i) {
-        const std::int64_t ch = (i / hw) % shape[1];
-        x0[i] = std::clamp(x0[i], range.lo[ch], range.hi[ch]);
-      }
-    }
-    TensorD x;
-    if constexpr (kCpu) {
-      x = x0;
-    } else {
-      x = to_backend<Device>(x0);
-    }
-    auto m = TensorD::zeros(shape), v = TensorD::zeros(shape);
+    PixelOptimizer<Device> pix(std::move(x0), PixelAdam{opt_.lr, opt_.beta1, opt_.beta2, opt_.eps},
+                               opt_.clip_range(cfg.in_chans), opt_.clip_initial,
+                               "Inverter::run: InversionOptions::initial_images");
+    TensorD& x = pix.images();
     Tensor<Cpu> xa, g;  // augmentation buffers (CPU backend only)
     if constexpr (kCpu) {
       xa = Tensor<Cpu>::empty(shape);
@@ -197,21 +211,25 @@ class Inverter {
     nn::TokenIndex active = nn::TokenIndex::all(b, n);  // per image, in token order
     const nn::TokenIndex all = nn::TokenIndex::all(b, n);
     std::vector<PatchTransform> tf(static_cast<std::size_t>(b));
-    check(!opt_.cuda_graph || IterationGraph<Device>::available, "Inverter::run: cuda_graph needs a CUDA model (",
-          Device::name, " here; include mint/inversion/inverter_cuda.cuh)");
-    IterationGraph<Device> graph;
     InputCheckOff input_check(model_, opt_.cuda_graph);  // a graph cannot contain the NaN check's read-back
+    LossSink<Device> sink;
     Best best;  // the best canvas of the current stage (KeptImage::Best / BestAfterStep)
     bool event_before = false;  // a schedule event happened after the previous iteration
+    bool stop = false;
 
-    for (int t = 1; t <= total; ++t) {
+    for (int t = 1; t <= total && !stop; ++t) {
       if (opt_.stop != nullptr && opt_.stop->load(std::memory_order_relaxed)) {
         res.interrupted = true;  // the trajectories in flight are unfinished: only detached images are kept
         break;
       }
       const auto start = std::chrono::steady_clock::now();
-      // the schedule's event after this iteration (a pure function of t and the counts: decided here, applied below)
-      const ScheduleEvent ev = schedule_.event(t, total, static_cast<int>(active.count), static_cast<int>(n));
+      // the schedule's event after this iteration, decided before it from the counts and the previous
+      // iteration's statistics (the augmentation must know whether this iteration ranks), applied below
+      const ScheduleInput sin{t, total, static_cast<int>(active.count), static_cast<int>(n),
+                              res.history.empty() ? nullptr : &res.history.back()};
+      const ScheduleEvent ev = schedule_event(schedule_, sin);
+      check(ev.kind == ScheduleEvent::Kind::None || ev.count >= 0, "Inverter: schedule ", policy_name<Sch>(),
+            " at iteration ", t, ": event count ", ev.count, " is negative");
       const bool event_now = ev.kind != ScheduleEvent::Kind::None && ev.count > 0;
       // 1. augmentation: the model sees transformed images; the keep set is the active patches' new places
       nn::TokenIndex keep = active;
@@ -237,60 +255,62 @@ class Inverter {
                   transform_patch(tf[static_cast<std::size_t>(i)], active.at(i, k), grid);
           }
       const nn::TokenIndex& stepped = opt_.step_whole_canvas ? all : active;  // the pixels Adam steps
-      float loss = 0.0f;
-      bool done = false;
-      if constexpr (IterationGraph<Device>::available)
-        if (opt_.cuda_graph) {  // steps 2 and 3 below, enqueued uncaptured, captured or replayed (one K per graph)
-          loss = graph.run(keep.count, adam_params(t), [&] {
-            auto logits = model_.forward(x, &keep);
+      // 2. the iteration body: forward on the active tokens, objective, input-only backward (back to the
+      //    untransformed frame), prior, every term into the sink; then Adam on the stepped pixels and the clip
+      TensorD dx;
+      auto body = IterationBody{
+          [&](LossSink<Device>& into) {
+            auto logits = model_.forward(augmented ? xa_of(xa, x) : x, &keep);
             auto dlogits = TensorD::zeros(logits.shape());
-            (void)objective_.loss(logits, labels, dlogits);  // deferred: adds into the graph's loss scalar
-            auto dx = model_.backward(dlogits, Backward::InputOnly);
-            (void)prior_.add(x, dx);
-            masked_adam_step(graph, x, dx, m, v, stepped, p, range);
-          });
-          check(std::isfinite(loss), "Inverter::run: the loss became ", loss, " at iteration ", t);
-          count_updates(stepped, res.update_counts);
-          if (opt_.kept_image == KeptImage::BestAfterStep) best.offer(loss, x);
-          done = true;
-        }
-      if (!done) {
-        // 2. forward on the active tokens, objective, input-only backward, prior
-        auto logits = model_.forward(augmented ? xa_of(xa, x) : x, &keep);
-        auto dlogits = TensorD::zeros(logits.shape());
-        loss = objective_.loss(logits, labels, dlogits);
-        auto dxa = model_.backward(dlogits, Backward::InputOnly);
-        if constexpr (kCpu)
-          if (augmented)
-            for (std::int64_t i = 0; i < b; ++i)
-              apply_transform(tf[static_cast<std::size_t>(i)], dxa, g, i, static_cast<int>(p), true);
-        TensorD& dx = augmented ? xa_of(g, dxa) : dxa;
-        loss += prior_.add(x, dx);
-        check(std::isfinite(loss), "Inverter::run: the loss became ", loss, " at iteration ", t);
-        if (opt_.kept_image == KeptImage::Best) best.offer(loss, x);
-        // 3. Adam on the active pixels only (or the whole canvas), then clip them
-        masked_adam_step(adam_params(t), x, dx, m, v, stepped, p, range);  // ADL: the backend's
-        count_updates(stepped, res.update_counts);
-        if (opt_.kept_image == KeptImage::BestAfterStep) best.offer(loss, x);
-      }
-      // 4. schedule: rank by this forward's CLS attention (keep order = active order); on a device backend the
+            write_loss(objective_, logits, labels, dlogits, into);
+            auto dxa = model_.backward(dlogits, Backward::InputOnly);
+            if constexpr (kCpu)
+              if (augmented)
+                for (std::int64_t i = 0; i < b; ++i)
+                  apply_transform(tf[static_cast<std::size_t>(i)], dxa, g, i, static_cast<int>(p), true);
+            dx = augmented ? xa_of(g, dxa) : dxa;
+            write_prior(prior_, x, dx, into);
+          },
+          [&](float l) {
+            PixelOptimizer<Device>::check_loss(l, t, "Inverter::run");
+            if (opt_.kept_image == KeptImage::Best) best.offer(l, x);
+          },
+          [&](const auto& step) { pix.step(step, dx, stepped, p); }};
+      const float loss = exec.run(body, keep.count, pix.adam().at(t), sink);
+      PixelOptimizer<Device>::check_loss(loss, t, "Inverter::run");
+      count_updates(stepped, res.update_counts);
+      if (opt_.kept_image == KeptImage::BestAfterStep) best.offer(loss, x);
+      // 3. schedule: rank by this forward's CLS attention (keep order = active order); on a device backend the
       //    attention and the images come to the host only here. Images leave from the kept canvas.
       const TensorD& kept = opt_.kept_image == KeptImage::Last ? x : best.x;
       if (event_now) {
+        const std::int64_t before = active.count;
         active = apply_event(ev, active, host_tensor(model_.last_cls_attention()), host_tensor(kept), labels, t, grid,
                              res);
         best.loss = std::numeric_limits<float>::infinity();  // a new stage
+        [[maybe_unused]] const EventInfo e{t, ev, before, active.count};
+        (detail::callback_event(callbacks, e, res.images), ...);
       }
       event_before = event_now;
-      if (t == total) emit_final(active, host_tensor(kept), labels, t, res);
-      IterationStats st{t, loss, keep.count, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
+      IterationStats st{t, loss, keep.count,
+                        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
       res.history.push_back(st);
-      if (on_iteration) on_iteration(st);
+      stop = (false | ... | detail::callback_iteration(callbacks, st));
+      if (t == total || stop) {  // the trajectories in flight leave (at T, or where a callback stopped the run)
+        res.stopped_early = t < total;
+        emit_final(active, host_tensor(kept), labels, t, res);
+      }
+      if ((false || ... || detail::callback_wants_checkpoint(callbacks, t))) {
+        const Tensor<Cpu> canvas = host_tensor(x);
+        [[maybe_unused]] const CheckpointState cs{t, canvas, active, res.images};
+        (((detail::callback_wants_checkpoint(callbacks, t)) ? detail::callback_checkpoint(callbacks, cs) : void()),
+         ...);
+      }
     }
+    (detail::callback_end(callbacks, res), ...);
     return res;
   }
 
- private:
   // The canvas of the lowest loss offered since the stage began (loss = +inf starts a stage).
   struct Best {
     float loss = std::numeric_limits<float>::infinity();
@@ -329,12 +349,6 @@ class Inverter {
     InputCheckOff& operator=(const InputCheckOff&) = delete;
   };
 
-  // Adam's step at iteration t (bias corrections by the global step).
-  [[nodiscard]] fn::AdamStep adam_params(int t) const {
-    return {opt_.lr, opt_.beta1, opt_.beta2, opt_.eps, 1.0f - static_cast<float>(std::pow(opt_.beta1, t)),
-            1.0f - static_cast<float>(std::pow(opt_.beta2, t))};
-  }
-
   static void count_updates(const nn::TokenIndex& active, Tensor<Cpu>& counts) {
     const std::int64_t n = counts.dim(1);
     for (std::int64_t bk = 0; bk < active.batch * active.count; ++bk)
@@ -344,25 +358,58 @@ class Inverter {
   SparseImage make_image(const Tensor<Cpu>& x, std::int64_t i, const std::vector<std::int32_t>& patches, int label,
                          int t) const {
     const std::int64_t per = x.numel() / x.dim(0);
-    SparseImage s{Tensor<Cpu>::empty(Shape{x.dim(1), x.dim(2), x.dim(3)}), Tensor<Cpu>::zeros(Shape{model_.num_patches()}),
-                  label, t};
+    SparseImage s{Tensor<Cpu>::empty(Shape{x.dim(1), x.dim(2), x.dim(3)}),
+                  Tensor<Cpu>::zeros(Shape{model_.num_patches()}), label, t};
     std::copy(x.data() + i * per, x.data() + (i + 1) * per, s.pixels.data());
     for (auto q : patches) s.mask[q] = 1.0f;
     return s;
+  }
+
+  // The probe of the forward that ranks: per-head CLS attention of any block, fetched from the model only when a
+  // selector asks (nullptr when the model has no cls_attention_per_head).
+  std::optional<AttentionProbe> make_probe(std::int64_t k) const {
+    if constexpr (requires { model_.cls_attention_per_head(0); model_.config().heads; model_.config().depth; }) {
+      return AttentionProbe(model_.config().heads, model_.config().depth, k,
+                            [this](int block) { return model_.cls_attention_per_head(block); });
+    } else {
+      (void)k;
+      return std::nullopt;
+    }
+  }
+
+  // The selector's ranking of image i must be a permutation of its active patches: throws naming the selector's
+  // type, the iteration, the image and the rule broken.
+  static void check_ranking(const std::vector<std::int32_t>& ranked, std::span<const std::int32_t> act, int t,
+                            std::int64_t i) {
+    const auto where = [&] { return "Inverter: selector " + policy_name<S>() + " at iteration " + std::to_string(t) +
+                                    ", image " + std::to_string(i) + ": "; };
+    check(ranked.size() == act.size(), where(), "returned ", ranked.size(), " patches for ", act.size(),
+          " active (a ranking is a permutation of the active patches)");
+    std::vector<std::int32_t> sorted_active(act.begin(), act.end()), sorted(ranked);
+    std::sort(sorted_active.begin(), sorted_active.end());
+    std::sort(sorted.begin(), sorted.end());
+    for (std::size_t j = 0; j < sorted.size(); ++j) {
+      check(j == 0 || sorted[j] != sorted[j - 1], where(), "returned patch ", sorted[j],
+            " twice (a ranking is a permutation of the active patches: no duplicates)");
+      check(std::binary_search(sorted_active.begin(), sorted_active.end(), sorted[j]), where(), "returned patch ",
+            sorted[j], ", which is not active (a ranking is a permutation of the active patches)");
+    }
   }
 
   nn::TokenIndex apply_event(const ScheduleEvent& ev, const nn::TokenIndex& active, const Tensor<Cpu>& attn,
                              const Tensor<Cpu>& x, const std::vector<int>& labels, int t, int grid, InversionResult& res) {
     const std::int64_t b = active.batch, k = active.count;
     const std::int64_t remove = std::min<std::int64_t>(ev.count, k - 1);  // at least one patch stays active
-    check(attn.rank() == 2 && attn.dim(1) == k, "Inverter: CLS attention ", attn.shape().str(), " for ", k, " active patches");
+    check(attn.rank() == 2 && attn.dim(1) == k, "Inverter: CLS attention ", attn.shape().str(), " for ", k,
+          " active patches");
+    const std::optional<AttentionProbe> probe = make_probe(k);
     nn::TokenIndex next{b, k - remove, {}};
     for (std::int64_t i = 0; i < b; ++i) {
-      RankInput in{{active.index.data() + i * k, static_cast<std::size_t>(k)},
-                   {attn.data() + i * k, static_cast<std::size_t>(k)}, grid, i, t, opt_.seed};
+      const std::span<const std::int32_t> act{active.index.data() + i * k, static_cast<std::size_t>(k)};
+      RankInput in{act, {attn.data() + i * k, static_cast<std::size_t>(k)}, grid, i, t, opt_.seed,
+                   probe ? &*probe : nullptr};
       auto ranked = selector_.rank(in);
-      check(static_cast<std::int64_t>(ranked.size()) == k, "Inverter: selector returned ", ranked.size(),
-            " patches for ", k, " active");
+      check_ranking(ranked, act, t, i);
       std::vector<std::int32_t> gone, stay;
       if (ev.kind == ScheduleEvent::Kind::Detach) {  // the top-ranked leave as a sparse image
         gone.assign(ranked.begin(), ranked.begin() + remove);
@@ -385,7 +432,8 @@ class Inverter {
   void emit_final(const nn::TokenIndex& active, const Tensor<Cpu>& x, const std::vector<int>& labels, int t,
                   InversionResult& res) const {
     for (std::int64_t i = 0; i < active.batch; ++i) {
-      std::vector<std::int32_t> patches(active.index.begin() + i * active.count, active.index.begin() + (i + 1) * active.count);
+      std::vector<std::int32_t> patches(active.index.begin() + i * active.count,
+                                        active.index.begin() + (i + 1) * active.count);
       res.images.push_back(make_image(x, i, patches, labels[static_cast<std::size_t>(i)], t));
     }
   }

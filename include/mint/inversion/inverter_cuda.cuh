@@ -3,19 +3,19 @@
 // masked Adam kernel and makes the CUDA ops visible to the engine's policy templates, so include it before
 // anything that includes mint/models/vit.hpp or mint/inversion/*.hpp.
 //
-// Per iteration the host sees: the loss (cross-entropy's row losses and TV's per-image sums are read back to
-// check for non-finite values and report the loss), and, at schedule events only, the last block's CLS
+// Per iteration the host sees: the loss (every term is added into the LossSink<Cuda>'s device double, read once
+// per iteration to check it is finite and report it), and, at schedule events only, the last block's CLS
 // attention [B, K] and the images.
 //
-// InversionOptions::cuda_graph = true captures the iteration (forward, CE, input-only backward, TV, masked Adam)
-// in a CUDA graph between schedule events, where the active count K is fixed: the iteration after the start or
-// an event runs uncaptured (it also uploads the keep set and labels once), the next one is captured and
-// launched, later ones replay the graph; an event drops the graph (K changes) and the cycle starts again. In a
-// graph iteration the loss terms add into one device scalar (cuda::detail::deferred_loss) read once per
-// iteration, Adam's bias corrections come from a device copy of fn::AdamStep written before each launch, the
-// model's NaN check of its input is off (the loss check remains), and the memory the graph uses belongs to its
-// allocator pool (cuda::detail::DeviceCache::Pool) until it is dropped. Only the built-in policies are
-// supported there (ClassObjective, TV / L2 / NoPrior / Sum of them): their CUDA ops know the deferred mode.
+// The executors: PlainExecutor<Cuda> (inverter.hpp) runs the iteration body as it is; IterationGraph<Cuda> (here,
+// InversionOptions::cuda_graph = true) runs the same body under capture between schedule events, where the active
+// count K is fixed: the iteration after the start or an event runs uncaptured (it also uploads the keep set and
+// labels once), the next one is captured and launched, later ones replay the graph; an event drops the graph (K
+// changes) and the cycle starts again. Adam's bias corrections come from a device copy of fn::AdamStep written
+// before each launch, the model's NaN check of its input is off (the loss check remains), and the memory the
+// graph uses belongs to its allocator pool (cuda::detail::DeviceCache::Pool) until it is dropped. The engine
+// refuses, naming its type, an objective or prior that is not `capturable` (one that returns its loss to the host
+// instead of writing it into the sink on the device: mint/inversion/loss_sink.hpp).
 #pragma once
 
 #if defined(MINT_MODELS_VIT_HPP_INCLUDED)
@@ -25,6 +25,7 @@
 #include "mint/backend/cuda.cuh"
 #include "mint/backend/cuda/losses.cuh"
 #include "mint/inversion/clip_range.hpp"
+#include "mint/inversion/loss_sink.hpp"
 #include "mint/models/vit_cuda.cuh"
 #include "mint/nn/tokens.hpp"
 
@@ -36,6 +37,37 @@ namespace mint {
 
 template <class Device>
 class IterationGraph;  // (the primary template is in inverter.hpp: no graphs on that backend)
+
+// The device sink: one double on the GPU that the CUDA loss ops add into (device()), read once per iteration.
+// A term given as a host value (add(), a policy without a sink form) is kept on the host beside it; under
+// capture there is no host value to keep (it would be the capture run's only), so add() is an error there.
+template <>
+class LossSink<Cuda> {
+ public:
+  LossSink() : sum_(sizeof(double)) {}
+  void reset() {
+    MINT_CUDA_CHECK(cudaMemsetAsync(sum_.as<double>(), 0, sizeof(double), cuda::stream()));
+    host_ = 0.0;
+  }
+  [[nodiscard]] double* device() { return sum_.as<double>(); }
+  void add(float v) {
+    check(!capturing_, "LossSink<Cuda>: a host loss value added while a CUDA graph is captured (a policy that is "
+          "not capturable)");
+    host_ += v;
+  }
+  [[nodiscard]] float read() const {
+    double d = 0.0;
+    MINT_CUDA_CHECK(cudaMemcpyAsync(&d, sum_.as<double>(), sizeof d, cudaMemcpyDeviceToHost, cuda::stream()));
+    MINT_CUDA_CHECK(cudaStreamSynchronize(cuda::stream()));
+    return static_cast<float>(d + host_);
+  }
+  void set_capturing(bool on) { capturing_ = on; }
+
+ private:
+  cuda::detail::DeviceBuffer sum_;
+  double host_ = 0.0;
+  bool capturing_ = false;
+};
 
 namespace detail {
 // The kernel of masked_adam_step: `step` is read per thread from *sp (device) or taken by value (sp == nullptr).
@@ -84,12 +116,12 @@ inline void masked_adam_step(const fn::AdamStep& step, Tensor<Cuda>& x, const Te
   detail::masked_adam_launch(step, nullptr, x, g, m, v, active, p, range);
 }
 
-// The engine's CUDA-graph state (see the header comment); the Inverter drives it through run().
+// The CUDA-graph executor (see the header comment): runs the engine's iteration body under capture and replay.
 template <>
 class IterationGraph<Cuda> {
  public:
   static constexpr bool available = true;
-  IterationGraph() : step_(sizeof(fn::AdamStep)), loss_(sizeof(double)) {}
+  IterationGraph() : step_(sizeof(fn::AdamStep)) {}
   ~IterationGraph() { reset(); }
   IterationGraph(const IterationGraph&) = delete;
   IterationGraph& operator=(const IterationGraph&) = delete;
@@ -108,32 +140,28 @@ class IterationGraph<Cuda> {
     warm_k_ = -1;
   }
 
-  // One iteration with K active patches: `body` enqueues it, adding its loss terms into the deferred scalar and
-  // reading Adam's step from adam_step(). The first time at this K it runs uncaptured, the second time it is
-  // captured and the graph launched, after that the graph is replayed. Returns the loss (one read back).
+  // One iteration with K active patches: body.evaluate(sink) then body.step(*this) (the step reads Adam's
+  // parameters from adam_step() on the device). The first time at this K it runs uncaptured, the second time it
+  // is captured and the graph launched, after that the graph is replayed. Returns the sink's sum (one read).
   template <class Body>
-  float run(std::int64_t k, const fn::AdamStep& step, Body&& body) {
+  float run(Body& body, std::int64_t k, const fn::AdamStep& step, LossSink<Cuda>& sink) {
     MINT_CUDA_CHECK(cudaMemcpyAsync(step_.as<fn::AdamStep>(), &step, sizeof step, cudaMemcpyHostToDevice, cuda::stream()));
     if (exec_ && k_ == k) {
       MINT_CUDA_CHECK(cudaGraphLaunch(exec_, cuda::stream()));
     } else {
       const std::int64_t warm = warm_k_;
       if (exec_) reset();
-      Deferred on(loss_.as<double>());
       if (warm != k) {  // uncaptured: uploads the keep set and labels, warms cuBLAS at these shapes
-        enqueue(body);
+        enqueue(body, sink);
         warm_k_ = k;
       } else {
-        capture(body);
+        capture(body, sink);
         k_ = k;
         warm_k_ = k;
         MINT_CUDA_CHECK(cudaGraphLaunch(exec_, cuda::stream()));  // the capture itself ran nothing
       }
     }
-    double loss = 0.0;
-    MINT_CUDA_CHECK(cudaMemcpyAsync(&loss, loss_.as<double>(), sizeof loss, cudaMemcpyDeviceToHost, cuda::stream()));
-    MINT_CUDA_CHECK(cudaStreamSynchronize(cuda::stream()));
-    return static_cast<float>(loss);
+    return sink.read();
   }
 
   // Device copy of this iteration's Adam step (its bias corrections change every iteration).
@@ -141,27 +169,23 @@ class IterationGraph<Cuda> {
   [[nodiscard]] bool captured() const { return exec_ != nullptr; }
 
  private:
-  struct Deferred {  // the loss ops add into `sum` while this lives
-    explicit Deferred(double* sum) { cuda::detail::deferred_loss().sum = sum; }
-    ~Deferred() { cuda::detail::deferred_loss().sum = nullptr; }
-    Deferred(const Deferred&) = delete;
-    Deferred& operator=(const Deferred&) = delete;
-  };
-
   template <class Body>
-  void enqueue(Body& body) {
-    MINT_CUDA_CHECK(cudaMemsetAsync(loss_.as<double>(), 0, sizeof(double), cuda::stream()));
-    body();
+  void enqueue(Body& body, LossSink<Cuda>& sink) {
+    sink.reset();  // a memset on the stream: captured with the rest, so every replay starts the sum at 0
+    body.evaluate(sink);
+    body.step(*this);
   }
 
   template <class Body>
-  void capture(Body& body) {
+  void capture(Body& body, LossSink<Cuda>& sink) {
     auto& cache = cuda::detail::DeviceCache::instance();
     MINT_CUDA_CHECK(cudaStreamBeginCapture(cuda::stream(), cudaStreamCaptureModeRelaxed));
     cache.begin_capture(&pool_);
+    sink.set_capturing(true);
     try {
-      enqueue(body);
+      enqueue(body, sink);
     } catch (...) {
+      sink.set_capturing(false);
       cache.end_capture();
       cudaGraph_t broken = nullptr;
       (void)cudaStreamEndCapture(cuda::stream(), &broken);
@@ -170,12 +194,13 @@ class IterationGraph<Cuda> {
       reset();
       throw;
     }
+    sink.set_capturing(false);
     cache.end_capture();
     MINT_CUDA_CHECK(cudaStreamEndCapture(cuda::stream(), &graph_));
     MINT_CUDA_CHECK(cudaGraphInstantiate(&exec_, graph_, 0));
   }
 
-  cuda::detail::DeviceBuffer step_, loss_;
+  cuda::detail::DeviceBuffer step_;
   cuda::detail::DeviceCache::Pool pool_;
   cudaGraph_t graph_ = nullptr;
   cudaGraphExec_t exec_ = nullptr;

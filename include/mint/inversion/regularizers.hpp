@@ -2,12 +2,15 @@
 // and its gradient to d_images. The paper-literal ones (TV: SMI Eq. 2, L2) are batch means; the official-code
 // ones (TVOfficial, TVOfficialL1, L2Official: SMI's synthesis/smi.py) are whole-batch norms, as that code
 // computes them.
-// Sum<...> combines several, each with its own weight.
+// Sum<...> combines several, each with its own weight. The backend templates (TV, L2, NoPrior, Sum of them) also
+// write into the engine's LossSink (on CUDA on the device), so they can run inside a CUDA graph (`capturable`).
 #pragma once
 
 #include <tuple>
+#include <type_traits>
 
 #include "mint/inversion/concepts.hpp"
+#include "mint/inversion/loss_sink.hpp"
 #include "mint/nn/image_priors.hpp"
 
 namespace mint {
@@ -16,9 +19,18 @@ namespace mint {
 // (Templates over the backend: on CUDA the nn::total_variation of mint/backend/cuda/image_priors.cuh runs.)
 struct TV {
   float weight = 1e-4f;
+  static constexpr bool capturable = true;
   template <class D>
   float add(const Tensor<D>& images, Tensor<D>& d_images) const {
     return nn::total_variation(images, weight, &d_images);
+  }
+  template <class D>
+  void add(const Tensor<D>& images, Tensor<D>& d_images, LossSink<D>& sink) const {
+    if constexpr (std::is_same_v<D, Cpu>) {
+      sink.add(add(images, d_images));
+    } else {
+      (void)nn::total_variation(images, weight, &d_images, sink.device());
+    }
   }
 };
 
@@ -26,9 +38,18 @@ struct TV {
 // mint/backend/cuda/image_priors.cuh runs.)
 struct L2 {
   float weight = 1e-5f;
+  static constexpr bool capturable = true;
   template <class D>
   float add(const Tensor<D>& images, Tensor<D>& d_images) const {
     return nn::l2_prior(images, weight, &d_images);
+  }
+  template <class D>
+  void add(const Tensor<D>& images, Tensor<D>& d_images, LossSink<D>& sink) const {
+    if constexpr (std::is_same_v<D, Cpu>) {
+      sink.add(add(images, d_images));
+    } else {
+      (void)nn::l2_prior(images, weight, &d_images, sink.device());
+    }
   }
 };
 
@@ -61,8 +82,11 @@ struct L2Official {
 
 // No prior.
 struct NoPrior {
+  static constexpr bool capturable = true;
   template <class D>
   float add(const Tensor<D>&, Tensor<D>&) const { return 0.0f; }
+  template <class D>
+  void add(const Tensor<D>&, Tensor<D>&, LossSink<D>&) const {}
 };
 
 // The sum of several priors; each keeps its own weight: Sum<TV, L2>{{.weight = 1e-4f}, {.weight = 1e-5f}}.
@@ -70,11 +94,22 @@ template <Regularizer... Rs>
 struct Sum {
   std::tuple<Rs...> terms;
   static constexpr bool reads_model_activations = (false || ... || mint::reads_model_activations<Rs>);
+  static constexpr bool capturable = (true && ... && mint::capturable<Rs>);
   Sum() = default;
   explicit Sum(Rs... rs) : terms(std::move(rs)...) {}
   template <class D>
   float add(const Tensor<D>& images, Tensor<D>& d_images) const {
     return std::apply([&](const auto&... r) { return (0.0f + ... + r.add(images, d_images)); }, terms);
+  }
+  // On the host the terms' float sum goes in as one value (the sum add() returns, bit for bit); on a device each
+  // term writes its own.
+  template <class D>
+  void add(const Tensor<D>& images, Tensor<D>& d_images, LossSink<D>& sink) const {
+    if constexpr (std::is_same_v<D, Cpu>) {
+      sink.add(add(images, d_images));
+    } else {
+      std::apply([&](const auto&... r) { (write_prior(r, images, d_images, sink), ...); }, terms);
+    }
   }
 };
 

@@ -1,4 +1,6 @@
-// mint/inversion/schedules.hpp -- when patches leave the inversion and how many.
+// mint/inversion/schedules.hpp -- when patches leave the inversion and how many. Each schedule validates its
+// parameters once, in begin(RunInfo), which the engine calls before the first iteration; event() then only
+// decides (requires: begin() accepted the parameters for this run).
 #pragma once
 
 #include <cmath>
@@ -20,8 +22,10 @@ struct Dense {
 struct ProgressivePrune {
   std::vector<int> iterations{50, 100, 200, 300};
   float ratio = 0.3f;
-  ScheduleEvent event(int t, int, int active, int) const {
+  void begin(const RunInfo&) const {
     check(ratio >= 0.0f && ratio < 1.0f, "ProgressivePrune: ratio ", ratio, " outside [0, 1)");
+  }
+  ScheduleEvent event(int t, int, int active, int) const {
     for (int it : iterations)
       if (it == t) {
         const int keep = std::max(1, static_cast<int>(std::floor(static_cast<double>(active) * (1.0 - ratio))));
@@ -36,8 +40,11 @@ struct ProgressivePrune {
 // patches form the last image, so each trajectory yields v images.
 struct Rebirth {
   int v = 4;
+  void begin(const RunInfo& run) const {
+    check(v >= 1 && v <= run.patches, "Rebirth: v = ", v, " must be in 1..", run.patches, " (the number of patches)");
+  }
   ScheduleEvent event(int t, int total, int, int n) const {
-    check(v >= 1 && v <= n, "Rebirth: v = ", v, " must be in 1..", n, " (the number of patches)");
+    if (v < 1) return {};  // (begin() refuses it; no division by zero when called without begin())
     const int period = total / v;
     if (v > 1 && period > 0 && t % period == 0 && t / period <= v - 1) return {ScheduleEvent::Kind::Detach, n / v};
     return {};

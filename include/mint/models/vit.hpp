@@ -261,6 +261,24 @@ class ViT {
     return cache_.cls_attn;
   }
 
+  // The CLS token's attention to each kept patch in block `block` of the latest forward(), per head: [B, H, K] on
+  // the host, in keep order (the selectors' probe: mint/inversion/concepts.hpp AttentionProbe). Read from the
+  // attention probabilities that pass saved for backward, so forward() computes nothing extra for it and only a
+  // caller pays (on a device backend: a copy of that block's probabilities to the host).
+  // requires: a forward() since the last release_cache(); 0 <= block < depth.
+  [[nodiscard]] Tensor<Cpu> cls_attention_per_head(int block) const {
+    check(cache_.batch > 0, "ViT::cls_attention_per_head: no forward pass yet");
+    check(block >= 0 && block < cfg_.depth, "ViT::cls_attention_per_head: block ", block, " outside 0..",
+          cfg_.depth - 1);
+    const Tensor<Cpu> probs = to_cpu(cache_.blocks[static_cast<std::size_t>(block)].att.probs);  // [B, H, Q, T]
+    const std::int64_t b = probs.dim(0), h = probs.dim(1), q = probs.dim(2), t = probs.dim(3);
+    const std::int64_t e = cfg_.extra_tokens(), k = t - e;
+    auto out = Tensor<Cpu>::empty(Shape{b, h, k});
+    for (std::int64_t bh = 0; bh < b * h; ++bh)  // row 0 of each (image, head): the CLS query
+      std::copy(probs.data() + bh * q * t + e, probs.data() + bh * q * t + t, out.data() + bh * k);
+    return out;
+  }
+
   // Frees what the latest forward() saved for backward (activations, attention). The next forward() would
   // free it anyway; call this to measure memory from a clean start or to hand the memory back between runs.
   void release_cache() { cache_ = Cache{}; }

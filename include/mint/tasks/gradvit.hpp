@@ -38,6 +38,8 @@
 #include "mint/core/rng.hpp"
 #include "mint/core/tensor.hpp"
 #include "mint/inversion/bn_prior.hpp"
+#include "mint/inversion/inverter.hpp"
+#include "mint/inversion/pixel_optimizer.hpp"
 #include "mint/nn/elementwise.hpp"
 #include "mint/nn/image_priors.hpp"
 #include "mint/nn/losses.hpp"
@@ -459,6 +461,21 @@ struct AttackOptions {
   std::uint64_t seed = 0;       // Gaussian init of x^ (seed s uses seed + s)
   float init_std = 1.0f;
   float pixel_lo = -1e30f, pixel_hi = 1e30f;  // valid range of x^ (normalised space), clipped after every step
+
+  // The pixel side of the attack as the inversion engine's options (what PixelOptimizer is built from: Adam's
+  // rate, betas and eps, the seed, the iterations, the clip range). AttackOptions keeps its own fields, rather than
+  // deriving from InversionOptions, so that `AttackOptions{.iterations = ..., .tv = ...}` (designated
+  // initialisers, which cannot name a base's members) keeps working; this is the one place they map across.
+  [[nodiscard]] InversionOptions inversion_options() const {
+    InversionOptions o;
+    o.iterations = iterations;
+    o.lr = lr;
+    o.beta1 = beta1, o.beta2 = beta2, o.eps = adam_eps;
+    o.seed = seed;
+    o.pixel_lo = pixel_lo, o.pixel_hi = pixel_hi;
+    o.step_whole_canvas = true;  // GradViT optimises every pixel
+    return o;
+  }
 };
 
 struct AttackResult {
@@ -522,40 +539,40 @@ AttackResult attack(M& model, const GradientMatch& match, const Shape& shape, co
   const auto S = static_cast<std::size_t>(opt.seeds);
   const bool registering = S > 1 && opt.registration > 0.0f;
   AttackResult res;
-  std::vector<Tensor<Cpu>> xs(S), ms(S), vs(S);
-  for (std::size_t s = 0; s < S; ++s) {
-    xs[s] = Tensor<Cpu>::empty(shape);
-    fill_normal(xs[s], opt.seed + s, 0, 0.0f, opt.init_std);
-    for (std::int64_t i = 0; i < xs[s].numel(); ++i) xs[s][i] = std::clamp(xs[s][i], opt.pixel_lo, opt.pixel_hi);
-    ms[s] = Tensor<Cpu>::zeros(shape);
-    vs[s] = Tensor<Cpu>::zeros(shape);
-  }
+  // The inversion engine's pixel optimiser (mint/inversion/pixel_optimizer.hpp), one per seed: seeded noise
+  // (seed + s, std init_std) clipped to [pixel_lo, pixel_hi], Adam on every pixel, the clip, the loss check.
+  const InversionOptions io = opt.inversion_options();
+  const PixelAdam adam{io.lr, io.beta1, io.beta2, io.eps};
+  std::vector<PixelOptimizer<Cpu>> pix;
+  pix.reserve(S);
+  for (std::size_t s = 0; s < S; ++s)
+    pix.emplace_back(PixelOptimizer<Cpu>::noise(shape, io.seed + s, opt.init_std), adam,
+                     io.clip_range(shape[1]), true, "gradvit::attack: initial images");
+  const auto images = [&] {
+    std::vector<Tensor<Cpu>> xs;
+    for (auto& p : pix) xs.push_back(p.images());
+    return xs;
+  };
   auto g = Tensor<Cpu>::zeros(shape);
   Tensor<Cpu> xc;
   const double pi = 3.14159265358979323846;
   for (int t = 1; t <= opt.iterations; ++t) {
     const int reg_t0 = static_cast<int>(opt.register_from * static_cast<float>(opt.iterations));  // pull for t > reg_t0
     const bool pulling = registering && t > reg_t0;
-    if (pulling && (t - reg_t0 - 1) % opt.register_every == 0) xc = consensus(xs, opt.align_shift, opt.align_flip);
+    if (pulling && (t - reg_t0 - 1) % opt.register_every == 0) xc = consensus(images(), opt.align_shift, opt.align_flip);
     const float lr = opt.cosine_lr ? static_cast<float>(0.5 * opt.lr * (1.0 + std::cos(pi * (t - 1) / opt.iterations))) : opt.lr;
-    const fn::AdamStep step{lr, opt.beta1, opt.beta2, opt.adam_eps, 1.0f - static_cast<float>(std::pow(opt.beta1, t)),
-                            1.0f - static_cast<float>(std::pow(opt.beta2, t))};
+    const fn::AdamStep step = adam.at(t, lr);
     double mean_loss = 0.0;
     for (std::size_t s = 0; s < S; ++s) {
-      auto& x = xs[s];
-      const double loss = attack_objective(model, match, x, opt, t, pulling ? &xc : nullptr, &g);
-      check(std::isfinite(loss), "gradvit::attack: the loss became ", loss, " at iteration ", t, " (seed ", s, ")");
-      auto& m = ms[s];
-      auto& v = vs[s];
-      for (std::int64_t i = 0; i < x.numel(); ++i) {
-        step(x[i], g[i], m[i], v[i]);
-        x[i] = std::clamp(x[i], opt.pixel_lo, opt.pixel_hi);
-      }
+      const double loss = attack_objective(model, match, pix[s].images(), opt, t, pulling ? &xc : nullptr, &g);
+      PixelOptimizer<Cpu>::check_loss(loss, t, "gradvit::attack", " (seed " + std::to_string(s) + ")");
+      pix[s].step(step, g);
       mean_loss += loss / static_cast<double>(S);
     }
     res.loss.push_back(mean_loss);
-    if (on_iteration) on_iteration(t, mean_loss, xs[0]);
+    if (on_iteration) on_iteration(t, mean_loss, pix[0].images());
   }
+  const std::vector<Tensor<Cpu>> xs = images();
   for (std::size_t s = 0; s < S; ++s) {
     res.distance.push_back(match.evaluate(model, xs[s]).distance);
     if (res.distance.back() < res.distance[static_cast<std::size_t>(res.best_seed)]) res.best_seed = static_cast<int>(s);

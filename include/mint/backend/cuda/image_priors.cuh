@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "mint/backend/cuda/detail/deferred_loss.cuh"
+#include "mint/backend/cuda/detail/device_sum.cuh"
 #include "mint/backend/cuda/detail/launch.cuh"
 #include "mint/backend/cuda/tensor.hpp"
 #include "mint/backend/functors_plain.hpp"
@@ -75,11 +75,12 @@ inline std::vector<double> total_variation_per_image(const Tensor<Cuda>& images,
   return tv;
 }
 
-// weight * mean_b TV(image_b); dimages += its gradient. While cuda::detail::deferred_loss() is on (a CUDA-graph
-// iteration) the value is added on the device and 0 is returned.
-inline float total_variation(const Tensor<Cuda>& images, float weight, Tensor<Cuda>* dimages = nullptr) {
+// weight * mean_b TV(image_b); dimages += its gradient. With `sink` (a device double: the engine's LossSink<Cuda>)
+// the value is added into *sink on the device and 0 is returned (no read-back, so it can be captured).
+inline float total_variation(const Tensor<Cuda>& images, float weight, Tensor<Cuda>* dimages = nullptr,
+                             double* sink = nullptr) {
   const auto b = static_cast<double>(images.dim(0));
-  if (double* sink = cuda::detail::deferred_loss().sum) {
+  if (sink) {
     check_rank(images, 4, "total_variation: images");
     if (dimages) check_shape(*dimages, images.shape(), "total_variation: d_images");
     if (images.dim(0) == 0) return 0.0f;
@@ -111,8 +112,9 @@ __global__ inline void l2_prior_kernel(const float* x, std::int64_t n, float k, 
 }  // namespace cuda_detail
 
 // weight * mean_b ||image_b||_2^2; dimages += 2 weight / B x (as the CPU l2_prior; the sum's order differs).
-// While cuda::detail::deferred_loss() is on the value is added on the device and 0 is returned.
-inline float l2_prior(const Tensor<Cuda>& images, float weight, Tensor<Cuda>* dimages = nullptr) {
+// With `sink` (a device double) the value is added into *sink on the device and 0 is returned.
+inline float l2_prior(const Tensor<Cuda>& images, float weight, Tensor<Cuda>* dimages = nullptr,
+                      double* sink = nullptr) {
   detail::l2_prior_check(images, dimages);
   const double b = static_cast<double>(images.dim(0));
   const std::int64_t n = images.numel();
@@ -124,7 +126,7 @@ inline float l2_prior(const Tensor<Cuda>& images, float weight, Tensor<Cuda>* di
         images.data(), n, static_cast<float>(2.0 * weight / b), dimages ? dimages->data() : nullptr, acc.as<double>());
     cuda::detail::check_launch("l2_prior");
   }
-  if (double* sink = cuda::detail::deferred_loss().sum) {
+  if (sink) {
     cuda::detail::add_scaled_sum(acc.as<double>(), 1, weight / b, sink);
     return 0.0f;
   }

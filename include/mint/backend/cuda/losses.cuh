@@ -1,13 +1,13 @@
 // mint/backend/cuda/losses.cuh -- cross-entropy and the temperature KL of distillation on Tensor<Cuda>
 // (contracts: mint/nn/losses.hpp). One block per row: the log-sum-exp in double (as the CPU's log_softmax_row),
 // the row's loss to a scratch buffer, and the gradient added. The mean is summed on the host (reading it back
-// synchronises), or, while cuda::detail::deferred_loss() is on (a CUDA-graph iteration), added on the device
-// and 0 is returned.
+// synchronises), or, when the caller passes a device sum (`sink`: the inversion engine's LossSink<Cuda>), added
+// into it on the device and 0 is returned (no read-back: what a CUDA-graph iteration needs).
 #pragma once
 
 #include <vector>
 
-#include "mint/backend/cuda/detail/deferred_loss.cuh"
+#include "mint/backend/cuda/detail/device_sum.cuh"
 #include "mint/backend/cuda/detail/launch.cuh"
 #include "mint/backend/cuda/tensor.hpp"
 #include "mint/backend/functors_plain.hpp"
@@ -58,10 +58,10 @@ __global__ inline void kl_div_kernel(const float* zs, const float* zt, std::int6
   if (threadIdx.x == 0) row_loss[r] = acc;
 }
 
-// The mean of row_loss[0..b) times `scale`: added on the device while deferred_loss() is on (returns 0), else
+// The mean of row_loss[0..b) times `scale`: added into *sink on the device when sink is given (returns 0), else
 // read back (synchronises).
-inline float finish_rows(const double* row_loss, std::int64_t b, double scale) {
-  if (double* sink = cuda::detail::deferred_loss().sum) {
+inline float finish_rows(const double* row_loss, std::int64_t b, double scale, double* sink = nullptr) {
+  if (sink) {
     cuda::detail::add_scaled_sum(row_loss, b, scale, sink);
     return 0.0f;
   }
@@ -76,9 +76,10 @@ inline float finish_rows(const double* row_loss, std::int64_t b, double scale) {
 
 }  // namespace cuda_detail
 
-// requires: logits [B, C], labels.size() == B, each in [0, C) (checked on the host). ensures: as the CPU op.
+// requires: logits [B, C], labels.size() == B, each in [0, C) (checked on the host). ensures: as the CPU op;
+// with `sink` (a device double) the loss is added into *sink on the device and 0 is returned.
 inline float cross_entropy(const Tensor<Cuda>& logits, const std::vector<int>& labels, Tensor<Cuda>* dlogits = nullptr,
-                           float scale = 1.0f) {
+                           float scale = 1.0f, double* sink = nullptr) {
   detail::cross_entropy_check(logits, labels, dlogits);
   const std::int64_t b = logits.dim(0), c = logits.dim(1);
   if (b == 0) return 0.0f;
@@ -89,7 +90,7 @@ inline float cross_entropy(const Tensor<Cuda>& logits, const std::vector<int>& l
   cuda_detail::cross_entropy_kernel<<<static_cast<unsigned>(b), cuda::detail::row_threads(c), 0, cuda::stream()>>>(
       logits.data(), lab, c, dlogits ? dlogits->data() : nullptr, scale / static_cast<float>(b), rows.as<double>());
   cuda::detail::check_launch("cross_entropy");
-  return cuda_detail::finish_rows(rows.as<double>(), b, 1.0 / static_cast<double>(b));
+  return cuda_detail::finish_rows(rows.as<double>(), b, 1.0 / static_cast<double>(b), sink);
 }
 
 // Knowledge-distillation KL with temperature tau (SMI Eq. 6), as the CPU kl_div_temperature:

@@ -6,8 +6,9 @@
 //
 // How the digests were recorded: this file (the GradViT case too) was compiled against commit c633b7d (the last commit
 // before the engine's rework, "inversion/cost.hpp: CostMeter ..."), GCC 12 -O3 -march=native on an AVX-512
-// machine (the Release build's flags), run with OMP_NUM_THREADS=1 and 2 (the same digests: the GEMMs split their
-// output, not their sums, across threads), and the printed digests pasted below. No tolerance: bitwise by design.
+// machine (the Release build's flags), with Eigen's GEMM (each case pins it: another GEMM candidate rounds
+// differently), run with OMP_NUM_THREADS=1 and 2 (the same digests: the GEMMs split their output, not their sums,
+// across threads), and the printed digests pasted below. No tolerance: bitwise by design.
 // Float results depend on the compiler's vectorisation and FMA contraction, so the digests hold for that
 // configuration only (kRecordedBuild below); any other build (the clang sanitizer build, a machine without
 // AVX-512) checks instead that a second run of the same method gives the same bytes, and says so.
@@ -16,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "mint/backend/cpu/gemm_backends.hpp"
 #include "mint/inversion/presets.hpp"
 #include "mint/io/sha256.hpp"
 #include "mint/models/vit.hpp"
@@ -80,6 +82,7 @@ using engine_identity_test::teacher;
 TEST_CASE("engine identity: DMI, SMI and PRI bytes on the teacher are those of the recorded engine",
           "[inversion][identity]") {
   auto model = teacher();
+  const cpu::ScopedGemmChoice eigen_gemm({cpu::GemmBackend::Eigen, cpu::GemmBackend::Eigen});  // as recorded
   DMI<ViT<>> dmi(model, {}, TV{1e-4f}, {}, {}, {}, options(12, 3));
   const auto d = dmi.run(kLabels);
   REQUIRE(d.images.size() == 3);
@@ -99,6 +102,7 @@ TEST_CASE("engine identity: DMI, SMI and PRI bytes on the teacher are those of t
 TEST_CASE("engine identity: an official preset, a JitterFlip and a KeptImage Best run are unchanged",
           "[inversion][identity]") {
   auto model = teacher();
+  const cpu::ScopedGemmChoice eigen_gemm({cpu::GemmBackend::Eigen, cpu::GemmBackend::Eigen});  // as recorded
   auto official = preset_options(PresetForm::Official, engine_identity_test::fmnist());
   official.iterations = 12;
   official.seed = 11;
@@ -127,6 +131,7 @@ TEST_CASE("engine identity: GradViT's attack (two seeds, registration) is unchan
           "[inversion][identity][gradvit]") {
   namespace gv = tasks::gradvit;
   auto model = teacher();
+  const cpu::ScopedGemmChoice eigen_gemm({cpu::GemmBackend::Eigen, cpu::GemmBackend::Eigen});  // as recorded
   auto real = Tensor<Cpu>::empty(Shape{2, 1, 28, 28});
   fill_normal(real, 21, 0, 0.0f, 1.0f);
   const std::vector<int> labels{4, 9};

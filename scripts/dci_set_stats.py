@@ -13,7 +13,8 @@ def stats(name, x):
     frame = torch.ones(28, 28, dtype=torch.bool)
     frame[3:-3, 3:-3] = False
     print(f"{name}: {x.shape[0]} images, mean {x.mean():.3f}, sd {x.std():.3f}, "
-          f"near-black {100 * (x < 0.02).float().mean():.1f}%, near-white {100 * (x > 0.98).float().mean():.1f}%, frame mean {x[:, frame].mean():.3f}, "
+          f"near-black {100 * (x < 0.02).float().mean():.1f}%, near-white {100 * (x > 0.98).float().mean():.1f}%, "
+          f"frame mean {x[:, frame].mean():.3f}, "
           f"centre mean {x[:, ~frame].mean():.3f}")
 
 if __name__ == "__main__":

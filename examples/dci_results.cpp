@@ -376,9 +376,16 @@ int run(const Args& a, const std::string& command_line) {
     }
     g->rows.push_back(&r);
   }
+  // real at the same size, else real at the size asked for (a synthetic set smaller than --sizes: the table says
+  // both sizes)
   auto real_of = [&](std::int64_t n) -> const Agg* {
     for (const auto& g : aggs)
       if (g.source == "real" && g.n == n) return &g;
+    for (const auto& g : aggs)
+      if (g.source == "real")
+        for (const Row* r : g.rows)
+          for (const auto& q : rows)
+            if (q.source != "real" && q.n_used == n && q.n_requested == r->n_requested) return &g;
     return nullptr;
   };
 

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Regenerates docs/results_dci.md and docs/dci_depth<k>.png (DCI feature inversion of the Fashion-MNIST CNN;
-# docs/dci.md): builds mint-dci-results and runs it on one thread at nice 10.
+# docs/dci.md): builds mint-dci-results and runs it on one thread at nice 19.
 #
-#   bash scripts/results_dci.sh                     the default sizes (1000 synthetic images; about 18 min)
-#   bash scripts/results_dci.sh --synthetic 10000   the seed's 10K synthetic set as well (the cache is extended)
+#   bash scripts/results_dci.sh                     the defaults: real vs 1000 synthetic images per recipe (official
+#                                                   DeepInversion loop at 200 iterations, the earlier 40-iteration
+#                                                   recipe, four lever sets), 3 seeds; times in docs/results_dci.md
+#   bash scripts/results_dci.sh --recipes official,previous   the main comparison only
 #   any mint-dci-results option passes through (--help lists them); BIN=path uses a binary already built
 #
-# The synthetic set (dci_out/synthetic.safetensors) and the modules after every stage (dci_out/*_depth<k>) are
-# kept: a rerun or a run after a crash redoes nothing finished. Delete dci_out/ to start from scratch.
+# The synthetic sets (out/dci/syn_<recipe>.safetensors, rewritten after every batch) and the modules after every
+# stage (out/dci/*_depth<k>) are kept: a rerun or a run after a crash redoes nothing finished. Delete out/dci/ to
+# start from scratch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ -z "${BIN:-}" ]]; then
@@ -16,4 +19,4 @@ if [[ -z "${BIN:-}" ]]; then
   nice -n 10 cmake --build build -j1 --target mint_dci_results
   BIN=build/examples/mint-dci-results
 fi
-OMP_NUM_THREADS=1 nice -n 10 "$BIN" "$@"
+OMP_NUM_THREADS=1 nice -n 19 "$BIN" "$@"

@@ -401,7 +401,8 @@ struct PolicyInfo<JitterFlipOfficial> {
 
 // ---- to_json / from_json --------------------------------------------------------------------------------------
 
-// {"name": PolicyInfo<P>::name, "params": {every parameter: its value}}.
+// ensures: {"name": PolicyInfo<P>::name, "params": {every parameter: its value}}, floats as their shortest decimal;
+//          policy_from_json<P> of it gives back p's parameters.
 template <RegisteredPolicy P>
 nlohmann::json policy_to_json(const P& p) {
   nlohmann::json params = nlohmann::json::object();
@@ -426,7 +427,8 @@ inline nlohmann::json params_of(const nlohmann::json& j, const char* kind, const
 }
 }  // namespace registry_detail
 
-// The policy P that `j` describes (policy_to_json's form). Parameters not given keep their defaults.
+// requires: j is policy_to_json's form for P ("params" optional).
+// ensures:  the policy P that `j` describes; parameters not given keep their defaults.
 // Throws mint::Error "<kind> '<name>': <key> = <value> ..." for an unknown key, a wrong type, a value out of range,
 // or a rule across parameters; a wrong name is "<kind>: expected '<name>', got '<other>'".
 template <RegisteredPolicy P>

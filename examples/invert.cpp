@@ -42,7 +42,8 @@ void validate(const mint::cli::Command& c, const Args& a, const mint::ViTConfig&
                   "jitter/flip, the TV prior only); drop it or use --preset paper");
 }
 
-int run(const mint::cli::Command& c, const Args& a) {
+int run(const mint::cli::Command& c, Args& a) {
+  mint::cli::apply_policies_file(c, a, mint::preset_form(a.preset));  // before the model: a bad file fails fast
   mint::ModelSource src = mint::cli::open_inversion_model(c, a);
   auto& model = src.vit;
   const auto& cfg = model.config();
@@ -86,7 +87,7 @@ int run(const mint::cli::Command& c, const Args& a) {
             inv(model, {}, mint::Sum<mint::TV, mint::L2>{mint::TV{a.tv}, mint::L2{a.l2}}, sel, sch, aug, opt);
         return inv.run(labels, progress);
       },
-      schedule, mint::selectors().make(a.selector), mint::augmentations().make(a.augment));
+      schedule, mint::selectors().make(a.selector), mint::cli::augmentation_of(a));
   meter.end();
   std::fprintf(stderr, "\n");
   const double secs = meter.seconds();
@@ -117,6 +118,7 @@ int run(const mint::cli::Command& c, const Args& a) {
   nlohmann::json rep = {
       {"command", "mint-invert"}, {"command_line", c.command_line()}, {"method", a.method},
       {"selector", a.selector}, {"augment", a.augment}, {"preset", a.preset},
+      {"policies", mint::cli::policies_json(a, form)}, {"preset_settings", mint::preset_to_json(form)},
  {"v", a.v}, {"prune", a.prune}, {"ratio", a.ratio},
       {"iterations", a.iterations}, {"iterations_done", done}, {"interrupted", res.interrupted},
       {"batch", a.batch}, {"lr", a.lr}, {"tv", a.tv}, {"l2", a.l2}, {"seed", a.seed}, {"model", a.model},

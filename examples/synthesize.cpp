@@ -65,6 +65,7 @@ nlohmann::json byte_options(const Args& a, const std::string& model_sha, const m
                       {"normalisation-std", norm.std}};
   if (a.method == "pri") j["v"] = a.v;
   if (a.method == "smi") j["prune"] = a.prune, j["ratio"] = a.ratio;
+  j["policies"] = mint::cli::policies_json(a);  // the registry's record, parameters included (e.g. jitterflip's)
   return j;
 }
 
@@ -85,7 +86,8 @@ int merge(const Args& a) {
   return 0;
 }
 
-int synthesize(const mint::cli::Command& c, const Args& a, int rank, int ranks) {
+int synthesize(const mint::cli::Command& c, Args& a, int rank, int ranks) {
+  mint::cli::apply_policies_file(c, a);  // the policies file, if any, before any long work
   if (a.threads > 0) mint::cpu::set_num_threads(a.threads);
   int slice_i = 0, slice_n = 1;
   if (!a.shard.empty()) {
@@ -135,7 +137,7 @@ int synthesize(const mint::cli::Command& c, const Args& a, int rank, int ranks) 
               model, {}, Prior{mint::TV{a.tv}, mint::L2{a.l2}}, sel, sch, aug, o);
           return inv.run(labels, each).images;
         },
-        schedule_of(a), mint::selectors().make(a.selector), mint::augmentations().make(a.augment));
+        schedule_of(a), mint::selectors().make(a.selector), mint::cli::augmentation_of(a));
     const auto conf = mint::tasks::teacher_confidence(model, out.images);
     for (std::size_t i = 0; i < conf.size(); ++i) out.images[i].confidence = static_cast<float>(conf[i]);
     return out;

@@ -47,35 +47,23 @@ using mint::examples::permutation;
 constexpr float kMean = mint::tasks::kFashionMnistMean, kStd = mint::tasks::kFashionMnistStd;
 constexpr std::uint32_t kShuffleStream = 1u << 20, kAugStream = 1u << 21;
 
-struct Args {
-  int epochs = 3, batch = 128, width = 16, shift = 0, threads = 0, log_every = 50;
-  bool flip = false;
+struct Args : mint::examples::TrainingArgs {
+  int width = 16, log_every = 50;
   std::string opt = "sgd";
-  float lr = 0.1f, momentum = 0.9f, wd = 5e-4f, warmup = 0.1f, min_lr = 0.0f;
-  std::uint64_t seed = 0;
-  std::int64_t train_limit = -1, test_limit = -1;
-  std::string out = "models", name = "fmnist_resnet", data = "/usr/share/datasets/fashion-mnist";
+  float momentum = 0.9f;
+  Args() {
+    epochs = 3, batch = 128, lr = 0.1f, wd = 5e-4f, warmup = 0.1f, min_lr = 0.0f;
+    name = "fmnist_resnet";
+  }
 };
 
 void add_options(mint::cli::Command& c, Args& a) {
-  c.number("--epochs", a.epochs, "epochs", 1, 100000);
-  c.number("--batch", a.batch, "images per step (batch norm needs >= 2)", 2, 65536);
+  mint::examples::add_training_options(c, a, {"peak learning rate (default: 0.1 for sgd, 2e-3 for adamw)",
+                                              "weight decay (default: 5e-4 for sgd, 0.05 for adamw)",
+                                              "images per step (batch norm needs >= 2)", 2});
   c.choice("--opt", a.opt, "optimizer", {"sgd", "adamw"});
-  c.number("--lr", a.lr, "peak learning rate (default: 0.1 for sgd, 2e-3 for adamw)", 1e-9, 1e3);
   c.number("--momentum", a.momentum, "SGD momentum", 0, 0.999999);
-  c.number("--wd", a.wd, "weight decay (default: 5e-4 for sgd, 0.05 for adamw)", 0, 10);
   c.number("--width", a.width, "base width", 1, 1024);
-  c.number("--warmup", a.warmup, "warmup epochs", 0, 100000);
-  c.number("--min-lr", a.min_lr, "final learning rate of the cosine (<= --lr)", 0, 1e3);
-  c.flag01("--flip", a.flip, "random horizontal flips");
-  c.number("--shift", a.shift, "random translation in pixels", 0, 13);
-  c.number("--seed", a.seed, "seed (init, shuffles, augmentation)", 0, std::numeric_limits<std::uint64_t>::max());
-  c.text("--out", a.out, "output folder");
-  c.text("--name", a.name, "file name stem of <out>/<name>.safetensors and .json");
-  c.existing("--data", a.data, "Fashion-MNIST idx.gz folder");
-  c.number("--train-limit", a.train_limit, "first N training images (-1: all)", -1, 1'000'000'000);
-  c.number("--test-limit", a.test_limit, "first N test images (-1: all)", -1, 1'000'000'000);
-  c.number("--threads", a.threads, "OpenMP threads (0: all)", 0, 1024);
   c.number("--log-every", a.log_every, "print progress every N steps (0: never)", 0, 1'000'000'000);
 }
 
@@ -84,10 +72,7 @@ void finish(const mint::cli::Command& c, Args& a) {
   if (!c.given("--lr")) a.lr = a.opt == "sgd" ? 0.1f : 2e-3f;
   if (!c.given("--wd")) a.wd = a.opt == "sgd" ? 5e-4f : 0.05f;
   mint::check(!c.given("--momentum") || a.opt == "sgd", "--momentum applies to --opt sgd only");
-  mint::check(a.min_lr <= a.lr, "--min-lr ", a.min_lr, " must be <= --lr ", a.lr);
-  mint::check(a.train_limit != 0 && a.test_limit != 0, "--train-limit and --test-limit must be -1 (all) or >= 1");
-  mint::check(!a.name.empty() && a.name.find('/') == std::string::npos, "--name '", a.name,
-              "' must be a plain file name");
+  mint::examples::validate_training(a);
 }
 
 // Copies normalised images idx[0..b) into a batch; with augmentation, image j is flipped horizontally with

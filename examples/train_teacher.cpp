@@ -55,45 +55,27 @@ constexpr float kMean = 0.2860f, kStd = 0.3530f;  // Fashion-MNIST training-set 
 // Philox stream layout: parameter p (sorted-name order) uses stream p; shuffles and augmentation use their own.
 constexpr std::uint32_t kShuffleStream = 1u << 20, kAugStream = 1u << 21;
 
-struct Args {
-  int epochs = 12, batch = 128, dim = 64, depth = 4, heads = 4, mlp = 128, shift = 0, threads = 0;
-  bool flip = false;
-  float lr = 2e-3f, wd = 0.05f, warmup = 1.0f, min_lr = 1e-5f;
-  std::uint64_t seed = 0;
-  std::int64_t train_limit = -1, test_limit = -1;
-  std::string out = "models", name = "fmnist_vit", data = "/usr/share/datasets/fashion-mnist";
+struct Args : mint::examples::TrainingArgs {
+  int dim = 64, depth = 4, heads = 4, mlp = 128;
   std::vector<int> classes;  // empty: all
+  Args() {
+    epochs = 12, batch = 128, lr = 2e-3f, wd = 0.05f, warmup = 1.0f, min_lr = 1e-5f;
+    name = "fmnist_vit";
+  }
 };
 
 void add_options(mint::cli::Command& c, Args& a) {
-  c.number("--epochs", a.epochs, "epochs", 1, 100000);
-  c.number("--lr", a.lr, "peak AdamW learning rate", 1e-9, 1e3);
-  c.number("--batch", a.batch, "images per step", 1, 65536);
-  c.number("--seed", a.seed, "seed (init, shuffles, augmentation)", 0, std::numeric_limits<std::uint64_t>::max());
-  c.text("--out", a.out, "output folder");
-  c.text("--name", a.name, "file name stem of <out>/<name>.safetensors and .json");
+  mint::examples::add_training_options(c, a, {"peak AdamW learning rate", "weight decay", "images per step", 1});
   c.number("--dim", a.dim, "width", 1, 4096);
   c.number("--depth", a.depth, "blocks", 1, 64);
   c.number("--heads", a.heads, "attention heads (divides --dim)", 1, 256);
   c.number("--mlp", a.mlp, "MLP hidden width", 1, 16384);
-  c.number("--wd", a.wd, "weight decay", 0, 10);
-  c.number("--warmup", a.warmup, "warmup epochs", 0, 100000);
-  c.number("--min-lr", a.min_lr, "final learning rate of the cosine (<= --lr)", 0, 1e3);
-  c.flag01("--flip", a.flip, "random horizontal flips");
-  c.number("--shift", a.shift, "random translation in pixels", 0, 13);
-  c.existing("--data", a.data, "Fashion-MNIST idx.gz folder");
-  c.number("--train-limit", a.train_limit, "first N training images (-1: all)", -1, 1'000'000'000);
-  c.number("--test-limit", a.test_limit, "first N test images (-1: all)", -1, 1'000'000'000);
-  c.number("--threads", a.threads, "OpenMP threads (0: all)", 0, 1024);
   c.numbers("--classes", a.classes, "train on these classes only (comma-separated; default all)", 0, 9);
 }
 
 void validate(const Args& a) {
-  mint::check(a.min_lr <= a.lr, "--min-lr ", a.min_lr, " must be <= --lr ", a.lr);
+  mint::examples::validate_training(a);
   mint::check(a.dim % a.heads == 0, "--heads ", a.heads, " must divide --dim ", a.dim);
-  mint::check(a.train_limit != 0 && a.test_limit != 0, "--train-limit and --test-limit must be -1 (all) or >= 1");
-  mint::check(!a.name.empty() && a.name.find('/') == std::string::npos, "--name '", a.name,
-              "' must be a plain file name");
 }
 
 // Copies images idx[0..b) of raw [N, 1, H, W] pixels in [0, 1] into a normalised batch; with augmentation,

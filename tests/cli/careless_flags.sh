@@ -57,6 +57,25 @@ rows() {
       mint-invert --iterations 10000000 --out "$T/bad.json"
   row out-foreign-folder 'holds files that mint did not write' mint-invert --iterations 10000000 --out "$T"
   row out-unwritable "output folder '/proc/mint-out'" mint-invert --iterations 10000000 --out /proc/mint-out
+  # mint-invert, mint-synthesize: --policies files the registry refuses (before any work)
+  row policies-missing '--policies: .*/nonexistent/p.json' \
+      mint-invert --policies /nonexistent/p.json --iterations 10000000 --out "$OUT"
+  row policies-malformed "--policies: '.*bad.json' is not valid JSON" \
+      mint-invert --policies "$T/bad.json" --iterations 10000000 --out "$OUT"
+  row policies-unknown-key "pol_key.json': unknown key 'schedul'" \
+      mint-invert --policies "$T/pol_key.json" --iterations 10000000 --out "$OUT"
+  row policies-ratio-range "schedule 'smi': ratio = 1 is outside \[0, 1\)" \
+      mint-invert --policies "$T/pol_ratio.json" --iterations 10000000 --out "$OUT"
+  row policies-wrong-type "schedule 'pri': v = \"4\" must be a JSON integer" \
+      mint-invert --policies "$T/pol_type.json" --iterations 10000000 --out "$OUT"
+  row policies-unknown-param "selector 'high': unknown parameter 'k'" \
+      mint-invert --policies "$T/pol_param.json" --iterations 10000000 --out "$OUT"
+  row policies-and-option "--v: --policies '.*pol_type.json' sets the schedule" \
+      mint-invert --policies "$T/pol_type.json" --v 3 --iterations 10000000 --out "$OUT"
+  row policies-official-prior "\(--preset official\): prior: expected 'tv_official', got 'sum'" \
+      mint-invert --preset official --policies "$T/pol_sum.json" --iterations 10000000 --out "$OUT"
+  row synthesize-policies-ratio "schedule 'smi': ratio = 1 is outside \[0, 1\)" \
+      mint-synthesize --images 10 --policies "$T/pol_ratio.json" --iterations 10000000 --out "$OUT"
   # mint-inspect
   row inspect-batch-trailing "--batch: expects a whole number .* got '3abc'" mint-inspect --batch 3abc --out "$OUT"
   row inspect-empty-idx "--data: '.*emptyidx/t10k-images-idx3-ubyte.gz' holds no images" \
@@ -115,6 +134,11 @@ setup() {
   echo '{"model": {"classes": 7}}' > "$T/contra.json"
   echo '{"normalization": {"mean": "x", "std": 0.35}}' > "$T/strmean.json"
   echo '{"normalization": {"mean": 0.28, "std": 0}}' > "$T/zerostd.json"
+  echo '{"schedul": {"name": "smi"}}' > "$T/pol_key.json"
+  echo '{"schedule": {"name": "smi", "params": {"ratio": 1}}}' > "$T/pol_ratio.json"
+  echo '{"schedule": {"name": "pri", "params": {"v": "4"}}}' > "$T/pol_type.json"
+  echo '{"selector": {"name": "high", "params": {"k": 1}}}' > "$T/pol_param.json"
+  echo '{"prior": {"name": "sum", "params": {"terms": [{"name": "tv"}, {"name": "l2"}]}}}' > "$T/pol_sum.json"
   mkdir -p "$T/emptyidx"
   printf '\x00\x00\x08\x03\x00\x00\x00\x00\x00\x00\x00\x1c\x00\x00\x00\x1c' |  # 0 images of 28 x 28
     gzip > "$T/emptyidx/t10k-images-idx3-ubyte.gz"

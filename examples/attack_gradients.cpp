@@ -6,7 +6,9 @@
 // optimal assignment, label recovery, time).
 //
 //   (`mint-attack-gradients --help` lists the options)
-//   mint-attack-gradients [--batch 8] [--first 0] [--iterations 400] [--seeds 1] [--labels true|eq2|bias]
+//   mint-attack-gradients [--batch 8] [--first 0] [--iterations 400] [--seeds 1]
+//       [--labels true|eq2|bias|repeats|uniform]
+//       [--method gradvit|april-closed-form] [--april 0]
 //       [--distance l2|cos] [--alpha-grad 1] [--schedule 0|1] [--alpha-image 0] [--patch 0] [--registration 0]
 //       [--tv 1e-4] [--l2 0] [--lr 0.1] [--filter all|attn|mlp|blocks:A-B|no-blocks:A-B] [--seed 0]
 //       [--register-every 50] [--register-from 0] [--model PATH] [--prior PATH] [--data DIR] [--out DIR] [--name attack] [--log-every 0]
@@ -46,7 +48,8 @@ struct Args {
         l2 = 0.0f, lr = 0.1f;
   std::uint64_t seed = 0;
   float april = 0.0f;
-  std::string method = "gradvit", labels_mode = "true", distance = "cos", filter = "all", model_path = MINT_DEFAULT_MODEL,
+  std::string method = "gradvit";
+  std::string labels_mode = "true", distance = "cos", filter = "all", model_path = MINT_DEFAULT_MODEL,
               prior_path = MINT_DEFAULT_CNN, data_dir = "/usr/share/datasets/fashion-mnist", out = "out/attack",
               name = "attack";
 };
@@ -136,8 +139,10 @@ int run(const mint::cli::Command& c, const Args& args) {
   check(registration == 0.0f || seeds > 1, "--registration pulls the seeds together: it needs --seeds > 1");
   check(register_from < 1.0f, "--register-from ", register_from, " must be < 1 (a share of the iterations)");
   check(!name.empty() && name.find('/') == std::string::npos, "--name '", name, "' must be a plain file name");
-  check(args.method == "gradvit" || batch == 1, "--method april-closed-form recovers batch 1 only, got --batch ", batch);
-  check(args.method == "gradvit" || !c.given("--iterations"), "--method april-closed-form does not iterate: drop --iterations");
+  check(args.method == "gradvit" || batch == 1, "--method april-closed-form recovers batch 1 only, got --batch ",
+        batch);
+  check(args.method == "gradvit" || !c.given("--iterations"),
+        "--method april-closed-form does not iterate: drop --iterations");
   const auto param_filter = parse_filter(filter);
   std::filesystem::create_directories(out);
   cli::check_writable_file(out + "/" + name + ".png", "--out");

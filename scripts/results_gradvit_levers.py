@@ -29,6 +29,9 @@ ROWS = [  # name, what changes against the row above it in its group
     ("e1_prior_sched", "batch 8, one-epoch: + BN prior 1e-2 from T/2 with the Eq. 5-6 schedule"),
     ("e1_prior_nosched", "batch 8, one-epoch: + BN prior 1e-2 throughout, no schedule"),
     ("e1_dlg", "batch 8, one-epoch: DLG (L2 distance, no TV)"),
+    ("e1_ig_b1", "batch 1, IG, one-epoch checkpoint (image 0)"),
+    ("e1_ig_b2", "batch 2, IG, one-epoch checkpoint (images 0, 1)"),
+    ("e1_ig_b4", "batch 4, IG, one-epoch checkpoint (images 0..3)"),
 ]
 
 

@@ -43,4 +43,8 @@ run e1_labels_repeats "${E1[@]}" --labels repeats                   # recovered 
 run e1_prior_sched "${E1[@]}" --alpha-image 1e-2 --schedule 1       # BN prior from T/2 (Eq. 5-6)
 run e1_prior_nosched "${E1[@]}" --alpha-image 1e-2                  # BN prior throughout
 run e1_dlg "${E1[@]}" --distance l2 --tv 0                          # DLG baseline
+# where recovery breaks: the IG configuration on the one-epoch checkpoint at batch 1, 2 and 4 (images 0..B-1)
+for b in 1 2 4; do
+  run "e1_ig_b$b" --batch "$b" --iterations "$ITER" --distance cos --tv 1e-3 --model "$M/fmnist_vit_e1.safetensors"
+done
 /usr/bin/python3 scripts/results_gradvit_levers.py "$OUT" "$ITER" "ITER=$ITER bash scripts/results_gradvit_levers.sh"

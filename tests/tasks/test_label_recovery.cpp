@@ -59,7 +59,8 @@ TEST_CASE("Label counts: exact from the bias gradient and the batch's own mean s
     auto p = nn::softmax(model.forward(x));
     std::vector<double> mean(10, 0.0);
     for (std::size_t b = 0; b < y.size(); ++b)
-      for (int c = 0; c < 10; ++c) mean[static_cast<std::size_t>(c)] += p[static_cast<std::int64_t>(b) * 10 + c] / y.size();
+      for (int c = 0; c < 10; ++c)
+        mean[static_cast<std::size_t>(c)] += p[static_cast<std::int64_t>(b) * 10 + c] / static_cast<double>(y.size());
     // n_c = B (P_c / B - g_c) is an identity; float32 rounding of g (~1e-7) is far below the 0.5 rounding margin
     CHECK(lr::labels_from_bias_and_probs(g.at("head.bias"), static_cast<int>(y.size()), mean) ==
           label_recovery_test::sorted(y));
@@ -103,6 +104,7 @@ TEST_CASE("Label counts: a synthetic uniform-softmax gradient and the errors", "
                       Catch::Contains("9 probabilities for 10 classes"));
   REQUIRE_THROWS_WITH(lr::labels_from_bias_and_probs(g, 8, std::vector<double>(10, 0.2)),
                       Catch::Contains("sum to 2"));
-  REQUIRE_THROWS_WITH(lr::labels_with_repeats(Tensor<>::zeros(Shape{10}), 8), Catch::Contains("no class has a negative"));
+  REQUIRE_THROWS_WITH(lr::labels_with_repeats(Tensor<>::zeros(Shape{10}), 8),
+                      Catch::Contains("no class has a negative"));
   REQUIRE_THROWS_WITH(lr::labels_with_repeats(Tensor<>::zeros(Shape{2, 5}), 8), Catch::Contains("must be [classes]"));
 }

@@ -6,7 +6,9 @@
 // optimal assignment, label recovery, time).
 //
 //   (`mint-attack-gradients --help` lists the options)
-//   mint-attack-gradients [--batch 8] [--first 0] [--iterations 400] [--seeds 1] [--labels true|eq2|bias]
+//   mint-attack-gradients [--batch 8] [--first 0] [--iterations 400] [--seeds 1]
+//       [--labels true|eq2|bias|repeats|uniform]
+//       [--method gradvit|april-closed-form] [--april 0]
 //       [--distance l2|cos] [--alpha-grad 1] [--schedule 0|1] [--alpha-image 0] [--patch 0] [--registration 0]
 //       [--tv 1e-4] [--l2 0] [--lr 0.1] [--filter all|attn|mlp|blocks:A-B|no-blocks:A-B] [--seed 0]
 //       [--register-every 50] [--register-from 0] [--model PATH] [--prior PATH] [--data DIR] [--out DIR] [--name attack] [--log-every 0]
@@ -21,7 +23,9 @@
 #include <nlohmann/json.hpp>
 
 #include <mint/mint.hpp>
+#include <mint/tasks/april.hpp>
 #include <mint/tasks/gradvit.hpp>
+#include <mint/tasks/label_recovery.hpp>
 
 #include "cli.hpp"
 #include "training_common.hpp"
@@ -33,7 +37,9 @@ const char* kDescription =
     "  The hidden batch is Fashion-MNIST test images first .. first+batch-1. --labels true gives the attack the true\n"
     "  labels; eq2 / bias recover them from the head's gradient (eq2 needs batch <= classes; bias must find batch\n"
     "  distinct classes). --alpha-image > 0 turns on the BN prior of the CNN --prior; with --schedule 1 the matching\n"
-    "  weight halves and the image prior starts at iteration T/2 (Eq. 5-6).";
+    "  weight halves and the image prior starts at iteration T/2 (Eq. 5-6). --method april-closed-form solves APRIL's\n"
+    "  linear system (batch 1, learned position embedding) instead of optimising; --april W adds APRIL's\n"
+    "  position-embedding term to the optimisation.";
 
 struct Args {
   int batch = 8, first = 0, iterations = 400, seeds = 1, register_every = 50, log_every = 0;
@@ -41,6 +47,8 @@ struct Args {
   float register_from = 0.0f, alpha_grad = 1.0f, alpha_image = 0.0f, patch = 0.0f, registration = 0.0f, tv = 1e-4f,
         l2 = 0.0f, lr = 0.1f;
   std::uint64_t seed = 0;
+  float april = 0.0f;
+  std::string method = "gradvit";
   std::string labels_mode = "true", distance = "cos", filter = "all", model_path = MINT_DEFAULT_MODEL,
               prior_path = MINT_DEFAULT_CNN, data_dir = "/usr/share/datasets/fashion-mnist", out = "out/attack",
               name = "attack";
@@ -51,7 +59,12 @@ void add_options(mint::cli::Command& c, Args& a) {
   c.number("--first", a.first, "first test image of the batch", 0, 9999);
   c.number("--iterations", a.iterations, "attack iterations", 1, 10'000'000);
   c.number("--seeds", a.seeds, "restarts from different noise", 1, 1000);
-  c.choice("--labels", a.labels_mode, "labels: true, or recovered by eq2 / bias", {"true", "eq2", "bias"});
+  c.choice("--labels", a.labels_mode,
+           "labels: true, or recovered by eq2 / bias (sets) / repeats (bias impact rule) / uniform (bias, p = 1/C)",
+           {"true", "eq2", "bias", "repeats", "uniform"});
+  c.choice("--method", a.method, "gradvit (optimisation) or april-closed-form (batch 1, no iterations)",
+           {"gradvit", "april-closed-form"});
+  c.number("--april", a.april, "weight of APRIL's position-embedding cosine term (0: off)", 0, 1e6);
   c.choice("--distance", a.distance, "gradient distance", {"l2", "cos"});
   c.number("--alpha-grad", a.alpha_grad, "gradient-matching weight", 0, 1e6);
   c.flag01("--schedule", a.schedule, "Eq. 5-6 loss schedule");
@@ -126,6 +139,10 @@ int run(const mint::cli::Command& c, const Args& args) {
   check(registration == 0.0f || seeds > 1, "--registration pulls the seeds together: it needs --seeds > 1");
   check(register_from < 1.0f, "--register-from ", register_from, " must be < 1 (a share of the iterations)");
   check(!name.empty() && name.find('/') == std::string::npos, "--name '", name, "' must be a plain file name");
+  check(args.method == "gradvit" || batch == 1, "--method april-closed-form recovers batch 1 only, got --batch ",
+        batch);
+  check(args.method == "gradvit" || !c.given("--iterations"),
+        "--method april-closed-form does not iterate: drop --iterations");
   const auto param_filter = parse_filter(filter);
   std::filesystem::create_directories(out);
   cli::check_writable_file(out + "/" + name + ".png", "--out");
@@ -152,11 +169,19 @@ int run(const mint::cli::Command& c, const Args& args) {
     check(static_cast<int>(bias.size()) == batch, "--labels bias found ", bias.size(),
           " classes for a batch of ", batch);
     labels = bias;
+  } else if (labels_mode == "repeats") {
+    labels = tasks::labels::labels_with_repeats(gstar.at("head.bias"), batch);
+  } else if (labels_mode == "uniform") {
+    labels = tasks::labels::labels_from_bias_and_probs(gstar.at("head.bias"), batch,
+                                                       std::vector<double>(static_cast<std::size_t>(cfg.classes),
+                                                                           1.0 / cfg.classes));
   }
 
   gv::GradientMatch match(gstar, labels,
                           {.distance = distance == "l2" ? gv::MatchDistance::L2 : gv::MatchDistance::Cosine,
                            .filter = param_filter});
+  std::optional<gv::GradientMatch> april_match;
+  if (args.april > 0.0f) april_match.emplace(tasks::april::position_embedding_match(gstar, labels, args.april));
   std::optional<ResNet<>> prior;
   const float lo = (0.0f - tasks::kFashionMnistMean) / tasks::kFashionMnistStd,
               hi = (1.0f - tasks::kFashionMnistMean) / tasks::kFashionMnistStd;
@@ -164,7 +189,8 @@ int run(const mint::cli::Command& c, const Args& args) {
                         .schedule = {.enabled = schedule, .alpha_grad = alpha_grad, .alpha_image = alpha_image},
                         .seeds = seeds, .registration = registration, .register_every = register_every,
                         .register_from = register_from,
-                        .seed = seed, .pixel_lo = lo, .pixel_hi = hi};
+                        .seed = seed, .pixel_lo = lo, .pixel_hi = hi,
+                        .extra_match = april_match ? &*april_match : nullptr};
   if (alpha_image > 0.0f) {
     prior.emplace(ResNet<>::load(prior_path));
     prior->eval();
@@ -177,13 +203,25 @@ int run(const mint::cli::Command& c, const Args& args) {
   std::printf("), %zu of %zu parameter tensors matched, %d iterations x %d seed(s)\n", match.matched().size(),
               gstar.size(), iterations, seeds);
   const auto t0 = std::chrono::steady_clock::now();
-  auto res = gv::attack(model, match, xstar.shape(), opt, [&](int t, double loss, const Tensor<>& x) {
-    if (log_every > 0 && (t % log_every == 0 || t == iterations)) {
-      const auto m = metrics(to_pixels(x), orig01, nullptr);
-      std::printf("  t %5d  loss %.4e  seed-0 PSNR %.2f dB\n", t, loss, m["psnr"].get<double>());
-      std::fflush(stdout);
-    }
-  });
+  gv::AttackResult res;
+  nlohmann::json closed_form;
+  if (args.method == "april-closed-form") {
+    auto cf = tasks::april::closed_form(gstar, static_cast<int>(cfg.extra_tokens()), static_cast<int>(xstar.dim(2)));
+    for (std::int64_t i = 0; i < cf.image.numel(); ++i) cf.image[i] = std::clamp(cf.image[i], lo, hi);
+    res.images = cf.image;
+    res.consensus = cf.image.clone();
+    res.loss = {0.0};
+    res.distance = {match.evaluate(model, cf.image).distance};
+    closed_form = {{"rank", cf.rank}, {"condition", cf.condition}, {"residual", cf.residual}};
+  } else {
+    res = gv::attack(model, match, xstar.shape(), opt, [&](int t, double loss, const Tensor<>& x) {
+      if (log_every > 0 && (t % log_every == 0 || t == iterations)) {
+        const auto m = metrics(to_pixels(x), orig01, nullptr);
+        std::printf("  t %5d  loss %.4e  seed-0 PSNR %.2f dB\n", t, loss, m["psnr"].get<double>());
+        std::fflush(stdout);
+      }
+    });
+  }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   Tensor<> matched, matched_c;
@@ -219,6 +257,9 @@ int run(const mint::cli::Command& c, const Args& args) {
       {"true_labels", ystar},
       {"labels_mode", labels_mode},
       {"labels_used", labels},
+      {"labels_correct", tasks::labels::multiset_overlap(labels, ystar)},
+      {"method", args.method},
+      {"april_closed_form", closed_form},
       {"label_recovery",
        {{"eq2", eq2}, {"eq2_present", hits(eq2)}, {"bias_sign", bias}, {"bias_sign_present", hits(bias)},
         {"distinct_true", present.size()}}},
@@ -229,7 +270,7 @@ int run(const mint::cli::Command& c, const Args& args) {
         {"prior", alpha_image > 0.0f ? prior_path : ""}, {"patch", examples::dec(patch)},
         {"registration", examples::dec(registration)}, {"register_every", register_every},
         {"register_from", examples::dec(register_from)}, {"tv", examples::dec(tv)},
-        {"l2", examples::dec(l2)}, {"seed", seed}}},
+        {"l2", examples::dec(l2)}, {"april", examples::dec(args.april)}, {"seed", seed}}},
       {"recovered", m},
       {"consensus", mc},
       {"reference_mean_image", {{"psnr", m_mean["psnr"]}, {"ssim", m_mean["ssim"]}, {"fft2d", m_mean["fft2d"]}}},

@@ -461,6 +461,9 @@ struct AttackOptions {
   std::uint64_t seed = 0;       // Gaussian init of x^ (seed s uses seed + s)
   float init_std = 1.0f;
   float pixel_lo = -1e30f, pixel_hi = 1e30f;  // valid range of x^ (normalised space), clipped after every step
+  // A second matching term added with the same Gamma(t) (nullptr = none), e.g. APRIL's position-embedding cosine
+  // (april::position_embedding_match); it must outlive the attack.
+  const GradientMatch* extra_match = nullptr;
 
   // The pixel side of the attack as the inversion engine's options (what PixelOptimizer is built from: Adam's
   // rate, betas and eps, the seed, the iterations, the clip range). AttackOptions keeps its own fields, rather than
@@ -488,7 +491,8 @@ struct AttackResult {
 
 // One seed's objective at iteration t of opt.iterations (what attack minimises, without the checks attack makes
 // on opt): Gamma(t) match(x) + tv R_TV(x) + l2 R_l2(x) + patch R_patch(x) + Upsilon(t) R_image(x)
-// + registration R_reg(x, x_C), the last only when consensus_x (x_C) is given.
+// + registration R_reg(x, x_C), the last only when consensus_x (x_C) is given; with opt.extra_match,
+// + Gamma(t) extra(x) as well.
 // ensures: returns the value; if d_x is given (shape of x) it is OVERWRITTEN with the gradient. The ViT's
 //          Param::grad buffers are clobbered; with Upsilon(t) > 0 the image-prior CNN's latest forward is on x.
 template <WhiteBoxModel M>
@@ -504,6 +508,12 @@ double attack_objective(M& model, const GradientMatch& match, const Tensor<Cpu>&
     // d_x is zero here, so scaling it in place afterwards gives gamma * d match / dx with no second buffer
     loss = gamma * match.evaluate(model, x, d_x).loss;
     if (d_x && gamma != 1.0f) nn::scale_inplace(*d_x, gamma);
+    if (opt.extra_match) {
+      Tensor<Cpu> d_extra = d_x ? Tensor<Cpu>::zeros(x.shape()) : Tensor<Cpu>{};
+      loss += gamma * opt.extra_match->evaluate(model, x, d_x ? &d_extra : nullptr).loss;
+      if (d_x)
+        for (std::int64_t i = 0; i < x.numel(); ++i) (*d_x)[i] += gamma * d_extra[i];
+    }
   }
   if (opt.tv > 0.0f) loss += nn::total_variation(x, opt.tv, d_x);
   if (opt.l2 > 0.0f) loss += nn::l2_prior(x, opt.l2, d_x);

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Regenerates docs/results_gradvit_levers.md: GradViT at batch 8, one lever at a time on the same batch (Fashion-MNIST
+# test images 0..7) and init seed, plus APRIL's closed form at batch 1 on every checkpoint (issue 19).
+#
+#   bash scripts/results_gradvit_levers.sh             T = 300 (the screen; ~3 min per run on a loaded 2-core machine)
+#   ITER=2000 bash scripts/results_gradvit_levers.sh   any T (a separate cache folder per T)
+#   BIN=/path/to/mint-attack-gradients ...             use a binary already built (otherwise cmake builds it)
+#
+# Resumable: a run whose JSON exists in out/results_gradvit_levers/T<ITER>/ is not run again, so an interrupted
+# study continues where it stopped. One run at a time, OMP_NUM_THREADS=1, nice 19.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ITER=${ITER:-300}
+if [[ -z "${BIN:-}" ]]; then
+  bash scripts/setup.sh
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMINT_BUILD_EXAMPLES=ON >/dev/null
+  cmake --build build -j1 --target mint_attack_gradients
+  BIN=./build/examples/mint-attack-gradients
+fi
+OUT=out/results_gradvit_levers/T$ITER
+mkdir -p "$OUT"
+export OMP_NUM_THREADS=1
+run() {  # run NAME ARGS...: skipped when OUT/NAME.json exists
+  local name=$1
+  shift
+  if [[ -f "$OUT/$name.json" ]]; then echo "$name: cached"; return; fi
+  nice -n 19 "$BIN" --out "$OUT" --name "$name" "$@" | tail -1 | sed "s|^|$name:|"
+}
+M=models
+# APRIL's closed form, batch 1, on each checkpoint (no iterations)
+for ck in fmnist_vit fmnist_vit_e1 fmnist_vit_init; do
+  run "april_cf_$ck" --batch 1 --method april-closed-form --model "$M/$ck.safetensors"
+done
+B8=(--batch 8 --iterations "$ITER" --distance cos --tv 1e-3)  # the IG configuration of results_gradvit.md
+# lever 1: the victim's training state
+run ig_converged "${B8[@]}" --model "$M/fmnist_vit.safetensors"
+run ig_e1 "${B8[@]}" --model "$M/fmnist_vit_e1.safetensors"
+run ig_init "${B8[@]}" --model "$M/fmnist_vit_init.safetensors"
+# the remaining levers on the one-epoch checkpoint (trained, but not yet confident)
+E1=("${B8[@]}" --model "$M/fmnist_vit_e1.safetensors")
+run e1_april1 "${E1[@]}" --april 1                                  # APRIL's position-embedding term
+run e1_labels_repeats "${E1[@]}" --labels repeats                   # recovered labels with repeats
+run e1_prior_sched "${E1[@]}" --alpha-image 1e-2 --schedule 1       # BN prior from T/2 (Eq. 5-6)
+run e1_prior_nosched "${E1[@]}" --alpha-image 1e-2                  # BN prior throughout
+run e1_dlg "${E1[@]}" --distance l2 --tv 0                          # DLG baseline
+# where recovery breaks: the IG configuration on the one-epoch checkpoint at batch 1, 2 and 4 (images 0..B-1)
+for b in 1 2 4; do
+  run "e1_ig_b$b" --batch "$b" --iterations "$ITER" --distance cos --tv 1e-3 --model "$M/fmnist_vit_e1.safetensors"
+done
+/usr/bin/python3 scripts/results_gradvit_levers.py "$OUT" "$ITER" "ITER=$ITER bash scripts/results_gradvit_levers.sh"

@@ -165,13 +165,11 @@ inline int run(const Args& a) {
           std::vector<SparseImage> sub;
           for (auto i : idx) sub.push_back(data[i]);
           const std::string dk = "downstream/" + sk + "_" + tag + "_s" + std::to_string(seed) + "_" + dtag;
-          if (!cache.has(dk)) cache.put(dk, downstream(ctx, sub, useed).to_json());
-          stage_down[sk].push_back(Downstream::from_json(cache.get(dk)));
+          stage_down[sk].push_back(cached_downstream(ctx, cache, dk, sub, useed));
         }
       }
       const std::string dk = "downstream/" + key + "_" + dtag;
-      if (!cache.has(dk)) cache.put(dk, downstream(ctx, data, useed).to_json());
-      down[m.name].push_back(Downstream::from_json(cache.get(dk)));
+      down[m.name].push_back(cached_downstream(ctx, cache, dk, data, useed));
       print_downstream(seed, m.name, down[m.name].back());
       std::fflush(stdout);
     }
@@ -193,8 +191,7 @@ inline int run(const Args& a) {
         data = mint::tasks::dense_sparse_images(li, teacher.num_patches());
         for (int i = 0; i < a.images; ++i) data[static_cast<std::size_t>(i)].label = i % kClasses;
       }
-      if (!cache.has(dk)) cache.put(dk, downstream(ctx, data, useed).to_json());
-      down[base].push_back(Downstream::from_json(cache.get(dk)));
+      down[base].push_back(cached_downstream(ctx, cache, dk, data, useed));
       const auto cf = mint::tasks::teacher_confidence(teacher, data);
       if (base == "gaussian") conf[base].insert(conf[base].end(), cf.begin(), cf.end());
       print_downstream(seed, base, down[base].back());

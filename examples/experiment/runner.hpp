@@ -195,6 +195,27 @@ inline std::vector<SparseImage> invert(ViT<>& teacher, const Method& m, const Ar
   return out;
 }
 
+// ---------------------------------------------------------------------------------------------- cache
+class Cache {
+ public:
+  explicit Cache(std::string dir) : dir_(std::move(dir)) {
+    fs::create_directories(dir_);
+    if (fs::exists(file())) db_ = json::parse(std::ifstream(file()));
+  }
+  [[nodiscard]] bool has(const std::string& k) const { return db_.contains(k); }
+  [[nodiscard]] const json& get(const std::string& k) const { return db_.at(k); }
+  void put(const std::string& k, json v) {
+    db_[k] = std::move(v);
+    mint::io::write_file_atomically(file(), db_.dump(1) + "\n");
+  }
+  [[nodiscard]] std::string path(const std::string& name) const { return dir_ + "/" + name; }
+
+ private:
+  [[nodiscard]] std::string file() const { return dir_ + "/results.json"; }
+  std::string dir_;
+  json db_ = json::object();
+};
+
 // ---------------------------------------------------------------------------------------------- evaluation
 struct StudentAcc {
   double all = 0, unseen = 0, seen = 0;
@@ -219,7 +240,9 @@ inline const std::vector<QuantSetting>& quant_settings() {
   static const std::vector<QuantSetting> s{{"W4/A8", 4, 8, G::PerChannel}, {"W8/A8", 8, 8, G::PerChannel},
                                            {"W4/A6", 4, 6, G::PerChannel}, {"W4/A4", 4, 4, G::PerChannel},
                                            {"W3/A8", 3, 8, G::PerChannel}, {"W8/A4", 8, 4, G::PerChannel},
-                                           {"W4/A8 pt", 4, 8, G::PerTensor}, {"W4/A6 pt", 4, 6, G::PerTensor}};
+                                           {"W4/A8 pt", 4, 8, G::PerTensor}, {"W4/A6 pt", 4, 6, G::PerTensor},
+                                           {"W8/A3", 8, 3, G::PerChannel}, {"W4/A3", 4, 3, G::PerChannel},
+                                           {"W8/A2", 8, 2, G::PerChannel}};
   return s;
 }
 
@@ -298,6 +321,22 @@ inline StudentAcc linear_probe(Context& c, const std::vector<SparseImage>& data,
   return accuracy_from_logits(mint::nn::linear(c.test_features, w, &bias), c.test.labels);
 }
 
+// Calibrates on `data` and measures every quant_settings() entry missing from `acc` (top-1 %); returns whether it
+// added any.
+inline bool quantize_missing(Context& c, const std::vector<SparseImage>& data, std::map<std::string, double>& acc) {
+  bool any = false;
+  for (const auto& qs : quant_settings()) any = any || !acc.count(qs.name);
+  if (!any) return false;
+  const auto ranges = mint::tasks::calibrate(c.teacher, std::span<const SparseImage>(data));
+  for (const auto& qs : quant_settings()) {
+    if (acc.count(qs.name)) continue;
+    mint::tasks::QuantizedViT q(c.teacher, {.weight_bits = qs.weight_bits, .act_bits = qs.act_bits, .weights = qs.weights},
+                                ranges);
+    acc[qs.name] = 100.0 * mint::tasks::accuracy(q, c.quant_test).value();
+  }
+  return true;
+}
+
 inline Downstream downstream(Context& c, const std::vector<SparseImage>& data, std::uint64_t seed) {
   Downstream d;
   const auto t0 = std::chrono::steady_clock::now();
@@ -311,35 +350,23 @@ inline Downstream downstream(Context& c, const std::vector<SparseImage>& data, s
     d.student = evaluate(student, c.test);
   }
   d.distill_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const auto ranges = mint::tasks::calibrate(c.teacher, std::span<const SparseImage>(data));
-  for (const auto& qs : quant_settings()) {
-    mint::tasks::QuantizedViT q(c.teacher, {.weight_bits = qs.weight_bits, .act_bits = qs.act_bits, .weights = qs.weights},
-                                ranges);
-    d.quant[qs.name] = 100.0 * mint::tasks::accuracy(q, c.quant_test).value();
-  }
+  quantize_missing(c, data, d.quant);
   return d;
 }
 
-// ---------------------------------------------------------------------------------------------- cache
-class Cache {
- public:
-  explicit Cache(std::string dir) : dir_(std::move(dir)) {
-    fs::create_directories(dir_);
-    if (fs::exists(file())) db_ = json::parse(std::ifstream(file()));
+// The cached downstream entry `dk` of `data`: computed when absent; an entry cached before a quantization setting
+// was added gets only the missing settings (the student is not retrained).
+inline Downstream cached_downstream(Context& c, Cache& cache, const std::string& dk, const std::vector<SparseImage>& data,
+                                    std::uint64_t seed) {
+  if (!cache.has(dk)) {
+    cache.put(dk, downstream(c, data, seed).to_json());
+  } else {
+    auto d = Downstream::from_json(cache.get(dk));
+    if (quantize_missing(c, data, d.quant)) cache.put(dk, d.to_json());
   }
-  [[nodiscard]] bool has(const std::string& k) const { return db_.contains(k); }
-  [[nodiscard]] const json& get(const std::string& k) const { return db_.at(k); }
-  void put(const std::string& k, json v) {
-    db_[k] = std::move(v);
-    mint::io::write_file_atomically(file(), db_.dump(1) + "\n");
-  }
-  [[nodiscard]] std::string path(const std::string& name) const { return dir_ + "/" + name; }
+  return Downstream::from_json(cache.get(dk));
+}
 
- private:
-  [[nodiscard]] std::string file() const { return dir_ + "/results.json"; }
-  std::string dir_;
-  json db_ = json::object();
-};
 
 
 }  // namespace mint::experiment

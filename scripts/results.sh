@@ -9,8 +9,11 @@
 # Steps (each cached under out/experiment/cache, so a rerun or a run after a crash recomputes nothing finished):
 #   1. build mint-train-teacher and mint-experiment (build/, Release, those two targets only);
 #   2. pre-train the student backbone on real images of classes 0-4 only (mint-train-teacher --classes), once;
-#   3. mint-experiment: invert, distil, quantize, per seed; writes out/experiment/{results.md, *.png};
-#   4. docs/results.md = the text below + the generated tables; the figures are copied to docs/results/.
+#   3. mint-experiment: invert, distil, quantize, per seed; writes out/experiment/{results.md, summary.json};
+#   4. docs/results.md = the text below + the generated tables; scripts/plot_results.py (matplotlib) draws the
+#      figures from summary.json into docs/results/.
+# The official-code inversion (issue 20; run_official: batch-Frobenius TV, jitter + flip, whole-canvas Adam):
+#   bash scripts/results.sh --preset official --tv 1e-4 --iterations 2000 --seeds 3  (cached apart from the paper form)
 # Everything runs on one thread (OMP_NUM_THREADS=1) at nice 10.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,9 +31,9 @@ BIN=${BIN:-build/examples}
 assemble() {
   [[ -f out/experiment/results.md ]] || { echo "no out/experiment/results.md yet: run without EFFICIENCY_ONLY first"; return; }
   mkdir -p docs/results
-  cp out/experiment/accuracy_vs_time.png out/experiment/accuracy_vs_time_unseen.png out/experiment/confidence.png docs/results/
+  /usr/bin/python3 scripts/plot_results.py out/experiment/summary.json docs/results
   local backbone_acc
-  backbone_acc=$(python3 -c "import json; j=json.load(open('$CACHE/backbone_classes0-4.json')); print('%.2f %% on the %d test images of classes 0-4, %.0f s on %d thread(s)' % (j['test_accuracy_pct'], j['data']['test_images'], j['wall_seconds'], j['threads']))")
+  backbone_acc=$(/usr/bin/python3 -c "import json; j=json.load(open('$CACHE/backbone_classes0-4.json')); print('%.2f %% on the %d test images of classes 0-4, %.0f s on %d thread(s)' % (j['test_accuracy_pct'], j['data']['test_images'], j['wall_seconds'], j['threads']))")
   {
     sed -n '/^<!-- intro -->$/,/^<!-- end intro -->$/p' scripts/results_intro.md | sed '1d;$d' | sed "s|@BACKBONE@|$backbone_acc|"
     echo

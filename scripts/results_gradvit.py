@@ -1,22 +1,18 @@
 #!/usr/bin/env python3
 """Writes docs/results_gradvit.md and docs/figures/gradvit/*.png from the JSON reports of
 scripts/results_gradvit.sh (called by it: results_gradvit.py OUT_DIR ITER SECONDS COMMAND)."""
-import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 
 out, iters, secs, command = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 fig_dir = os.path.join(root, "docs", "figures", "gradvit")
-os.makedirs(fig_dir, exist_ok=True)
-R = {}
-for f in sorted(os.listdir(out)):
-    if f.endswith(".json"):
-        R[f[:-5]] = json.load(open(os.path.join(out, f)))
-        shutil.copy(os.path.join(out, f[:-5] + ".png"), os.path.join(fig_dir, f[:-5] + ".png"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gradvit_reports import load_reports  # noqa: E402
+
+R = load_reports(out, fig_dir)
 
 
 def row(name, label, paper=""):

@@ -2,20 +2,16 @@
 """Writes docs/results_gradvit_levers.md and docs/figures/gradvit_levers/*.png from the JSON reports of
 scripts/results_gradvit_levers.sh (called by it: results_gradvit_levers.py OUT_DIR ITER COMMAND). Runs that have
 not finished yet are listed as missing, so a partial study still gives a table."""
-import json
 import os
-import shutil
 import sys
 
 out, iters, command = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 fig_dir = os.path.join(root, "docs", "figures", "gradvit_levers")
-os.makedirs(fig_dir, exist_ok=True)
-R = {}
-for f in sorted(os.listdir(out)):
-    if f.endswith(".json"):
-        R[f[:-5]] = json.load(open(os.path.join(out, f)))
-        shutil.copy(os.path.join(out, f[:-5] + ".png"), os.path.join(fig_dir, f[:-5] + ".png"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gradvit_reports import load_reports  # noqa: E402
+
+R = load_reports(out, fig_dir)
 
 ROWS = [  # name, what changes against the row above it in its group
     ("april_cf_fmnist_vit", "APRIL closed form, batch 1, converged teacher (89.9 %)"),

@@ -117,6 +117,9 @@ struct IterationBody {
   Evaluated evaluated;
   Step step;
 };
+// Spelled out: clang before 17 does not deduce an aggregate's template arguments (C++20's P1816).
+template <class Evaluate, class Evaluated, class Step>
+IterationBody(Evaluate, Evaluated, Step) -> IterationBody<Evaluate, Evaluated, Step>;
 
 // A host tensor with t's values: t itself on the CPU backend (shared, no copy), a copy otherwise.
 template <class D>

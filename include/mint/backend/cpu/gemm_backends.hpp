@@ -124,8 +124,6 @@ inline void gemm_eigen(bool ta, bool tb, std::int64_t m, std::int64_t n, std::in
 inline void gemm_openblas(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
                           const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
                           std::int64_t ldc) {
-  if (beta == 0.0f) Eigen::Map<RowMat, Eigen::Unaligned, Eigen::OuterStride<>>(c, m, n, Eigen::OuterStride<>(ldc))
-      .setZero();  // BLAS reads C even when beta == 0 (0 * NaN = NaN): C may hold garbage here
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
               static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), alpha, a,
               static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c, static_cast<blasint>(ldc));

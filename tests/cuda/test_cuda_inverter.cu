@@ -28,17 +28,18 @@ InversionOptions opts(int iterations) {
   return o;
 }
 
-// Runs the method on both backends (on CUDA with or without the CUDA graph) and compares everything the result
-// holds.
-template <template <class> class Method, class Sch>
-void compare_method(const char* name, Sch schedule, int iterations, bool graph = false) {
+// Runs the method (the schedule's: Dense is DMI, ProgressivePrune SMI, Rebirth PRI) on both backends (on CUDA with
+// or without the CUDA graph), with augmentation `aug`, and compares everything the result holds.
+template <class Sch, class A = NoAugmentation>
+void compare_method(const char* name, Sch schedule, int iterations, bool graph = false, A aug = {}) {
   auto cpu = ViT<Cpu>::load(std::string(MINT_FIXTURE_DIR) + "/small_vit.safetensors");
   auto gpu = ViT<Cuda>::load(std::string(MINT_FIXTURE_DIR) + "/small_vit.safetensors");
   const std::vector<int> labels{0, 3, 7};
-  Method<ViT<Cpu>> ic(cpu, {}, TV{1e-2f}, {}, schedule, {}, opts(iterations));
+  Inverter<ViT<Cpu>, ClassObjective, TV, HighAttention, Sch, A> ic(cpu, {}, TV{1e-2f}, {}, schedule, aug,
+                                                                   opts(iterations));
   auto go = opts(iterations);
   go.cuda_graph = graph;
-  Method<ViT<Cuda>> ig(gpu, {}, TV{1e-2f}, {}, schedule, {}, go);
+  Inverter<ViT<Cuda>, ClassObjective, TV, HighAttention, Sch, A> ig(gpu, {}, TV{1e-2f}, {}, schedule, aug, go);
   auto rc = ic.run(labels);
   auto rg = ig.run(labels);
   REQUIRE(rg.history.size() == rc.history.size());
@@ -94,17 +95,17 @@ TEST_CASE("GPU: cross-entropy and the masked Adam step equal the CPU ops", "[cud
 
 TEST_CASE("GPU: DMI on ViT<Cuda> equals DMI on ViT<Cpu>", "[cuda][gpu][inversion]") {
   MINT_CUDA_REQUIRE_DEVICE();
-  compare_method<DMI>("DMI", Dense{}, 3);
+  compare_method("DMI", Dense{}, 3);
 }
 
 TEST_CASE("GPU: SMI (prune after iteration 1 and 2) on ViT<Cuda> equals SMI on ViT<Cpu>", "[cuda][gpu][inversion]") {
   MINT_CUDA_REQUIRE_DEVICE();
-  compare_method<SMI>("SMI", ProgressivePrune{{1, 2}, 0.3f}, 3);
+  compare_method("SMI", ProgressivePrune{{1, 2}, 0.3f}, 3);
 }
 
 TEST_CASE("GPU: PRI (v = 2) on ViT<Cuda> equals PRI on ViT<Cpu>", "[cuda][gpu][inversion]") {
   MINT_CUDA_REQUIRE_DEVICE();
-  compare_method<PRI>("PRI", Rebirth{2}, 4);
+  compare_method("PRI", Rebirth{2}, 4);
 }
 
 // The graph path: iteration 1 at each K runs uncaptured, 2 is captured and launched, 3 replays; each prune
@@ -112,12 +113,12 @@ TEST_CASE("GPU: PRI (v = 2) on ViT<Cuda> equals PRI on ViT<Cpu>", "[cuda][gpu][i
 TEST_CASE("GPU: SMI with the iteration in a CUDA graph (re-captured after each prune) equals SMI on the CPU",
           "[cuda][gpu][inversion][graph]") {
   MINT_CUDA_REQUIRE_DEVICE();
-  compare_method<SMI>("SMI graph", ProgressivePrune{{3, 6}, 0.3f}, 9, true);
+  compare_method("SMI graph", ProgressivePrune{{3, 6}, 0.3f}, 9, true);
 }
 
 TEST_CASE("GPU: PRI (v = 2) with the iteration in a CUDA graph equals PRI on the CPU", "[cuda][gpu][inversion][graph]") {
   MINT_CUDA_REQUIRE_DEVICE();
-  compare_method<PRI>("PRI graph", Rebirth{2}, 8, true);
+  compare_method("PRI graph", Rebirth{2}, 8, true);
 }
 
 TEST_CASE("GPU: a CUDA graph's memory is not handed to other work while the graph lives", "[cuda][gpu][graph]") {
@@ -144,11 +145,22 @@ TEST_CASE("GPU: a CUDA graph's memory is not handed to other work while the grap
   cache.deallocate(again, b4);
 }
 
-TEST_CASE("GPU: augmentation on a CUDA model is refused with a clear error", "[cuda][gpu][inversion]") {
+// The transform is the same fn::RollFlip map on both backends (its CPU loop is tested in test_policies.cpp and
+// test_official_policies.cpp); the keep set is remapped on the host for both.
+TEST_CASE("GPU: SMI and PRI with patch jitter/flip, and the official pixel jitter, equal the CPU runs",
+          "[cuda][gpu][inversion][augmentation]") {
+  MINT_CUDA_REQUIRE_DEVICE();
+  compare_method("SMI jitterflip", ProgressivePrune{{2, 4}, 0.3f}, 6, false, JitterFlip{});
+  compare_method("PRI jitterflip_official", Rebirth{2}, 6, false, JitterFlipOfficial{});
+}
+
+TEST_CASE("GPU: an augmentation under a CUDA graph is refused, naming it", "[cuda][gpu][inversion][graph]") {
   MINT_CUDA_REQUIRE_DEVICE();
   auto gpu = ViT<Cuda>::load(std::string(MINT_FIXTURE_DIR) + "/small_vit.safetensors");
-  Inverter<ViT<Cuda>, ClassObjective, TV, HighAttention, Dense, JitterFlip> inv(gpu, {}, {}, {}, {}, {}, opts(20));
-  REQUIRE_THROWS_WITH(inv.run({0}), Catch::Contains("augmentation runs on the CPU backend only"));
+  auto o = opts(20);
+  o.cuda_graph = true;
+  Inverter<ViT<Cuda>, ClassObjective, TV, HighAttention, Dense, JitterFlip> inv(gpu, {}, {}, {}, {}, {}, o);
+  REQUIRE_THROWS_WITH(inv.run({0}), Catch::Contains("augmentation mint::JitterFlip") && Catch::Contains("cuda_graph"));
 }
 
 TEST_CASE("GPU: the masked Adam step clips each channel to its own range, as the CPU step",

@@ -215,3 +215,39 @@ TEST_CASE("engine: a schedule sees the previous iteration's statistics", "[inver
   REQUIRE(std::isnan(seen[0]));
   for (std::size_t t = 1; t < 4; ++t) REQUIRE(seen[t] == res.history[t - 1].loss);
 }
+
+// Best-image keeping is a callback (KeepBest); InversionOptions::kept_image is the engine running one. The
+// two forms are the same code, so their images must agree bit for bit; two keepers are refused before any work.
+TEST_CASE("engine: KeepBest as a callback equals InversionOptions::kept_image, and two keepers are refused",
+          "[inversion][engine][best]") {
+  auto model = teacher();
+  InversionOptions o = options(12);
+  o.lr = 0.6f;  // a large step: the loss is not monotone, so the best canvas is not the last one
+  const std::vector<int> labels{0, 7};
+  for (const KeptImage when : {KeptImage::Best, KeptImage::BestAfterStep}) {
+    INFO("KeptImage " << static_cast<int>(when));
+    InversionOptions by_option = o;
+    by_option.kept_image = when;
+    const auto a = PRI<ViT<>>(model, {}, {}, {}, Rebirth{3}, {}, by_option).run(labels);
+    const auto b = PRI<ViT<>>(model, {}, {}, {}, Rebirth{3}, {}, o).run(labels, KeepBest<>{when});
+    const auto last = PRI<ViT<>>(model, {}, {}, {}, Rebirth{3}, {}, o).run(labels);
+    REQUIRE(a.images.size() == b.images.size());
+    bool differs_from_last = false;
+    for (std::size_t i = 0; i < a.images.size(); ++i) {
+      MINT_REQUIRE_CLOSE(testing::compare(b.images[i].pixels, a.images[i].pixels, {0, 0}, "KeepBest vs option"));
+      differs_from_last = differs_from_last ||
+                          !testing::compare(a.images[i].pixels, last.images[i].pixels, {0, 0}, "vs Last").ok;
+    }
+    REQUIRE(differs_from_last);  // the keeper did keep another canvas (else this test could not fail)
+  }
+  InversionOptions both = o;
+  both.kept_image = KeptImage::Best;
+  int iterations = 0;
+  DMI<ViT<>> dmi(model, {}, {}, {}, {}, {}, both);
+  const auto count = [&](const IterationStats&) { ++iterations; };
+  REQUIRE_THROWS_WITH(dmi.run(labels, KeepBest<>{KeptImage::BestAfterStep}, count),
+                      Catch::Contains("2 callbacks keep the canvas images leave from"));
+  REQUIRE(iterations == 0);
+  // KeptImage::Last keeps nothing, so beside the option it is no second keeper
+  REQUIRE(dmi.run(labels, KeepBest<>{KeptImage::Last}).images.size() == 2);
+}

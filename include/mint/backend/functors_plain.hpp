@@ -4,10 +4,26 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 
 #include "mint/core/device.hpp"
 
 namespace mint::fn {
+
+// The pixel map of the augmentations' roll + horizontal flip of one [C, H, W] image (mint/inversion/
+// augmentation.hpp, apply_transform): pixel (ch, y, x), at element `from` = (ch H + y) W + x, lands at element
+// (ch H + y') W + x' with y' = (y + ry) mod H and x' = ((flip ? W - 1 - x : x) + rx) mod W. A bijection, so the
+// inverse transform reads where the forward one writes. The CPU loop and the CUDA kernel both call it.
+// requires: h, w >= 1 (the roll may be any integer, negative too).
+struct RollFlip {
+  std::int64_t h, w, ry, rx;
+  bool flip;
+  MINT_HOST_DEVICE static std::int64_t wrap(std::int64_t v, std::int64_t n) { return ((v % n) + n) % n; }
+  MINT_HOST_DEVICE std::int64_t operator()(std::int64_t from) const {
+    const std::int64_t x = from % w, rest = from / w, y = rest % h, ch = rest / h;
+    return (ch * h + wrap(y + ry, h)) * w + wrap((flip ? w - 1 - x : x) + rx, w);
+  }
+};
 
 // Max pooling's scan: does v replace the best so far? The first maximum in scan order wins; a NaN wins (the last
 // NaN if several), torch's CPU rule. (v != v is the NaN test, host and device.)

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <vector>
 
+#include "mint/backend/functors_plain.hpp"
 #include "mint/core/rng.hpp"
 #include "mint/inversion/concepts.hpp"
 
@@ -119,23 +120,30 @@ inline std::int32_t transform_patch(const PatchTransform& t, std::int32_t p, int
   return detail::wrap(r + t.shift_y, grid) * grid + detail::wrap(c2 + t.shift_x, grid);
 }
 
-// Writes image b of `src` transformed into image b of `dst` ([B, C, H, W], patch size p; the pixels roll by the
-// patch shift times p, or by (roll_y, roll_x) with pixel_roll), or, with inverse = true, the inverse transform
-// (used to bring d_images back to the original frame).
-inline void apply_transform(const PatchTransform& t, const Tensor<Cpu>& src, Tensor<Cpu>& dst, std::int64_t b, int p,
-                            bool inverse) {
-  const std::int64_t c = src.dim(1), h = src.dim(2), w = src.dim(3);
+// The pixel map of transform t on [C, H, W] images of patch size p: the pixels roll by the patch shift times p,
+// or by (roll_y, roll_x) with pixel_roll, after the flip.
+inline fn::RollFlip pixel_map(const PatchTransform& t, std::int64_t h, std::int64_t w, int p) {
   const std::int64_t ry = t.pixel_roll ? t.roll_y : std::int64_t{t.shift_y} * p;
   const std::int64_t rx = t.pixel_roll ? t.roll_x : std::int64_t{t.shift_x} * p;
-  for (std::int64_t ch = 0; ch < c; ++ch)
-    for (std::int64_t y = 0; y < h; ++y)
-      for (std::int64_t x = 0; x < w; ++x) {
-        const std::int64_t y2 = detail::wrap(static_cast<int>(y + ry), static_cast<int>(h));
-        const std::int64_t x2 = detail::wrap(static_cast<int>((t.flip ? w - 1 - x : x) + rx), static_cast<int>(w));
-        const std::int64_t from = ((b * c + ch) * h + y) * w + x, to = ((b * c + ch) * h + y2) * w + x2;
-        if (inverse) dst[from] = src[to];
-        else dst[to] = src[from];
-      }
+  return fn::RollFlip{h, w, ry, rx, t.flip};
+}
+
+// Writes image b of `src` transformed into image b of `dst` ([B, C, H, W], patch size p), or, with inverse = true,
+// the inverse transform (used to bring d_images back to the original frame). The CUDA overload (inverter_cuda.cuh)
+// runs the same fn::RollFlip map.
+inline void apply_transform(const PatchTransform& t, const Tensor<Cpu>& src, Tensor<Cpu>& dst, std::int64_t b, int p,
+                            bool inverse) {
+  check_rank(src, 4, "apply_transform: source");
+  check_shape(dst, src.shape(), "apply_transform: destination");
+  const std::int64_t per = src.dim(1) * src.dim(2) * src.dim(3);
+  const fn::RollFlip map = pixel_map(t, src.dim(2), src.dim(3), p);
+  const float* s = src.data() + b * per;
+  float* d = dst.data() + b * per;
+  for (std::int64_t from = 0; from < per; ++from) {
+    const std::int64_t to = map(from);
+    if (inverse) d[from] = s[to];
+    else d[to] = s[from];
+  }
 }
 
 }  // namespace mint

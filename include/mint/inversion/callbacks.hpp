@@ -12,7 +12,15 @@
 //                                            a host copy of the canvas and the active set after iteration t, only
 //                                            at the iterations the callback asks for (a device run pays the copy
 //                                            there only)
+//   evaluated(float loss, const Tensor<D>& canvas)
+//                                            after the loss is computed, before the step (not called when the
+//                                            iterations run as a CUDA graph: RunInfo::cuda_graph)
+//   stepped(float loss, const Tensor<D>& canvas)
+//                                            after the step and the clip, before a schedule event
+//   image_canvas() -> const Tensor<D>*       the canvas images leave from at events and at the end (best-image
+//                                            keeping); nullptr: the live canvas. At most one callback may give one.
 //   end(const InversionResult&)              once, after the last iteration
+// D is the model's backend (Cpu, or Cuda: the canvas stays on the GPU).
 #pragma once
 
 #include <cmath>
@@ -28,6 +36,16 @@
 #include "mint/inversion/sparse_image.hpp"
 
 namespace mint {
+
+// Which canvas an image is taken from when it leaves the run (at a detachment or at T): KeepBest's choice, and
+// InversionOptions::kept_image's, which the engine runs as a KeepBest.
+enum class KeptImage {
+  Last,           // the canvas as it is then (SMI's code in effect: its best_inputs aliases the optimised tensor)
+  Best,           // the canvas the lowest loss of the stage was computed on (before that iteration's step)
+  BestAfterStep,  // DeepInversion's deepinversion.py: best_inputs = inputs.data.clone() after the step and clip
+};
+// A stage is the span since the previous schedule event (or the start): losses across an event are of different
+// active sets and are not compared (docs/inversion.md, "Best-image keeping").
 
 struct InversionResult {
   std::vector<SparseImage> images;  // in order of creation (PRI: by detachment point, then image)
@@ -91,6 +109,24 @@ template <class C>
 void callback_checkpoint(C& c, const CheckpointState& st) {
   if constexpr (requires { c.checkpoint(st); }) c.checkpoint(st);
 }
+template <class C, class T>
+void callback_evaluated(C& c, float loss, const T& canvas) {
+  if constexpr (requires { c.evaluated(loss, canvas); }) c.evaluated(loss, canvas);
+}
+template <class C, class T>
+void callback_stepped(C& c, float loss, const T& canvas) {
+  if constexpr (requires { c.stepped(loss, canvas); }) c.stepped(loss, canvas);
+}
+// The canvas callback c gives images from (nullptr: none), counted in `givers` when it gives one.
+template <class T, class C>
+const T* callback_image_canvas(const C& c, int& givers) {
+  if constexpr (requires { { c.image_canvas() } -> std::convertible_to<const T*>; }) {
+    const T* p = c.image_canvas();
+    if (p != nullptr) ++givers;
+    return p;
+  }
+  return nullptr;
+}
 template <class C>
 void callback_end(C& c, const InversionResult& r) {
   if constexpr (requires { c.end(r); }) c.end(r);
@@ -121,6 +157,43 @@ struct EarlyStop {
   float best_ = std::numeric_limits<float>::infinity();
   int since_ = 0;
   std::int64_t active_ = -1;
+};
+
+// Best-image keeping (DeepInversion's deepinversion.py and SMI's smi.py keep `best_inputs`): images leave a stage
+// from the canvas of its lowest loss instead of the last one. `when` says which canvas a loss belongs to (KeptImage;
+// Last keeps nothing). A schedule event starts a new stage. Device is the model's backend; the kept canvas is a
+// copy on it (one clone per improvement).
+// requires: not KeptImage::Best when the iterations run as a CUDA graph (checked in begin(): a graph exposes no
+//           canvas between the loss and the step).
+template <class Device = Cpu>
+class KeepBest {
+ public:
+  KeptImage when;
+  explicit KeepBest(KeptImage w = KeptImage::Best) : when(w) {}
+  void begin(const RunInfo& info) {
+    check(!(info.cuda_graph && when == KeptImage::Best), "KeepBest: KeptImage::Best needs the canvas before each "
+          "step, which a CUDA-graph iteration does not expose; use BestAfterStep or no graph");
+    loss_ = std::numeric_limits<float>::infinity();
+    canvas_ = Tensor<Device>{};
+  }
+  void evaluated(float loss, const Tensor<Device>& canvas) {
+    if (when == KeptImage::Best) offer(loss, canvas);
+  }
+  void stepped(float loss, const Tensor<Device>& canvas) {
+    if (when == KeptImage::BestAfterStep) offer(loss, canvas);
+  }
+  void on_event(const EventInfo&, const std::vector<SparseImage>&) { loss_ = std::numeric_limits<float>::infinity(); }
+  [[nodiscard]] const Tensor<Device>* image_canvas() const { return when == KeptImage::Last ? nullptr : &canvas_; }
+
+
+ private:
+  float loss_ = std::numeric_limits<float>::infinity();  // the stage's lowest loss so far
+  Tensor<Device> canvas_;                                  // the canvas it belongs to
+  void offer(float loss, const Tensor<Device>& canvas) {
+    if (!(loss < loss_)) return;
+    loss_ = loss;
+    canvas_ = canvas.clone();
+  }
 };
 
 // A checkpoint every `every` iterations (and after the last): `save` receives the state (mint-synthesize's

@@ -98,6 +98,7 @@ struct RunInfo {
   int iterations = 0;       // T
   std::uint64_t seed = 0;
   int heads = 0, blocks = 0;  // the model's attention heads and blocks (0 when it does not say)
+  bool cuda_graph = false;    // the iterations run as a captured CUDA graph (no hook between evaluate and step)
 };
 
 // Calls p.begin(info) where the policy has one.

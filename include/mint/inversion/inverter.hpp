@@ -14,7 +14,8 @@
 //
 // The engine runs on the model's backend (model_device_t<M>): for ViT<Cuda> the images, Adam moments, loss and
 // prior stay on the GPU (include mint/inversion/inverter_cuda.cuh), and only the CLS attention and the images
-// are copied to the host at schedule events. Augmentation runs on the CPU backend only.
+// are copied to the host at schedule events. Augmentation runs on either backend (not inside a CUDA graph: it
+// changes the transform and the keep set every iteration, which a captured graph would freeze).
 #pragma once
 #define MINT_INVERSION_INVERTER_HPP_INCLUDED 1
 
@@ -48,15 +49,6 @@
 
 namespace mint {
 
-// Which canvas an image is taken from when it leaves the run (at a detachment or at T).
-enum class KeptImage {
-  Last,           // the canvas as it is then (SMI's code in effect: its best_inputs aliases the optimised tensor)
-  Best,           // the canvas the lowest loss of the stage was computed on (before that iteration's step)
-  BestAfterStep,  // DeepInversion's deepinversion.py: best_inputs = inputs.data.clone() after the step and clip
-};
-// A stage is the span since the previous schedule event (or the start): losses across an event are of different
-// active sets and are not compared (docs/inversion.md, "Best-image keeping").
-
 struct InversionOptions {
   int iterations = 4000;                 // T (SMI's reference code: 4000)
   float lr = 0.25f;                      // Adam, as SMI's reference code
@@ -73,7 +65,7 @@ struct InversionOptions {
   Tensor<Cpu> initial_images;      // [B, C, H, W] in model space to start from, used as given; undefined: noise
   bool step_whole_canvas = false;  // Adam on every pixel (SMI's code: Adam holds the whole tensor, so pruned
                                    // patches still move by the prior's gradient and the moments), not the active ones
-  KeptImage kept_image = KeptImage::Last;
+  KeptImage kept_image = KeptImage::Last;  // best-image keeping: the engine runs it as a KeepBest callback
 
   // The range the engine clips channel c of a C-channel model to.
   [[nodiscard]] ClipRange clip_range(std::int64_t channels) const {
@@ -154,9 +146,10 @@ class Inverter {
     const std::int64_t b = static_cast<std::int64_t>(labels.size());
     check(b > 0, "Inverter::run: no labels");
     check(opt_.iterations >= 1, "Inverter::run: iterations must be >= 1, got ", opt_.iterations);
-    check(!(opt_.cuda_graph && opt_.kept_image == KeptImage::Best), "Inverter::run: kept_image Best needs the "
-          "canvas before each step, which a CUDA-graph iteration does not expose; use BestAfterStep or no graph");
     if (opt_.cuda_graph) {
+      check(std::is_same_v<A, NoAugmentation>, "Inverter::run: cuda_graph: the augmentation ", policy_name<A>(),
+            " changes the transform and the keep set every iteration, which a captured graph would freeze; run it "
+            "without cuda_graph or with NoAugmentation");
       check(capturable<O>, "Inverter::run: cuda_graph: the objective ", policy_name<O>(), " cannot be captured in a "
             "CUDA graph (it returns its loss to the host instead of writing it to the LossSink on the device: "
             "mint/inversion/loss_sink.hpp); run it without cuda_graph");
@@ -166,14 +159,15 @@ class Inverter {
       check(IterationGraph<Device>::available, "Inverter::run: cuda_graph needs a CUDA model (", Device::name,
             " here; include mint/inversion/inverter_cuda.cuh)");
     }
+    KeepBest<Device> kept{opt_.kept_image};  // InversionOptions::kept_image as the callback (Last: inert)
     if constexpr (IterationGraph<Device>::available) {
       if (opt_.cuda_graph) {
         IterationGraph<Device> graph;
-        return run_with(graph, labels, callbacks...);
+        return run_with(graph, labels, kept, callbacks...);
       }
     }
     PlainExecutor<Device> plain;
-    return run_with(plain, labels, callbacks...);
+    return run_with(plain, labels, kept, callbacks...);
   }
 
  private:
@@ -186,6 +180,7 @@ class Inverter {
     const Shape shape{b, cfg.in_chans, cfg.img_size, cfg.img_size};
     RunInfo info{b, static_cast<int>(n), grid, static_cast<int>(p), total, opt_.seed, 0, 0};
     if constexpr (requires { cfg.heads; cfg.depth; }) info.heads = cfg.heads, info.blocks = cfg.depth;
+    info.cuda_graph = opt_.cuda_graph && IterationGraph<Device>::available;
     // every policy and callback validates itself and precomputes once, before any work
     begin_policy(objective_, info);
     begin_policy(prior_, info);
@@ -193,6 +188,15 @@ class Inverter {
     begin_policy(schedule_, info);
     begin_policy(augmentation_, info);
     (detail::callback_begin(callbacks, info), ...);
+    int givers = 0;  // the callback that keeps the canvas images leave from (KeepBest), if any: at most one
+    const TensorD* image_canvas = nullptr;
+    (
+        [&] {
+          if (const TensorD* c = detail::callback_image_canvas<TensorD>(callbacks, givers)) image_canvas = c;
+        }(),
+        ...);
+    check(givers <= 1, "Inverter::run: ", givers, " callbacks keep the canvas images leave from (KeepBest, or "
+          "InversionOptions::kept_image beside one): pass one");
     Tensor<Cpu> x0;
     if (opt_.initial_images.defined()) {  // given images, e.g. real ones or another run's (SMI's init_dataset idea)
       check_shape(opt_.initial_images, shape, "Inverter::run: InversionOptions::initial_images");
@@ -204,10 +208,10 @@ class Inverter {
                                opt_.clip_range(cfg.in_chans), opt_.clip_initial,
                                "Inverter::run: InversionOptions::initial_images");
     TensorD& x = pix.images();
-    Tensor<Cpu> xa, g;  // augmentation buffers (CPU backend only)
-    if constexpr (kCpu) {
-      xa = Tensor<Cpu>::empty(shape);
-      g = Tensor<Cpu>::empty(shape);
+    TensorD xa, g;  // the augmented images and their gradient (allocated when there is an augmentation)
+    if constexpr (!std::is_same_v<A, NoAugmentation>) {
+      xa = TensorD::empty(shape);
+      g = TensorD::empty(shape);
     }
     InversionResult res;
     res.update_counts = Tensor<Cpu>::zeros(Shape{b, n});
@@ -216,7 +220,6 @@ class Inverter {
     std::vector<PatchTransform> tf(static_cast<std::size_t>(b));
     InputCheckOff input_check(model_, opt_.cuda_graph);  // a graph cannot contain the NaN check's read-back
     LossSink<Device> sink;
-    Best best;  // the best canvas of the current stage (KeptImage::Best / BestAfterStep)
     bool event_before = false;  // a schedule event happened after the previous iteration
     bool stop = false;
 
@@ -244,53 +247,48 @@ class Inverter {
         if (!tf[static_cast<std::size_t>(i)].identity()) augmented = true;
       }
       const bool remap = !(keeps_full_keep_set<A> && active.count == n);
-      if constexpr (!kCpu)
-        check(!augmented, "Inverter::run: augmentation runs on the CPU backend only (", Device::name, " model)");
       check(!(augmented && reads_model_activations<R>), "Inverter::run: the prior reads the model's activations "
             "(BNPrior) and cannot be combined with an augmentation that transforms the images (jitter/flip): its "
             "gradient would be taken in the transformed frame; use NoAugmentation or JitterFlip{false, false}");
-      if constexpr (kCpu)
-        if (augmented)
-          for (std::int64_t i = 0; i < b; ++i) {
-            apply_transform(tf[static_cast<std::size_t>(i)], x, xa, i, static_cast<int>(p), false);
-            for (std::int64_t k = 0; remap && k < keep.count; ++k)
-              keep.index[static_cast<std::size_t>(i * keep.count + k)] =
-                  transform_patch(tf[static_cast<std::size_t>(i)], active.at(i, k), grid);
-          }
+      if (augmented)
+        for (std::int64_t i = 0; i < b; ++i) {
+          apply_transform(tf[static_cast<std::size_t>(i)], x, xa, i, static_cast<int>(p), false);
+          for (std::int64_t k = 0; remap && k < keep.count; ++k)
+            keep.index[static_cast<std::size_t>(i * keep.count + k)] =
+                transform_patch(tf[static_cast<std::size_t>(i)], active.at(i, k), grid);
+        }
       const nn::TokenIndex& stepped = opt_.step_whole_canvas ? all : active;  // the pixels Adam steps
       // 2. the iteration body: forward on the active tokens, objective, input-only backward (back to the
       //    untransformed frame), prior, every term into the sink; then Adam on the stepped pixels and the clip
       TensorD dx;
       auto body = IterationBody{
           [&](LossSink<Device>& into) {
-            auto logits = model_.forward(augmented ? xa_of(xa, x) : x, &keep);
+            auto logits = model_.forward(augmented ? xa : x, &keep);
             auto dlogits = TensorD::zeros(logits.shape());
             write_loss(objective_, logits, labels, dlogits, into);
             auto dxa = model_.backward(dlogits, Backward::InputOnly);
-            if constexpr (kCpu)
-              if (augmented)
-                for (std::int64_t i = 0; i < b; ++i)
-                  apply_transform(tf[static_cast<std::size_t>(i)], dxa, g, i, static_cast<int>(p), true);
-            dx = augmented ? xa_of(g, dxa) : dxa;
+            if (augmented)
+              for (std::int64_t i = 0; i < b; ++i)
+                apply_transform(tf[static_cast<std::size_t>(i)], dxa, g, i, static_cast<int>(p), true);
+            dx = augmented ? g : dxa;
             write_prior(prior_, x, dx, into);
           },
           [&](float l) {
             PixelOptimizer<Device>::check_loss(l, t, "Inverter::run");
-            if (opt_.kept_image == KeptImage::Best) best.offer(l, x);
+            (detail::callback_evaluated(callbacks, l, x), ...);
           },
           [&](const auto& step) { pix.step(step, dx, stepped, p); }};
       const float loss = exec.run(body, keep.count, pix.adam().at(t), sink);
       PixelOptimizer<Device>::check_loss(loss, t, "Inverter::run");
       count_updates(stepped, res.update_counts);
-      if (opt_.kept_image == KeptImage::BestAfterStep) best.offer(loss, x);
+      (detail::callback_stepped(callbacks, loss, x), ...);
       // 3. schedule: rank by this forward's CLS attention (keep order = active order); on a device backend the
       //    attention and the images come to the host only here. Images leave from the kept canvas.
-      const TensorD& kept = opt_.kept_image == KeptImage::Last ? x : best.x;
+      const TensorD& kept = image_canvas != nullptr ? *image_canvas : x;
       if (event_now) {
         const std::int64_t before = active.count;
         active = apply_event(ev, active, host_tensor(model_.last_cls_attention()), host_tensor(kept), labels, t, grid,
                              res);
-        best.loss = std::numeric_limits<float>::infinity();  // a new stage
         [[maybe_unused]] const EventInfo e{t, ev, before, active.count};
         (detail::callback_event(callbacks, e, res.images), ...);
       }
@@ -312,28 +310,6 @@ class Inverter {
     }
     (detail::callback_end(callbacks, res), ...);
     return res;
-  }
-
-  // The canvas of the lowest loss offered since the stage began (loss = +inf starts a stage).
-  struct Best {
-    float loss = std::numeric_limits<float>::infinity();
-    TensorD x;
-    void offer(float l, const TensorD& canvas) {
-      if (!(l < loss)) return;
-      loss = l;
-      x = canvas.clone();
-    }
-  };
-
-  // The augmented buffer on the CPU backend; on a device backend (no augmentation) the plain one.
-  static TensorD& xa_of(Tensor<Cpu>& cpu_buffer, TensorD& plain) {
-    if constexpr (kCpu) {
-      (void)plain;
-      return cpu_buffer;
-    } else {
-      (void)cpu_buffer;
-      return plain;
-    }
   }
 
   // Turns the model's NaN check of its input off while it lives (when asked and the model has the switch).

@@ -24,6 +24,7 @@
 
 #include "mint/backend/cuda.cuh"
 #include "mint/backend/cuda/losses.cuh"
+#include "mint/inversion/augmentation.hpp"
 #include "mint/inversion/clip_range.hpp"
 #include "mint/inversion/loss_sink.hpp"
 #include "mint/models/vit_cuda.cuh"
@@ -114,6 +115,26 @@ inline void masked_adam_launch(const fn::AdamStep& step, const fn::AdamStep* sp,
 inline void masked_adam_step(const fn::AdamStep& step, Tensor<Cuda>& x, const Tensor<Cuda>& g, Tensor<Cuda>& m,
                              Tensor<Cuda>& v, const nn::TokenIndex& active, std::int64_t p, const ClipRange& range) {
   detail::masked_adam_launch(step, nullptr, x, g, m, v, active, p, range);
+}
+
+// The augmentation's transform on the GPU (the CPU overload is in augmentation.hpp): image b of `src` transformed
+// into image b of `dst` (or the inverse), one thread per pixel, the same fn::RollFlip map.
+inline void apply_transform(const PatchTransform& t, const Tensor<Cuda>& src, Tensor<Cuda>& dst, std::int64_t b, int p,
+                            bool inverse) {
+  check_rank(src, 4, "apply_transform: source");
+  check_shape(dst, src.shape(), "apply_transform: destination");
+  const std::int64_t per = src.dim(1) * src.dim(2) * src.dim(3);
+  const fn::RollFlip map = pixel_map(t, src.dim(2), src.dim(3), p);
+  const float* s = src.data() + b * per;
+  float* d = dst.data() + b * per;
+  cuda::detail::for_each(
+      per,
+      [=] __device__(std::int64_t from) {
+        const std::int64_t to = map(from);
+        if (inverse) d[from] = s[to];
+        else d[to] = s[from];
+      },
+      "apply_transform");
 }
 
 // The CUDA-graph executor (see the header comment): runs the engine's iteration body under capture and replay.

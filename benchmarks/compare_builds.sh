@@ -3,6 +3,8 @@
 # so that a change in the machine's load hits both alike; prints the minimum per benchmark and side, and the ratio.
 #
 # Usage (from the repository root): benchmarks/compare_builds.sh OLD_BENCH_INVERSION NEW_BENCH_INVERSION
+# The two may be one binary run two ways: OLD_ARGS / NEW_ARGS are extra arguments for each side, e.g.
+#   OLD_ARGS=--gemm=eigen NEW_ARGS=--gemm=onednn benchmarks/compare_builds.sh B B   (two GEMM candidates)
 # Knobs: FILTER ['^(iteration/teacher/|run/teacher/(dmi|smi76|pri4)/)'], ROUNDS [2], THREADS [2],
 #        OUT_DIR [build-bench/compare-builds], IDLE_MAX_BUSY [10], IDLE_TIMEOUT [600] (idle.sh)
 set -euo pipefail
@@ -16,10 +18,11 @@ source "$(dirname "$(readlink -f "$0")")/idle.sh"  # busy_percent, wait_idle
 mkdir -p "$OUT_DIR" && rm -f "$OUT_DIR"/{old,new}_*.json
 for ((r = 1; r <= ROUNDS; ++r)); do
   for side in old new; do
-    bin=$1; [[ $side == new ]] && bin=$2
+    bin=$1 args=${OLD_ARGS:-}; [[ $side == new ]] && bin=$2 args=${NEW_ARGS:-}
     wait_idle
     echo "round $r/$ROUNDS $side, load $(cut -d' ' -f1 /proc/loadavg)" >&2
-    "$bin" --benchmark_filter="$FILTER" --benchmark_out="$OUT_DIR/${side}_$r.json" --benchmark_out_format=json \
+    # shellcheck disable=SC2086  # (args: words)
+    "$bin" $args --benchmark_filter="$FILTER" --benchmark_out="$OUT_DIR/${side}_$r.json" --benchmark_out_format=json \
       >"$OUT_DIR/${side}_$r.log" 2>&1
   done
 done

@@ -157,6 +157,10 @@ int main(int argc, char** argv) {
   register_attention("deit_full", 8, 3, 197, 64);
   register_attention("deit_keep50", 8, 3, 51, 64);
   register_attention("small", 128, 4, 50, 16);
+  // the teacher's late SMI / PRI stages (K = 23, 11 active patches: 24 and 12 tokens), where a candidate's per-call
+  // cost shows (docs/performance.md, "Which GEMM": whole iterations)
+  register_attention("small_k23", 128, 4, 24, 16);
+  register_attention("small_k11", 128, 4, 12, 16);
 
   const auto choice = mint::cpu::gemm_choice();
   benchmark::AddCustomContext("gemm_team", std::string(mint::cpu::gemm_backend_name(choice.team)));

@@ -46,7 +46,7 @@ struct Args {
   std::string model_path = MINT_DEFAULT_CNN, data_dir = "/usr/share/datasets/fashion-mnist";
   std::vector<std::int64_t> sizes{1000}, lever_sizes{500};
   std::vector<std::uint64_t> seeds{0, 1, 2}, lever_seeds{0};
-  std::vector<std::string> recipes{"official", "previous", "short", "nojitter", "first1", "last", "moreiters", "train2x"};
+  std::vector<std::string> recipes{"official", "previous", "nojitter", "first1", "last", "moreiters", "train2x"};
   std::string out = "out/dci", docs = "docs";
   std::int64_t n_syn = 1000, n_lever = 500, n_more = 500, syn_iters = 40, di_iters = 200, lever_iters = 200,
                more_iters = 2000, syn_batch = 50, eval_n = 500, stem_steps = 400;

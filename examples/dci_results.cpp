@@ -22,6 +22,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -269,7 +270,7 @@ double read_seconds(const std::string& path) {
 // pixels (< 0.02: Fashion-MNIST's background), the mean of the outer kFrame-pixel frame (a wrap-around roll moves
 // content there) and of the central half (rows and columns H/4 .. 3H/4), beside the real training images'.
 // requires: normalised [N, C, H, W] with H, W > 2 kFrame.
-constexpr std::int64_t kFrame = 2;
+constexpr std::int64_t kFrame = 3;
 std::string pixel_stats(const Tensor<Cpu>& normalised, float mean, float sd) {
   const auto x = tasks::denormalize01(normalised, mean, sd);
   const std::int64_t h = x.dim(2), w = x.dim(3), planes = x.dim(0) * x.dim(1);
@@ -307,6 +308,46 @@ struct Row {
   std::array<tasks::RecoveryMetrics, tasks::kDciDepths> m;
   std::array<Tensor<Cpu>, tasks::kDciDepths> shown;  // recovered images of the grid
 };
+
+// The evaluation of a row's modules (per depth and test image: PSNR, SSIM, agreement; the grid's images), cached
+// beside them in `cache` so a rerun that trains nothing new does not evaluate again.
+void write_evaluation(const std::string& cache, const Row& r) {
+  std::map<std::string, Tensor<Cpu>> t;
+  for (int k = 0; k < tasks::kDciDepths; ++k) {
+    const auto& m = r.m[static_cast<std::size_t>(k)];
+    auto per = Tensor<Cpu>::empty(Shape{3, static_cast<std::int64_t>(m.psnr.size())});
+    for (std::size_t i = 0; i < m.psnr.size(); ++i) {
+      per[static_cast<std::int64_t>(i)] = static_cast<float>(m.psnr[i]);
+      per[static_cast<std::int64_t>(m.psnr.size() + i)] = static_cast<float>(m.ssim[i]);
+      per[static_cast<std::int64_t>(2 * m.psnr.size() + i)] = m.agree[i] ? 1.0f : 0.0f;
+    }
+    t.emplace("metrics" + std::to_string(k), std::move(per));
+    t.emplace("shown" + std::to_string(k), r.shown[static_cast<std::size_t>(k)]);
+  }
+  io::write_atomically(cache, [&](const std::string& p) { io::save_safetensors(p, t); });
+}
+// ensures: false (r untouched) when `cache` is missing or older than the modules file `modules`; true with r's
+// metrics and grid images filled from it; throws naming the file when it does not hold n images per depth.
+bool read_evaluation(const std::string& cache, const std::string& modules, std::int64_t n, int shown, Row& r) {
+  if (!fs::exists(cache) || fs::last_write_time(cache) < fs::last_write_time(modules)) return false;
+  const auto f = io::load_safetensors(cache);
+  for (int k = 0; k < tasks::kDciDepths; ++k) {
+    const auto& per = f.at("metrics" + std::to_string(k));
+    const auto& im = f.at("shown" + std::to_string(k));
+    check(per.rank() == 2 && per.dim(0) == 3 && per.dim(1) == n && im.rank() == 4 && im.dim(0) == shown, "'",
+          cache, "': depth ", k, " holds metrics ", per.shape().str(), " and images ", im.shape().str(),
+          ", not [3, ", n, "] and ", shown, " images; delete it");
+    auto& m = r.m[static_cast<std::size_t>(k)];
+    m = {};
+    for (std::int64_t i = 0; i < n; ++i) {
+      m.psnr.push_back(per[i]);
+      m.ssim.push_back(per[n + i]);
+      m.agree.push_back(per[2 * n + i] > 0.5f);
+    }
+    r.shown[static_cast<std::size_t>(k)] = im.clone();
+  }
+  return true;
+}
 
 // Mean and sample standard deviation over seeds of one (source, size) at depth k.
 struct Agg {
@@ -429,13 +470,17 @@ int run(const Args& a, const std::string& command_line) {
           io::write_file_atomically(secs, std::to_string(r.train_seconds_total) + "\n");
         }
         r.train_seconds = seconds_since(t0);
-        for (int k = 0; k < tasks::kDciDepths; ++k) {
-          tasks::DCI dk(teacher, seed);
-          dk.load(stem + "_depth" + std::to_string(k) + ".safetensors");
-          const auto st = static_cast<Stage>(k);
-          auto rec = dk.invert(dk.features(test.images, st), st);
-          r.m[static_cast<std::size_t>(k)] = tasks::recovery_metrics(teacher, test.images, rec, mean, sd);
-          r.shown[static_cast<std::size_t>(k)] = tasks::denormalize01(first_n(rec, shown), mean, sd);
+        const std::string eval_cache = stem + "_eval" + std::to_string(test.size()) + ".safetensors";
+        if (!read_evaluation(eval_cache, path, test.size(), shown, r)) {
+          for (int k = 0; k < tasks::kDciDepths; ++k) {
+            tasks::DCI dk(teacher, seed);
+            dk.load(stem + "_depth" + std::to_string(k) + ".safetensors");
+            const auto st = static_cast<Stage>(k);
+            auto rec = dk.invert(dk.features(test.images, st), st);
+            r.m[static_cast<std::size_t>(k)] = tasks::recovery_metrics(teacher, test.images, rec, mean, sd);
+            r.shown[static_cast<std::size_t>(k)] = tasks::denormalize01(first_n(rec, shown), mean, sd);
+          }
+          write_evaluation(eval_cache, r);
         }
         rows.push_back(std::move(r));
       }

@@ -2,9 +2,11 @@
 # Regenerates docs/results_dci.md and docs/dci_depth<k>.png (DCI feature inversion of the Fashion-MNIST CNN;
 # docs/dci.md): builds mint-dci-results and runs it on one thread at nice 19.
 #
-#   bash scripts/results_dci.sh                     the defaults: real vs 1000 synthetic images per recipe (official
+#   bash scripts/results_dci.sh                     the defaults: real vs 1000 synthetic images (official
 #                                                   DeepInversion loop at 200 iterations, the earlier 40-iteration
-#                                                   recipe, four lever sets), 3 seeds; times in docs/results_dci.md
+#                                                   recipe), 3 seeds; the levers (nojitter, first1, last: 500 images
+#                                                   at 200 iterations; moreiters: 500 at 2000; train2x) at 500 images,
+#                                                   seed 0, beside real and official 500; times in docs/results_dci.md
 #   bash scripts/results_dci.sh --recipes official,previous   the main comparison only
 #   any mint-dci-results option passes through (--help lists them); BIN=path uses a binary already built
 #

@@ -77,9 +77,19 @@ void for_each_tv_pair_near(std::int64_t h, std::int64_t w, std::int64_t ps, cons
       for (std::int64_t pc = 0; pc < gw; ++pc) {
         const std::int64_t j0 = std::max<std::int64_t>(pc * ps, term.j_lo), j1 = std::min(pc * ps + ps, j_end);
         if (j0 >= j1) continue;
-        if (touching && !prow[pc] && !qrow[pc] && !(pc > 0 && qrow[pc - 1]) && !(pc + 1 < gw && qrow[pc + 1])) continue;
-        for (std::int64_t j = j0; j < j1; ++j)
-          if ((prow[pc] || qrow[(j + term.dx) / ps]) == touching) f(i * w + j, (i + term.dy) * w + j + term.dx);
+        if (prow[pc]) {  // p's patch is active: every pair of the run touches it
+          if (touching)
+            for (std::int64_t j = j0; j < j1; ++j) f(i * w + j, (i + term.dy) * w + j + term.dx);
+          continue;
+        }
+        // q = (i + dy, j + dx) lies in patch column pc, or in pc - 1 / pc + 1 at the run's first / last pixel
+        const bool left = term.dx < 0 && pc > 0 && qrow[pc - 1], right = term.dx > 0 && pc + 1 < gw && qrow[pc + 1];
+        if (touching && !qrow[pc] && !left && !right) continue;  // no pair of the run touches an active patch
+        for (std::int64_t j = j0; j < j1; ++j) {
+          const std::int64_t qj = j + term.dx;
+          const bool q_on = qj < pc * ps ? left : qj >= pc * ps + ps ? right : qrow[pc] != 0;
+          if (q_on == touching) f(i * w + j, (i + term.dy) * w + qj);
+        }
       }
     }
 }
@@ -142,6 +152,8 @@ inline std::vector<double> total_variation_per_image_near(const Tensor<Cpu>& ima
   const std::int64_t b = images.dim(0), c = images.dim(1), h = images.dim(2), w = images.dim(3), hw = h * w;
   const std::int64_t patches = (h / ps) * (w / ps);
   const std::vector<std::uint8_t> mask = detail::patch_mask(active, b, patches);
+  if (active.count == patches)  // every pair touches an active patch (DMI, every method's first stage)
+    return touching ? total_variation_per_image(images, dimages, grad_weight) : std::vector<double>(b, 0.0);
   std::vector<double> tv(static_cast<std::size_t>(b), 0.0);
   cpu::parallel_for(b, [&](std::int64_t n) {
     const float* x = images.data() + n * c * hw;

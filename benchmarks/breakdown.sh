@@ -9,7 +9,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ $# -ge 2 && -x "$1" ]] || { echo "usage: $0 BENCH_INVERSION FILTER..." >&2; exit 2; }
-command -v perf >/dev/null || { echo "$0: perf is not installed (Debian linux-perf: bash scripts/setup.sh --bench)" >&2; exit 2; }
+if ! command -v perf >/dev/null; then
+  echo "$0: perf is not installed (Debian linux-perf: bash scripts/setup.sh --bench)" >&2
+  exit 2
+fi
 bin=$1; shift
 export OMP_NUM_THREADS=${THREADS:-1}
 source "$(dirname "$(readlink -f "$0")")/idle.sh"  # wait_idle

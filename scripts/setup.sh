@@ -8,7 +8,7 @@ pkgs=(build-essential cmake pkg-config libeigen3-dev libxtensor-dev libstb-dev n
       fonts-dejavu-core chromium python3-torch python3-torchvision python3-matplotlib clang libomp-dev libclang-rt-dev
       libopenblas0-openmp libopenblas-openmp-dev libblis-openmp-dev libdnnl-dev libxsmm-dev)
 if [[ "${1:-}" == "--bench" ]]; then
-  pkgs+=(python3-torch python3-numpy libopenblas0-openmp libopenblas-openmp-dev)
+  pkgs+=(python3-torch python3-numpy libopenblas0-openmp libopenblas-openmp-dev linux-perf)  # perf: breakdown.sh
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,7 +1,10 @@
 // total variation exactly as SMI Eq. 2, and the L2 prior: values and gradients.
 #include "test_util.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <random>
+#include <vector>
 
 #include "mint/nn/image_priors.hpp"
 
@@ -57,4 +60,66 @@ TEST_CASE("total variation and L2 gradients: finite differences", "[nn][tv][grad
   auto dl = Tensor<>::zeros(x.shape());
   nn::l2_prior(x, 0.7f, &dl);
   MINT_REQUIRE_CLOSE(testing::check_gradient([&] { return nn::l2_prior(x, 0.7f); }, x, dl, "l2 dx"));
+}
+
+namespace tv_near_test {
+// Images [B, C, 12, 12] of 4-pixel patches (a 3 x 3 grid) and `count` random active patches per image.
+nn::TokenIndex random_active(std::int64_t b, std::int64_t count, std::uint64_t seed) {
+  nn::TokenIndex t{b, count, {}};
+  std::mt19937_64 rng(seed);
+  for (std::int64_t i = 0; i < b; ++i) {
+    std::vector<std::int32_t> all{0, 1, 2, 3, 4, 5, 6, 7, 8};
+    std::shuffle(all.begin(), all.end(), rng);
+    t.index.insert(t.index.end(), all.begin(), all.begin() + count);
+  }
+  return t;
+}
+bool pixel_active(const nn::TokenIndex& a, std::int64_t i, std::int64_t y, std::int64_t x) {
+  for (std::int64_t k = 0; k < a.count; ++k)
+    if (a.at(i, k) == (y / 4) * 3 + x / 4) return true;
+  return false;
+}
+}  // namespace tv_near_test
+
+TEST_CASE("total variation split by active patches: the parts add up, active pixels get the full gradient",
+          "[nn][tv]") {
+  const std::int64_t count = GENERATE(1, 4, 8);
+  auto x = uniform(Shape{3, 3, 12, 12}, 351, -2.f, 2.f);
+  const auto active = tv_near_test::random_active(3, count, 352);
+  auto g_full = Tensor<>::zeros(x.shape()), g_near = Tensor<>::zeros(x.shape());
+  const auto full = nn::total_variation_per_image(x, &g_full, 0.25f);
+  const auto near = nn::total_variation_per_image_near(x, active, 4, true, &g_near, 0.25f);
+  const auto far = nn::total_variation_per_image_near(x, active, 4, false);
+  for (std::size_t i = 0; i < full.size(); ++i) {
+    INFO("image " << i);
+    // two partial double sums of at most 4 * 144 norms in another grouping: relative error ~ 1e-16 * 576
+    CHECK(std::abs(near[i] + far[i] - full[i]) <= 1e-12 * full[i]);
+    CHECK(near[i] > 0.0);
+    CHECK(far[i] > 0.0);
+  }
+  // at every active pixel the same pairs, in the same order, add to the gradient: bit for bit
+  for (std::int64_t i = 0; i < 3; ++i)
+    for (std::int64_t ch = 0; ch < 3; ++ch)
+      for (std::int64_t y = 0; y < 12; ++y)
+        for (std::int64_t xx = 0; xx < 12; ++xx) {
+          if (!tv_near_test::pixel_active(active, i, y, xx)) continue;
+          const std::int64_t o = ((i * 3 + ch) * 12 + y) * 12 + xx;
+          INFO("pixel " << o);
+          REQUIRE(g_near[o] == g_full[o]);
+        }
+}
+
+TEST_CASE("total variation split by active patches: all active is the full loop", "[nn][tv]") {
+  auto x = uniform(Shape{2, 1, 8, 8}, 353);
+  auto g_full = Tensor<>::zeros(x.shape()), g_near = Tensor<>::zeros(x.shape());
+  const auto full = nn::total_variation_per_image(x, &g_full);
+  const auto near = nn::total_variation_per_image_near(x, nn::TokenIndex::all(2, 4), 4, true, &g_near);
+  const auto far = nn::total_variation_per_image_near(x, nn::TokenIndex::all(2, 4), 4, false);
+  for (std::size_t i = 0; i < 2; ++i) {
+    CHECK(near[i] == full[i]);  // the same pairs in the same order
+    CHECK(far[i] == 0.0);
+  }
+  MINT_REQUIRE_CLOSE(testing::compare(g_near, g_full, {0, 0}, "TV gradient, all active"));
+  CHECK_THROWS_WITH(nn::total_variation_per_image_near(x, nn::TokenIndex::all(2, 4), 3, true),
+                    Catch::Contains("are not a grid of 3-pixel patches"));
 }

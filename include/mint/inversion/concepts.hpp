@@ -7,7 +7,9 @@
 //                 Tensor<model_device_t<M>>. Optional: cls_attention_per_head(block) (the selectors' probe),
 //                 set_check_inputs(bool) (off inside a CUDA graph)
 //   Objective     loss(logits, labels, d_logits) -> value, adding d loss / d logits; or loss(..., LossSink&)
-//   Regularizer   add(images, d_images) -> value, adding its weighted gradient (image priors); or add(..., LossSink&)
+//   Regularizer   add(images, d_images) -> value, adding its weighted gradient (image priors); or add(..., LossSink&);
+//                 optionally add(images, d_images, stepped, p) on the CPU: the same value, the gradient needed only at
+//                 the stepped patches' pixels (TV computes just the pairs near them; loss_sink.hpp write_prior)
 //   PatchSelector rank(RankInput) -> a permutation of the active patches, most important first
 //   Schedule      event(t, T, active, N) or event(ScheduleInput) -> what happens after iteration t
 //   Augmentation  sample(iteration, image) -> a content-preserving transform of the patch grid

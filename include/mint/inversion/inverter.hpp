@@ -271,7 +271,7 @@ class Inverter {
               for (std::int64_t i = 0; i < b; ++i)
                 apply_transform(tf[static_cast<std::size_t>(i)], dxa, g, i, static_cast<int>(p), true);
             dx = augmented ? g : dxa;
-            write_prior(prior_, x, dx, into);
+            write_prior(prior_, x, dx, into, stepped, p);  // on the CPU, TV over the stepped patches only
           },
           [&](float l) {
             PixelOptimizer<Device>::check_loss(l, t, "Inverter::run");

@@ -14,6 +14,7 @@
 
 #include "mint/core/tensor.hpp"
 #include "mint/inversion/concepts.hpp"
+#include "mint/nn/tokens.hpp"
 
 namespace mint {
 
@@ -58,6 +59,31 @@ void write_prior(const R& r, const Tensor<D>& images, Tensor<D>& d_images, LossS
     r.add(images, d_images, sink);
   } else {
     sink.add(r.add(images, d_images));
+  }
+}
+
+// A prior's value and gradient for an optimiser that steps only the patches `stepped` (patch size p): its
+// active-set form add(images, d_images, stepped, p) when it has one (TV: mint/inversion/regularizers.hpp), else
+// its plain add (which computes every pixel's gradient).
+template <class R>
+float add_stepped(const R& r, const Tensor<Cpu>& images, Tensor<Cpu>& d_images, const nn::TokenIndex& stepped,
+                  std::int64_t p) {
+  if constexpr (requires { r.add(images, d_images, stepped, p); }) {
+    return r.add(images, d_images, stepped, p);
+  } else {
+    return r.add(images, d_images);
+  }
+}
+
+// The prior's term into the sink, from the engine, which then steps only `stepped`'s pixels: on the CPU a prior
+// with an active-set form uses it (add_stepped); everything else is write_prior above.
+template <class R, class D>
+void write_prior(const R& r, const Tensor<D>& images, Tensor<D>& d_images, LossSink<D>& sink,
+                 const nn::TokenIndex& stepped, std::int64_t p) {
+  if constexpr (std::is_same_v<D, Cpu> && requires { r.add(images, d_images, stepped, p); }) {
+    sink.add(r.add(images, d_images, stepped, p));
+  } else {
+    write_prior(r, images, d_images, sink);
   }
 }
 

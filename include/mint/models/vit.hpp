@@ -454,15 +454,14 @@ class ViT {
     s.qkv = nn::linear(s.h1, w.qkv_w->value, &w.qkv_b->value);
     s.att_out = nn::attention(s.qkv, cfg_.heads, &s.att, cls_attn, static_cast<int>(extra), rows);
     observe(LinearSite::Proj, l, s.att_out);
-    s.x_mid = nn::linear(s.att_out, w.proj_w->value, &w.proj_b->value);
-    nn::add_inplace(s.x_mid, rows == x.dim(1) ? x : leading_rows(x, rows));
-    s.h2 = nn::layernorm(s.x_mid, w.ln2_w->value, w.ln2_b->value, cfg_.eps, &s.ln2);
+    // x_mid = x + proj(att_out) and h2 = LN2(x_mid) from one pass after the GEMM (mint/nn/fused.hpp); in the
+    // last block the residual is x's leading rows
+    s.h2 = nn::linear_residual_layernorm(s.att_out, w.proj_w->value, w.proj_b->value, x, w.ln2_w->value,
+                                         w.ln2_b->value, cfg_.eps, &s.ln2, s.x_mid);
     observe(LinearSite::Fc1, l, s.h2);
-    s.act = nn::linear_gelu(s.h2, w.fc1_w->value, w.fc1_b->value, s.fc1_out);  // one bias+GELU kernel on CUDA
+    s.act = nn::linear_gelu(s.h2, w.fc1_w->value, w.fc1_b->value, s.fc1_out);  // bias + GELU in one pass
     observe(LinearSite::Fc2, l, s.act);
-    TensorT y = nn::linear(s.act, w.fc2_w->value, &w.fc2_b->value);
-    nn::add_inplace(y, s.x_mid);
-    return y;
+    return nn::linear_residual(s.act, w.fc2_w->value, w.fc2_b->value, s.x_mid);
   }
 
   // dy is d loss / d block output [B, rows, D]; returns d loss / d block input [B, T, D].
@@ -470,12 +469,11 @@ class ViT {
     // x_out = x_mid + fc2(gelu(fc1(ln2(x_mid))))
     auto dact = TensorT::zeros(s.act.shape());
     nn::linear_backward(dy, s.act, w.fc2_w->value, &dact, w.fc2_w->grad_for(mode), w.fc2_b->grad_for(mode));
-    auto dfc1 = TensorT::zeros(s.fc1_out.shape());
-    nn::gelu_backward(dact, s.fc1_out, dfc1);
+    nn::gelu_backward_inplace(dact, s.fc1_out);  // dact becomes d fc1_out
     auto dh2 = TensorT::zeros(s.h2.shape());
-    nn::linear_backward(dfc1, s.h2, w.fc1_w->value, &dh2, w.fc1_w->grad_for(mode), w.fc1_b->grad_for(mode));
-    TensorT dmid = dy.clone();
-    nn::layernorm_backward(dh2, s.x_mid, w.ln2_w->value, s.ln2, &dmid, w.ln2_w->grad_for(mode), w.ln2_b->grad_for(mode));
+    nn::linear_backward(dact, s.h2, w.fc1_w->value, &dh2, w.fc1_w->grad_for(mode), w.fc1_b->grad_for(mode));
+    TensorT dmid = nn::layernorm_backward_residual(dh2, s.x_mid, w.ln2_w->value, s.ln2, dy, w.ln2_w->grad_for(mode),
+                                                   w.ln2_b->grad_for(mode));
     // x_mid = x_in + proj(attention(qkv(ln1(x_in))))
     auto datt = TensorT::zeros(s.att_out.shape());
     nn::linear_backward(dmid, s.att_out, w.proj_w->value, &datt, w.proj_w->grad_for(mode), w.proj_b->grad_for(mode));
@@ -483,16 +481,9 @@ class ViT {
     nn::attention_backward(datt, s.qkv, cfg_.heads, s.att, dqkv);
     auto dh1 = TensorT::zeros(s.h1.shape());
     nn::linear_backward(dqkv, s.h1, w.qkv_w->value, &dh1, w.qkv_w->grad_for(mode), w.qkv_b->grad_for(mode));
-    TensorT dx;
-    if (dmid.dim(1) == s.x_in.dim(1)) {
-      dx = std::move(dmid);
-    } else {  // the residual reached only the leading rows
-      dx = TensorT::zeros(s.x_in.shape());
-      const std::int64_t b = dx.dim(0), t = dx.dim(1), r = dmid.dim(1), d = dx.dim(2);
-      copy_rows(dx, 0, t * d, dmid, 0, r * d, r * d, b);
-    }
-    nn::layernorm_backward(dh1, s.x_in, w.ln1_w->value, s.ln1, &dx, w.ln1_w->grad_for(mode), w.ln1_b->grad_for(mode));
-    return dx;
+    // the residual reaches the leading rows (all of them but in the last block)
+    return nn::layernorm_backward_residual(dh1, s.x_in, w.ln1_w->value, s.ln1, dmid, w.ln1_w->grad_for(mode),
+                                           w.ln1_b->grad_for(mode));
   }
 
   // The hook (if any) sees the head input: [B, 1, D] in place for a plain ViT; for a distilled one, copies of
@@ -515,14 +506,6 @@ class ViT {
 
   void observe(LinearSite site, int block, TensorT& x) {
     if (hook_) hook_->on_linear_input(site, block, x);
-  }
-
-  // The first `rows` rows of every image of x [B, T, D], as [B, rows, D].
-  static TensorT leading_rows(const TensorT& x, std::int64_t rows) {
-    const std::int64_t b = x.dim(0), t = x.dim(1), d = x.dim(2);
-    auto y = TensorT::empty(Shape{b, rows, d});
-    copy_rows(y, 0, rows * d, x, 0, t * d, rows * d, b);
-    return y;
   }
 
   // Row r of every image of x [B, R, D] as [B, D].

@@ -24,16 +24,26 @@ void for_chunks(std::int64_t n, F&& f) {
 }
 using ArrayMap = Eigen::Map<Eigen::ArrayXf>;
 using ConstArrayMap = Eigen::Map<const Eigen::ArrayXf>;
+
+// y[0, len) = gelu(x[0, len)): the one GELU loop of the CPU (gelu and the fused nn::linear_gelu call it on the same
+// 16K chunks, so both round alike). y may be x.
+inline void gelu_chunk(const float* x, float* y, std::int64_t len) {
+  ConstArrayMap xs(x, len);
+  ArrayMap ys(y, len);
+  ys = 0.5f * xs * (1.0f + (xs * 0.70710678118654752f).erf());
+}
+
+// gelu'(x) as an Eigen expression over xs (evaluated where it is assigned; xs must outlive it).
+inline auto gelu_derivative(const ConstArrayMap& xs) {
+  return 0.5f * (1.0f + (xs * 0.70710678118654752f).erf()) + xs * 0.39894228040143268f * (-0.5f * xs.square()).exp();
+}
 }  // namespace detail
 
 // ensures: y = gelu(x) elementwise, same shape.
 inline Tensor<Cpu> gelu(const Tensor<Cpu>& x) {
   auto y = Tensor<Cpu>::empty(x.shape());
-  detail::for_chunks(x.numel(), [&](std::int64_t o, std::int64_t len) {
-    detail::ConstArrayMap xs(x.data() + o, len);
-    detail::ArrayMap ys(y.data() + o, len);
-    ys = 0.5f * xs * (1.0f + (xs * 0.70710678118654752f).erf());
-  });
+  detail::for_chunks(x.numel(),
+                     [&](std::int64_t o, std::int64_t len) { detail::gelu_chunk(x.data() + o, y.data() + o, len); });
   return y;
 }
 
@@ -44,8 +54,7 @@ inline void gelu_backward(const Tensor<Cpu>& dy, const Tensor<Cpu>& x, Tensor<Cp
   detail::for_chunks(x.numel(), [&](std::int64_t o, std::int64_t len) {
     detail::ConstArrayMap xs(x.data() + o, len), dys(dy.data() + o, len);
     detail::ArrayMap dxs(dx.data() + o, len);
-    dxs += dys * (0.5f * (1.0f + (xs * 0.70710678118654752f).erf()) +
-                  xs * 0.39894228040143268f * (-0.5f * xs.square()).exp());
+    dxs += dys * detail::gelu_derivative(xs);
   });
 }
 

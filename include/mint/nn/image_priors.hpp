@@ -5,12 +5,15 @@
 // mean, so the prior's scale matches cross_entropy's batch mean in Eq. 1.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
 #include "mint/backend/cpu/parallel.hpp"
 #include "mint/backend/functors_plain.hpp"
 #include "mint/core/tensor.hpp"
+#include "mint/nn/tokens.hpp"
 
 namespace mint::nn {
 
@@ -35,6 +38,79 @@ void l2_prior_check(const Tensor<D>& images, const Tensor<D>* dimages) {
 }
 }  // namespace detail
 
+namespace detail {
+// One pair (p, q) of SMI Eq. 2 (plane-relative flat indices of one image x [C, H, W], hw = H * W): returns the L2
+// norm across channels of x[p] - x[q], and when g is given adds grad_weight * (x[p] - x[q]) / norm at p and
+// subtracts it at q. The one TV pair arithmetic: the full and the active-patch loops below call it.
+inline double tv_pair(const float* x, float* g, std::int64_t c, std::int64_t hw, std::int64_t p, std::int64_t q,
+                      float grad_weight) {
+  double s = 0.0;
+  for (std::int64_t ch = 0; ch < c; ++ch) {
+    const double d = static_cast<double>(x[ch * hw + p]) - x[ch * hw + q];
+    s += d * d;
+  }
+  const double norm = std::sqrt(s);
+  if (g && norm > 0.0) {
+    const double k = grad_weight / norm;
+    for (std::int64_t ch = 0; ch < c; ++ch) {
+      const float d = static_cast<float>(k * (static_cast<double>(x[ch * hw + p]) - x[ch * hw + q]));
+      g[ch * hw + p] += d;
+      g[ch * hw + q] -= d;
+    }
+  }
+  return norm;
+}
+
+// Calls f(p, q) for SMI Eq. 2's pairs of one [H, W] plane in the full loop's order (term, row, column), only those
+// that touch an active patch (touching = true) or only those that touch none (touching = false). active is the
+// image's patch grid (H / ps rows of W / ps, row-major), nonzero where the patch is active. A run of ps columns
+// whose own patch and every neighbour patch it reads are inactive is skipped whole in the touching pass, so that
+// pass costs what the active patches and their one-pixel border cost.
+template <class F>
+void for_each_tv_pair_near(std::int64_t h, std::int64_t w, std::int64_t ps, const std::uint8_t* active, bool touching,
+                           F&& f) {
+  const std::int64_t gw = w / ps;
+  for (const auto& term : kTvTerms)
+    for (std::int64_t i = 1; i < h; ++i) {
+      const std::uint8_t *prow = active + (i / ps) * gw, *qrow = active + ((i + term.dy) / ps) * gw;
+      const std::int64_t j_end = w - term.j_hi_minus;
+      for (std::int64_t pc = 0; pc < gw; ++pc) {
+        const std::int64_t j0 = std::max<std::int64_t>(pc * ps, term.j_lo), j1 = std::min(pc * ps + ps, j_end);
+        if (j0 >= j1) continue;
+        if (prow[pc]) {  // p's patch is active: every pair of the run touches it
+          if (touching)
+            for (std::int64_t j = j0; j < j1; ++j) f(i * w + j, (i + term.dy) * w + j + term.dx);
+          continue;
+        }
+        // q = (i + dy, j + dx) lies in patch column pc, or in pc - 1 / pc + 1 at the run's first / last pixel
+        const bool left = term.dx < 0 && pc > 0 && qrow[pc - 1], right = term.dx > 0 && pc + 1 < gw && qrow[pc + 1];
+        if (touching && !qrow[pc] && !left && !right) continue;  // no pair of the run touches an active patch
+        for (std::int64_t j = j0; j < j1; ++j) {
+          const std::int64_t qj = j + term.dx;
+          const bool q_on = qj < pc * ps ? left : qj >= pc * ps + ps ? right : qrow[pc] != 0;
+          if (q_on == touching) f(i * w + j, (i + term.dy) * w + qj);
+        }
+      }
+    }
+}
+
+// The active patches of each image of `active` as a [B, grid * grid] mask (1 = active).
+inline std::vector<std::uint8_t> patch_mask(const TokenIndex& active, std::int64_t b, std::int64_t patches) {
+  active.validate(b, patches);
+  std::vector<std::uint8_t> m(static_cast<std::size_t>(b * patches), 0);
+  for (std::int64_t i = 0; i < b; ++i)
+    for (std::int64_t k = 0; k < active.count; ++k) m[static_cast<std::size_t>(i * patches + active.at(i, k))] = 1;
+  return m;
+}
+
+// Checks images [B, C, H, W] with H, W multiples of the patch size ps and active a keep set for its patch grid.
+inline void tv_active_check(const Tensor<Cpu>& images, std::int64_t ps, const char* what) {
+  check_rank(images, 4, what);
+  if (ps >= 1 && images.dim(2) % ps == 0 && images.dim(3) % ps == 0) return;  // (the shape formatted on failure only)
+  check(false, what, ": images ", images.shape().str(), " are not a grid of ", ps, "-pixel patches");
+}
+}  // namespace detail
+
 // Per-image TV of SMI Eq. 2, and (if dimages given) dimages[b] += weight_b * dTV_b/dX.
 inline std::vector<double> total_variation_per_image(const Tensor<Cpu>& images, Tensor<Cpu>* dimages = nullptr,
                                                      float grad_weight = 1.0f) {
@@ -50,25 +126,42 @@ inline std::vector<double> total_variation_per_image(const Tensor<Cpu>& images, 
       // the row index i runs over 1..H-1 (0-based), its upper neighbour is row i - 1 (dy = -1) or i (dy = 0)
       const std::int64_t i0 = 1;
       for (std::int64_t i = i0; i < h; ++i)
-        for (std::int64_t j = term.j_lo; j < w - term.j_hi_minus; ++j) {
-          const std::int64_t p = i * w + j, q = (i + term.dy) * w + (j + term.dx);
-          double s = 0.0;
-          for (std::int64_t ch = 0; ch < c; ++ch) {
-            const double d = static_cast<double>(x[ch * hw + p]) - x[ch * hw + q];
-            s += d * d;
-          }
-          const double norm = std::sqrt(s);
-          acc += norm;
-          if (g && norm > 0.0) {
-            const double k = grad_weight / norm;
-            for (std::int64_t ch = 0; ch < c; ++ch) {
-              const float d = static_cast<float>(k * (static_cast<double>(x[ch * hw + p]) - x[ch * hw + q]));
-              g[ch * hw + p] += d;
-              g[ch * hw + q] -= d;
-            }
-          }
-        }
+        for (std::int64_t j = term.j_lo; j < w - term.j_hi_minus; ++j)
+          acc += detail::tv_pair(x, g, c, hw, i * w + j, (i + term.dy) * w + (j + term.dx), grad_weight);
     }
+    tv[static_cast<std::size_t>(n)] = acc;
+  });
+  return tv;
+}
+
+// The split of total_variation_per_image by a keep set of patches (size ps) for an optimiser that steps only the
+// active patches' pixels (the inversion engine): the pairs that touch an active patch change every step, the others
+// only when the active set does.
+// requires: images [B, C, H, W], H and W multiples of ps; active a keep set for (B, (H / ps) * (W / ps)).
+// ensures:  returns per image the sum over the pairs that touch an active patch (touching) or over those that touch
+//           none (!touching), each in the full loop's order; with dimages (touching only), adds those pairs'
+//           gradient, so dimages at every active pixel gets exactly what total_variation_per_image adds there (the
+//           pixels of inactive patches get only their part from the border pairs).
+//           touching + !touching = total_variation_per_image up to double rounding of the two partial sums.
+inline std::vector<double> total_variation_per_image_near(const Tensor<Cpu>& images, const TokenIndex& active,
+                                                          std::int64_t ps, bool touching,
+                                                          Tensor<Cpu>* dimages = nullptr, float grad_weight = 1.0f) {
+  detail::tv_active_check(images, ps, "total_variation (active patches): images");
+  if (dimages) check_shape(*dimages, images.shape(), "total_variation (active patches): d_images");
+  check(touching || !dimages, "total_variation (active patches): the gradient comes from the touching pairs only");
+  const std::int64_t b = images.dim(0), c = images.dim(1), h = images.dim(2), w = images.dim(3), hw = h * w;
+  const std::int64_t patches = (h / ps) * (w / ps);
+  const std::vector<std::uint8_t> mask = detail::patch_mask(active, b, patches);
+  if (active.count == patches)  // every pair touches an active patch (DMI, every method's first stage)
+    return touching ? total_variation_per_image(images, dimages, grad_weight) : std::vector<double>(b, 0.0);
+  std::vector<double> tv(static_cast<std::size_t>(b), 0.0);
+  cpu::parallel_for(b, [&](std::int64_t n) {
+    const float* x = images.data() + n * c * hw;
+    float* g = dimages ? dimages->data() + n * c * hw : nullptr;
+    double acc = 0.0;
+    detail::for_each_tv_pair_near(h, w, ps, mask.data() + n * patches, touching, [&](std::int64_t p, std::int64_t q) {
+      acc += detail::tv_pair(x, g, c, hw, p, q, grad_weight);
+    });
     tv[static_cast<std::size_t>(n)] = acc;
   });
   return tv;

@@ -16,6 +16,45 @@ struct LayerNormSavedT {
 };
 using LayerNormSaved = LayerNormSavedT<Cpu>;
 
+namespace detail {
+// Rows per thread below which the row loops run serially (the fused ops of mint/nn/fused.hpp use it too).
+inline constexpr std::int64_t kLayerNormGrain = 16;
+
+struct RowStats {
+  float mean, rstd;
+};
+
+// One row of layernorm: y[0, d) from x[0, d) (y may be x); returns the row's mean and 1/std. The one LayerNorm
+// arithmetic of the CPU: layernorm and the fused residual + LayerNorm (mint/nn/fused.hpp) call it.
+inline RowStats layernorm_row(const float* xr, float* yr, std::int64_t d, const float* g, const float* bt, float eps) {
+  double s = 0.0;  // two-pass in double: activations of deep ViTs have large means
+  for (std::int64_t j = 0; j < d; ++j) s += xr[j];
+  const float mean = static_cast<float>(s / static_cast<double>(d));
+  double v = 0.0;
+  for (std::int64_t j = 0; j < d; ++j) {
+    const double c = xr[j] - mean;
+    v += c * c;
+  }
+  const float rstd = static_cast<float>(1.0 / std::sqrt(v / static_cast<double>(d) + eps));
+  for (std::int64_t j = 0; j < d; ++j) yr[j] = (xr[j] - mean) * rstd * g[j] + bt[j];
+  return {mean, rstd};
+}
+
+// One row of layernorm_backward's input gradient: dxr[j] += rstd * (g dy - mean(g dy) - xhat mean(g dy xhat)).
+inline void layernorm_backward_row(const float* dr, const float* xr, const float* g, float mean, float rstd,
+                                   std::int64_t d, float* dxr) {
+  float a = 0.0f, b = 0.0f;
+  for (std::int64_t j = 0; j < d; ++j) {
+    const float gd = g[j] * dr[j];
+    a += gd;
+    b += gd * (xr[j] - mean) * rstd;
+  }
+  a /= static_cast<float>(d);
+  b /= static_cast<float>(d);
+  for (std::int64_t j = 0; j < d; ++j) dxr[j] += rstd * (g[j] * dr[j] - a - (xr[j] - mean) * rstd * b);
+}
+}  // namespace detail
+
 // requires: x [..., D], gamma [D], beta [D].
 // ensures:  y = (x - mean) / sqrt(var + eps) * gamma + beta (biased variance), saved mean and 1/std.
 inline Tensor<Cpu> layernorm(const Tensor<Cpu>& x, const Tensor<Cpu>& gamma, const Tensor<Cpu>& beta, float eps,
@@ -31,23 +70,12 @@ inline Tensor<Cpu> layernorm(const Tensor<Cpu>& x, const Tensor<Cpu>& gamma, con
   const float *xp = x.data(), *g = gamma.data(), *bt = beta.data();
   float* yp = y.data();
   cpu::parallel_for(rows, [&](std::int64_t r) {
-    const float* xr = xp + r * d;
-    float* yr = yp + r * d;
-    double s = 0.0;  // two-pass in double: activations of deep ViTs have large means
-    for (std::int64_t j = 0; j < d; ++j) s += xr[j];
-    const float mean = static_cast<float>(s / static_cast<double>(d));
-    double v = 0.0;
-    for (std::int64_t j = 0; j < d; ++j) {
-      const double c = xr[j] - mean;
-      v += c * c;
-    }
-    const float rstd = static_cast<float>(1.0 / std::sqrt(v / static_cast<double>(d) + eps));
-    for (std::int64_t j = 0; j < d; ++j) yr[j] = (xr[j] - mean) * rstd * g[j] + bt[j];
+    const auto [mean, rstd] = detail::layernorm_row(xp + r * d, yp + r * d, d, g, bt, eps);
     if (saved) {
       saved->mean[r] = mean;
       saved->rstd[r] = rstd;
     }
-  }, 16);
+  }, detail::kLayerNormGrain);
   return y;
 }
 
@@ -62,19 +90,8 @@ inline void layernorm_backward(const Tensor<Cpu>& dy, const Tensor<Cpu>& x, cons
   if (dx) {
     float* dxp = dx->data();
     cpu::parallel_for(rows, [&](std::int64_t r) {
-      const float *xr = xp + r * d, *dr = dyp + r * d;
-      const float mean = saved.mean[r], rstd = saved.rstd[r];
-      float a = 0.0f, b = 0.0f;
-      for (std::int64_t j = 0; j < d; ++j) {
-        const float gd = g[j] * dr[j];
-        a += gd;
-        b += gd * (xr[j] - mean) * rstd;
-      }
-      a /= static_cast<float>(d);
-      b /= static_cast<float>(d);
-      for (std::int64_t j = 0; j < d; ++j)
-        dxp[r * d + j] += rstd * (g[j] * dr[j] - a - (xr[j] - mean) * rstd * b);
-    }, 16);
+      detail::layernorm_backward_row(dyp + r * d, xp + r * d, g, saved.mean[r], saved.rstd[r], d, dxp + r * d);
+    }, detail::kLayerNormGrain);
   }
   if (dgamma || dbeta) {
     if (dgamma) check_shape(*dgamma, Shape{d}, "layernorm_backward: d_weight");

@@ -136,7 +136,6 @@ class Inverter {
 
   using Device = model_device_t<M>;  // the backend the engine runs on (the model's)
   using TensorD = Tensor<Device>;
-  static constexpr bool kCpu = std::is_same_v<Device, Cpu>;
 
   // Inverts one batch: labels.size() images, each a trajectory that yields one image (DMI, SMI) or v images
   // (PRI). Each callback (mint/inversion/callbacks.hpp: a function of IterationStats, EarlyStop, Checkpoint,

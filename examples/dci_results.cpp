@@ -13,7 +13,8 @@
 //    real and official at those sizes and seeds (the same training data budget); saved after each stage to
 //    --out/dci_<source>_<n>_s<seed>.safetensors (a rerun resumes after the last finished stage).
 // 3. For every split depth (stem, layer1..4): PSNR / SSIM / teacher agreement of the first --eval real TEST
-//    images recovered from their features, a PNG grid per depth (docs/dci_depth<k>.png), and the markdown.
+//    images recovered from their features, a PNG grid per depth (docs/<name>_depth<k>.png), and the markdown (docs/<name>.md, --name; default
+//    results_dci). Module caches carry the training options in their names when they are not the defaults.
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -48,7 +49,7 @@ struct Args {
   std::vector<std::int64_t> sizes{1000}, lever_sizes{500};
   std::vector<std::uint64_t> seeds{0, 1, 2}, lever_seeds{0};
   std::vector<std::string> recipes{"official", "previous", "nojitter", "first1", "last", "moreiters", "train2x"};
-  std::string out = "out/dci", docs = "docs";
+  std::string out = "out/dci", docs = "docs", name = "results_dci", notes;
   std::int64_t n_syn = 1000, n_lever = 500, n_more = 500, syn_iters = 40, di_iters = 200, lever_iters = 200,
                more_iters = 2000, syn_batch = 50, eval_n = 500, stem_steps = 400;
   tasks::DciOptions dopt{.cycle_weight = 1.0f, .lr = 3e-3f, .batch = 32, .steps_alone = 25, .steps_finetune = 25,
@@ -103,7 +104,10 @@ void add_options(cli::Command& c, Args& a) {
   c.number("--cycle", a.dopt.cycle_weight, "weight of the cycle-consistency term", 0, 1e6);
   c.number("--eval", a.eval_n, "test images evaluated", 1, 10000);
   c.text("--out", a.out, "folder of the synthetic sets and the trained modules");
-  c.text("--docs", a.docs, "folder of results_dci.md and the PNG grids");
+  c.text("--docs", a.docs, "folder of the report (<name>.md) and its PNG grids (<name>_depth<k>.png)");
+  c.text("--name", a.name, "the report's name: <docs>/<name>.md and <docs>/<name>_depth<k>.png");
+  c.text("--notes", a.notes,
+         "hand-written diagnosis included in the report when present (default <docs>/dci_diagnosis.md; - for none)");
 }
 
 // A path as the markdown prints it: relative to the working directory when inside it (scripts/results_dci.sh runs
@@ -125,6 +129,22 @@ Tensor<Cpu> first_n(const Tensor<Cpu>& x, std::int64_t n) {
   auto y = Tensor<Cpu>::empty(Shape{n, x.dim(1), x.dim(2), x.dim(3)});
   std::copy(x.data(), x.data() + n * per, y.data());
   return y;
+}
+
+// The module caches' name part for the training options: empty for the defaults, else every training option, so a
+// cache trained with other steps, batch, lr or cycle weight is never taken for this configuration's.
+std::string training_tag(const Args& a) {
+  const Args d{};
+  const auto& o = a.dopt;
+  if (a.stem_steps == d.stem_steps && o.steps_alone == d.dopt.steps_alone &&
+      o.steps_finetune == d.dopt.steps_finetune && o.batch == d.dopt.batch && o.lr == d.dopt.lr &&
+      o.cycle_weight == d.dopt.cycle_weight)
+    return "";
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "_t%lld-%lld-%lld-b%lld-lr%g-c%g", static_cast<long long>(a.stem_steps),
+                static_cast<long long>(o.steps_alone), static_cast<long long>(o.steps_finetune),
+                static_cast<long long>(o.batch), static_cast<double>(o.lr), static_cast<double>(o.cycle_weight));
+  return buf;
 }
 
 // Iterations per batch and images of a synthetic recipe.
@@ -380,12 +400,16 @@ int run(const Args& a, const std::string& command_line) {
   fs::create_directories(a.out);
   fs::create_directories(a.docs);
   cli::check_writable_file(a.out + "/dci.safetensors", "--out");
-  cli::check_writable_file(a.docs + "/results_dci.md", "--docs");
+  check(!a.name.empty() && a.name.find_first_of("/\\") == std::string::npos && a.name != "." && a.name != "..",
+        "--name '", a.name, "': the report's name must be a plain file name (no folder)");
+  const std::string report = a.docs + "/" + a.name + ".md";
+  cli::check_writable_file(report, "--docs/--name");
   const auto t_all = std::chrono::steady_clock::now();
   // the hand-written diagnosis, read before any long work (a bad file fails here, not after the study)
-  const std::string notes_path = a.docs + "/dci_diagnosis.md";
+  const bool notes_given = !a.notes.empty();
+  const std::string notes_path = notes_given ? a.notes : a.docs + "/dci_diagnosis.md";
   std::string notes;
-  if (fs::exists(notes_path)) {
+  if (notes_path != "-" && (notes_given || fs::exists(notes_path))) {
     std::error_code ec;
     const auto size = fs::file_size(notes_path, ec);
     check(!ec && size <= 64 * 1024, "'", notes_path, "': ", ec ? ec.message() : std::to_string(size) + " bytes",
@@ -444,7 +468,8 @@ int run(const Args& a, const std::string& command_line) {
         r.seed = seed;
         tasks::DciOptions sopt0 = dopt;
         sopt0.seed = seed;
-        const std::string stem = a.out + "/dci_" + source + "_" + std::to_string(used) + "_s" + std::to_string(seed);
+        const std::string stem = a.out + "/dci_" + source + "_" + std::to_string(used) + "_s" + std::to_string(seed) +
+                                 training_tag(a);
         const std::string path = stem + ".safetensors", secs = stem + ".seconds";
         tasks::DCI dci(teacher, seed);
         if (fs::exists(path)) dci.load(path);
@@ -521,7 +546,7 @@ int run(const Args& a, const std::string& command_line) {
       const auto& t = aggs[i].rows.front()->shown[static_cast<std::size_t>(k)];
       std::copy(t.data(), t.data() + t.numel(), all.data() + static_cast<std::int64_t>(i + 1) * shown * 784);
     }
-    cli::write_png(a.docs + "/dci_depth" + std::to_string(k) + ".png", io::image_grid(all, shown, 2));
+    cli::write_png(a.docs + "/" + a.name + "_depth" + std::to_string(k) + ".png", io::image_grid(all, shown, 2));
   }
 
   // ---- markdown
@@ -710,14 +735,14 @@ int run(const Args& a, const std::string& command_line) {
         "(" << c.classes << " numbers per image) against layer4 (" << c.channels(4) * c.spatial(4) * c.spatial(4)
      << " numbers): compare the PSNR/SSIM and the grids; agreement "
         "there says whether the class survives even when the image does not.\n\n";
-  md << "Grids (`docs/dci_depth<k>.png`): first row the original test images, then one row per configuration in the "
+  md << "Grids (`" << a.name << "_depth<k>.png`): first row the original test images, then one row per configuration in the "
         "table's order (the first seed's modules).\n\n";
   for (int k = 0; k < tasks::kDciDepths; ++k)
-    md << "- " << ResNet<>::stage_name(static_cast<Stage>(k)) << ": ![depth " << k << "](dci_depth" << k << ".png)\n";
+    md << "- " << ResNet<>::stage_name(static_cast<Stage>(k)) << ": ![depth " << k << "](" << a.name << "_depth" << k << ".png)\n";
   md << "\n";
-  io::write_file_atomically(a.docs + "/results_dci.md", md.str());
+  io::write_file_atomically(report, md.str());
   std::printf("%s", md.str().c_str());
-  std::printf("wrote %s/results_dci.md and %s/dci_depth*.png (%.0f s)\n", a.docs.c_str(), a.docs.c_str(), total);
+  std::printf("wrote %s and %s/%s_depth*.png (%.0f s)\n", report.c_str(), a.docs.c_str(), a.name.c_str(), total);
   return 0;
 }
 

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Regenerates docs/results_dci.md and docs/dci_depth<k>.png (DCI feature inversion of the Fashion-MNIST CNN;
-# docs/dci.md): builds mint-dci-results and runs it on one thread at nice 19.
+# Regenerates docs/results_dci.md and docs/results_dci_depth<k>.png, then docs/results_dci_train2x.md (DCI feature
+# inversion of the Fashion-MNIST CNN; docs/dci.md): builds mint-dci-results and runs it on one thread at nice 19.
 #
-#   bash scripts/results_dci.sh                     the defaults: real vs 1000 synthetic images (official
-#                                                   DeepInversion loop at 200 iterations, the earlier 40-iteration
-#                                                   recipe), 3 seeds; the levers (nojitter, first1, last: 500 images
-#                                                   at 200 iterations; moreiters: 500 at 2000; train2x) at 500 images,
-#                                                   seed 0, beside real and official 500; times in docs/results_dci.md
-#   bash scripts/results_dci.sh --recipes official,previous   the main comparison only
-#   any mint-dci-results option passes through (--help lists them); BIN=path uses a binary already built
+#   bash scripts/results_dci.sh          the two documented studies:
+#     1. real vs 1000 synthetic images (official DeepInversion loop at 200 iterations), 3 seeds; the levers
+#        (train2x, nojitter, first1, last) at 500 images, seed 0, beside real and official 500
+#     2. both sources trained twice as long (real included: equal training), official and nojitter at 1000
+#        images, 3 seeds (docs/results_dci_train2x.md)
+#   bash scripts/results_dci.sh ARGS...  one run with those mint-dci-results options (--help lists them)
+#   BIN=path uses a binary already built
 #
 # The synthetic sets (out/dci/syn_<recipe>.safetensors, rewritten after every batch) and the modules after every
 # stage (out/dci/*_depth<k>) are kept: a rerun or a run after a crash redoes nothing finished. Delete out/dci/ to
@@ -21,4 +21,11 @@ if [[ -z "${BIN:-}" ]]; then
   nice -n 10 cmake --build build -j1 --target mint_dci_results
   BIN=build/examples/mint-dci-results
 fi
-OMP_NUM_THREADS=1 nice -n 19 "$BIN" "$@"
+run() { OMP_NUM_THREADS=1 nice -n 19 "$BIN" "$@"; }
+if [[ $# -gt 0 ]]; then
+  run "$@"
+else
+  run --recipes official,train2x,nojitter,first1,last --sizes 1000 --lever-sizes 500 --seeds 0,1,2 --lever-seeds 0
+  run --recipes official,nojitter --sizes 1000 --seeds 0,1,2 --lever-sizes 1000 --lever-seeds 0,1,2 \
+    --lever-synthetic 1000 --stem-steps 800 --steps-alone 50 --steps-finetune 50 --name results_dci_train2x --notes -
+fi

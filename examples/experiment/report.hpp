@@ -56,7 +56,9 @@ inline void quantization_tables(std::ostringstream& md, Results& r) {
   };
   md << "\n## Quantization widths: where calibration matters\n\n"
         "Teacher fake-quantized (SMI Eq. 5: every linear layer; weights per output channel, \"pt\" = per tensor; "
-        "activations per tensor, min/max over the calibration set), top-1 % on the first " << r.quant_test_images
+        "activations per tensor, min/max over the calibration set unless marked: \"p99.99\" clips 0.01 % of each "
+        "layer input's values at each end, \"mse\" takes the range of least expected quantization error over them; "
+        "tasks::choose_ranges), top-1 % on the first " << r.quant_test_images
      << " test images, mean ± sd over seeds. Weight ranges come from the weights alone, so only the activation "
         "ranges depend on the calibration set. FP teacher on these images: "
      << fmt(r.ref["teacher_fp_quant_test"].get<double>(), 2) << " %.\n\n| data |";

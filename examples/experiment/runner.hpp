@@ -51,6 +51,8 @@ struct Args {
   float tv = 3e-2f;  // the inversion's TV weight (SMI Eq. 3's lambda_TV; DeepInversion's image prior)
   bool probe = true, flip = true, efficiency_only = false;
   std::int64_t test_limit = -1, quant_test = 2000;
+  std::vector<double> budgets;  // the equal-budget ladder (ladder.hpp), in DMI images; empty: none
+  std::string ladder_methods;   // the methods the ladder runs for (empty: every method of --methods)
   std::string command;
 };
 
@@ -79,15 +81,26 @@ inline void add_options(mint::cli::Command& c, Args& a) {
   c.choice("--preset", a.preset, "paper (TV of SMI Eq. 2, --augment) or official (SMI's code: run_official)",
            {"paper", "official"});
   c.choice("--kept", a.kept, "the image a stage keeps: its last canvas or its lowest-loss one", {"last", "best"});
+  c.numbers("--budgets", a.budgets,
+            "equal-budget ladder (PRI Fig. 1b): executed-FLOP budgets in units of what DMI spends on one image at "
+            "this T, comma-separated; each method makes as many images as each budget buys",
+            0.5, 1e7);
+  c.text("--ladder-methods", a.ladder_methods, "comma-separated subset of --methods the ladder runs for (default all)");
 }
 
 inline void validate(const mint::cli::Command& c, const Args& a) {
   mint::check(!a.backbone.empty() || a.efficiency_only, "--backbone is required (unless --efficiency-only 1)");
   mint::check(a.test_limit != 0, "--test-limit must be -1 (all) or >= 1");
   for (const char* o : {"--backbone", "--epochs", "--batch", "--lr", "--tau", "--probe", "--flip", "--test-limit",
-                        "--quant-test", "--cache", "--seeds"})
+                        "--quant-test", "--cache", "--seeds", "--budgets"})
     mint::check(!c.given(o) || !a.efficiency_only, o,
                 ": --efficiency-only 1 measures the inversions of seed 0 only and would ignore it");
+  mint::check(!c.given("--ladder-methods") || !a.budgets.empty(), "--ladder-methods needs --budgets");
+  for (const auto& n : mint::examples::split_list(a.ladder_methods)) {
+    const auto listed = mint::examples::split_list(a.methods);
+    mint::check(std::find(listed.begin(), listed.end(), n) != listed.end(), "--ladder-methods: '", n,
+                "' is not in --methods (", a.methods, ")");
+  }
   mint::check(!(a.preset == "official" && c.given("--augment")),
               "--augment: --preset official uses the official code's jitter + flip (JitterFlipOfficial); leave it out");
 }
@@ -112,6 +125,27 @@ inline Method method_of(const std::string& s) {
   mint::check(it != table.end(), "--methods: unknown method '", s, "' (dmi, smi50, smi76, smi86, pri2, pri4, pri7)");
   return it->second;
 }
+
+// ---------------------------------------------------------------------------------------------- cache
+class Cache {
+ public:
+  explicit Cache(std::string dir) : dir_(std::move(dir)) {
+    fs::create_directories(dir_);
+    if (fs::exists(file())) db_ = json::parse(std::ifstream(file()));
+  }
+  [[nodiscard]] bool has(const std::string& k) const { return db_.contains(k); }
+  [[nodiscard]] const json& get(const std::string& k) const { return db_.at(k); }
+  void put(const std::string& k, json v) {
+    db_[k] = std::move(v);
+    mint::io::write_file_atomically(file(), db_.dump(1) + "\n");
+  }
+  [[nodiscard]] std::string path(const std::string& name) const { return dir_ + "/" + name; }
+
+ private:
+  [[nodiscard]] std::string file() const { return dir_ + "/results.json"; }
+  std::string dir_;
+  json db_ = json::object();
+};
 
 // ---------------------------------------------------------------------------------------------- inversion
 // What a set's inversion cost: CostMeter::to_json over all its batches (gemm_flops, seconds, peak_tensor_mib,
@@ -195,26 +229,42 @@ inline std::vector<SparseImage> invert(ViT<>& teacher, const Method& m, const Ar
   return out;
 }
 
-// ---------------------------------------------------------------------------------------------- cache
-class Cache {
- public:
-  explicit Cache(std::string dir) : dir_(std::move(dir)) {
-    fs::create_directories(dir_);
-    if (fs::exists(file())) db_ = json::parse(std::ifstream(file()));
-  }
-  [[nodiscard]] bool has(const std::string& k) const { return db_.contains(k); }
-  [[nodiscard]] const json& get(const std::string& k) const { return db_.at(k); }
-  void put(const std::string& k, json v) {
-    db_[k] = std::move(v);
-    mint::io::write_file_atomically(file(), db_.dump(1) + "\n");
-  }
-  [[nodiscard]] std::string path(const std::string& name) const { return dir_ + "/" + name; }
 
- private:
-  [[nodiscard]] std::string file() const { return dir_ + "/results.json"; }
-  std::string dir_;
-  json db_ = json::object();
-};
+// Whether the equal-budget ladder runs for method `name`.
+inline bool ladder_method(const Args& a, const std::string& name) {
+  if (a.budgets.empty()) return false;
+  if (a.ladder_methods.empty()) return true;
+  const auto l = mint::examples::split_list(a.ladder_methods);
+  return std::find(l.begin(), l.end(), name) != l.end();
+}
+
+// The name part of a set's cache key: its size and inversion settings (the defaults add no suffix, so sets cached
+// before an option existed stay valid).
+inline std::string set_tag(const Args& a) {
+  return "I" + std::to_string(a.images) + "_T" + std::to_string(a.iterations) + "_B" + std::to_string(a.inv_batch) +
+         "_" + a.augment + (a.tv == 1e-4f ? "" : "_tv" + fmt(a.tv, 6)) + (a.preset == "paper" ? "" : "_" + a.preset) +
+         (a.kept == "last" ? "" : "_kept" + a.kept);
+}
+
+// Method m's set of a.images images for `seed`: read from the cache, or inverted and cached (the images as a
+// synthetic dataset file, the cost in results.json). Returns the images; `cost` gets the set's cost.
+inline std::vector<SparseImage> cached_inversion(ViT<>& teacher, Cache& cache, const Method& m, const Args& a,
+                                                 int seed, float lo, float hi, InversionCost& cost) {
+  const std::string key = m.name + "_" + set_tag(a) + "_s" + std::to_string(seed);
+  const std::string file = cache.path(key + ".safetensors");
+  if (cache.has("inversion/" + key) && fs::exists(file)) {
+    cost = InversionCost::from_json(cache.get("inversion/" + key));
+    return mint::load_synthetic_dataset(file);
+  }
+  std::printf("[seed %d] inverting %s (%d images) ...\n", seed, m.name.c_str(), a.images);
+  std::fflush(stdout);
+  auto data = invert(teacher, m, a, static_cast<std::uint64_t>(seed), lo, hi, cost);
+  mint::io::write_atomically(file, [&](const std::string& p) {
+    mint::save_synthetic_dataset(p, data, {{"method", m.name}, {"seed", std::to_string(seed)}});
+  });
+  cache.put("inversion/" + key, cost.to_json());
+  return data;
+}
 
 // ---------------------------------------------------------------------------------------------- evaluation
 struct StudentAcc {
@@ -250,7 +300,8 @@ inline const std::vector<QuantSetting>& quant_settings() {
       {"W8/A2", 8, 2, G::PerChannel},         {"W8/A4 p99.99", 8, 4, G::PerChannel, R::Percentile},
       {"W8/A3 p99.99", 8, 3, G::PerChannel, R::Percentile}, {"W8/A4 mse", 8, 4, G::PerChannel, R::Mse},
       {"W8/A3 mse", 8, 3, G::PerChannel, R::Mse}, {"W4/A4 mse", 4, 4, G::PerChannel, R::Mse},
-      {"W8/A2 mse", 8, 2, G::PerChannel, R::Mse}};
+      {"W8/A2 mse", 8, 2, G::PerChannel, R::Mse}, {"W4/A2 mse", 4, 2, G::PerChannel, R::Mse},
+      {"W8/A2 p99.99", 8, 2, G::PerChannel, R::Percentile}};
   return s;
 }
 inline constexpr double kPercentileTail = 1e-4;  // "p99.99"

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <variant>
@@ -53,6 +54,7 @@ struct Args {
   std::int64_t test_limit = -1, quant_test = 2000;
   std::vector<double> budgets;  // the equal-budget ladder (ladder.hpp), in DMI images; empty: none
   std::string ladder_methods;   // the methods the ladder runs for (empty: every method of --methods)
+  int pool_steps = 0;           // SMI's test_kt.py loop (tasks::distill_linear_probe_pool): its steps; 0: off
   std::string command;
 };
 
@@ -86,16 +88,22 @@ inline void add_options(mint::cli::Command& c, Args& a) {
             "this T, comma-separated; each method makes as many images as each budget buys",
             0.5, 1e7);
   c.text("--ladder-methods", a.ladder_methods, "comma-separated subset of --methods the ladder runs for (default all)");
+  c.number("--pool-steps", a.pool_steps,
+           "also train SMI's official student loop (test_kt.py: a growing pool, one head step per growth, batch 32, "
+           "tau 20) for this many steps on every set; 0: off",
+           0, 10'000'000);
 }
 
 inline void validate(const mint::cli::Command& c, const Args& a) {
   mint::check(!a.backbone.empty() || a.efficiency_only, "--backbone is required (unless --efficiency-only 1)");
   mint::check(a.test_limit != 0, "--test-limit must be -1 (all) or >= 1");
   for (const char* o : {"--backbone", "--epochs", "--batch", "--lr", "--tau", "--probe", "--flip", "--test-limit",
-                        "--quant-test", "--cache", "--seeds", "--budgets"})
+                        "--quant-test", "--cache", "--seeds", "--budgets",
+                        "--pool-steps"})
     mint::check(!c.given(o) || !a.efficiency_only, o,
                 ": --efficiency-only 1 measures the inversions of seed 0 only and would ignore it");
   mint::check(!c.given("--ladder-methods") || !a.budgets.empty(), "--ladder-methods needs --budgets");
+  mint::check(a.pool_steps == 0 || a.probe, "--pool-steps: SMI's loop is a linear probe; it needs --probe 1");
   for (const auto& n : mint::examples::split_list(a.ladder_methods)) {
     const auto listed = mint::examples::split_list(a.methods);
     mint::check(std::find(listed.begin(), listed.end(), n) != listed.end(), "--ladder-methods: '", n,
@@ -306,14 +314,37 @@ inline const std::vector<QuantSetting>& quant_settings() {
 }
 inline constexpr double kPercentileTail = 1e-4;  // "p99.99"
 
+// SMI's official loop on a set (pool_probe): the student after the last step, and the best accuracies over the
+// steps (test_kt.py prints the best top-1 over its epochs: selected on the test set, so optimistic).
+struct PoolAcc {
+  StudentAcc last;
+  double best_all = 0, best_within = 0;
+  int steps = 0;
+  json to_json() const {
+    return {{"all", last.all},           {"unseen", last.unseen},   {"seen", last.seen},
+            {"unseen_within", last.unseen_within}, {"best_all", best_all}, {"best_within", best_within},
+            {"steps", steps}};
+  }
+  static PoolAcc from_json(const json& j) {
+    PoolAcc p;
+    p.last.all = j.at("all"), p.last.unseen = j.at("unseen"), p.last.seen = j.at("seen");
+    p.last.unseen_within = j.at("unseen_within"), p.best_all = j.at("best_all"), p.best_within = j.at("best_within");
+    p.steps = j.at("steps");
+    return p;
+  }
+};
+
 struct Downstream {
   StudentAcc student;
+  std::optional<PoolAcc> pool;  // --pool-steps
   std::map<std::string, double> quant;  // top-1 % of the fake-quantized teacher, by QuantSetting::name
   double distill_s = 0;
   json to_json() const {
-    return {{"student_all", student.all}, {"student_unseen", student.unseen}, {"student_seen", student.seen},
+    json j = {{"student_all", student.all}, {"student_unseen", student.unseen}, {"student_seen", student.seen},
             {"student_unseen_within", student.unseen_within}, {"pred_unseen", student.pred_unseen},
             {"pred_within", student.pred_within}, {"quant", quant}, {"distill_seconds", distill_s}};
+    if (pool) j["pool"] = pool->to_json();
+    return j;
   }
   static Downstream from_json(const json& j) {
     Downstream d;
@@ -323,6 +354,7 @@ struct Downstream {
     d.student.pred_within = j.at("pred_within").get<std::vector<double>>();
     d.quant = j.at("quant").get<std::map<std::string, double>>();
     d.distill_s = j.at("distill_seconds");
+    if (j.contains("pool")) d.pool = PoolAcc::from_json(j.at("pool"));
     return d;
   }
 };
@@ -381,6 +413,28 @@ inline StudentAcc linear_probe(Context& c, const std::vector<SparseImage>& data,
   return accuracy_from_logits(mint::nn::linear(c.test_features, w, &bias), c.test.labels);
 }
 
+// SMI's official student loop (tasks::distill_linear_probe_pool with test_kt.py's batch 32 and tau 20; SGD as
+// every student here) for --pool-steps steps on `data` in its inversion order, the head evaluated on the test
+// features after every step.
+inline PoolAcc pool_probe(Context& c, const std::vector<SparseImage>& data, std::uint64_t seed) {
+  const auto& a = c.a;
+  auto student = mint::tasks::load_student(a.backbone, /*reinit_head*/ true, seed);
+  mint::tasks::DistillOptions opt;
+  opt.temperature = 20.0f, opt.sgd.lr = a.lr, opt.batch = 32, opt.flip = a.flip, opt.seed = seed;
+  const auto& w = student.parameters().at("head.weight").value;
+  const auto& bias = student.parameters().at("head.bias").value;
+  PoolAcc p;
+  p.steps = a.pool_steps;
+  mint::tasks::distill_linear_probe_pool(c.teacher, student, data, a.pool_steps, opt,
+                                         [&](std::int64_t, const mint::tasks::DistillStepStats&) {
+                                           p.last = accuracy_from_logits(mint::nn::linear(c.test_features, w, &bias),
+                                                                         c.test.labels);
+                                           p.best_all = std::max(p.best_all, p.last.all);
+                                           p.best_within = std::max(p.best_within, p.last.unseen_within);
+                                         });
+  return p;
+}
+
 // Calibrates on `data` and measures every quant_settings() entry missing from `acc` (top-1 %); returns whether it
 // added any.
 inline bool quantize_missing(Context& c, const std::vector<SparseImage>& data, std::map<std::string, double>& acc) {
@@ -411,18 +465,22 @@ inline Downstream downstream(Context& c, const std::vector<SparseImage>& data, s
   }
   d.distill_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   quantize_missing(c, data, d.quant);
+  if (c.a.pool_steps > 0) d.pool = pool_probe(c, data, seed);
   return d;
 }
 
 // The cached downstream entry `dk` of `data`: computed when absent; an entry cached before a quantization setting
-// was added gets only the missing settings (the student is not retrained).
+// was added gets only the missing settings (the student is not retrained), and the pool loop when --pool-steps
+// asks for it with other steps than the entry has.
 inline Downstream cached_downstream(Context& c, Cache& cache, const std::string& dk, const std::vector<SparseImage>& data,
                                     std::uint64_t seed) {
   if (!cache.has(dk)) {
     cache.put(dk, downstream(c, data, seed).to_json());
   } else {
     auto d = Downstream::from_json(cache.get(dk));
-    if (quantize_missing(c, data, d.quant)) cache.put(dk, d.to_json());
+    bool added = quantize_missing(c, data, d.quant);
+    if (c.a.pool_steps > 0 && (!d.pool || d.pool->steps != c.a.pool_steps)) d.pool = pool_probe(c, data, seed), added = true;
+    if (added) cache.put(dk, d.to_json());
   }
   return Downstream::from_json(cache.get(dk));
 }

@@ -17,6 +17,10 @@
 #include <variant>
 #include <vector>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
 
 #include <mint/mint.hpp>
@@ -135,15 +139,29 @@ inline Method method_of(const std::string& s) {
 }
 
 // ---------------------------------------------------------------------------------------------- cache
+// Every finished set and downstream entry, in <dir>/results.json (rewritten atomically at each put). Several
+// mint-experiment processes may share a cache folder (e.g. a study and a quantization rerun): put() holds an
+// exclusive flock on <dir>/results.json.lock, re-reads the file and adds its entry to what is there, so no
+// process overwrites another's entries. An entry another process adds after this one read the file is seen at
+// its next put (until then it may be computed twice, never lost).
 class Cache {
  public:
   explicit Cache(std::string dir) : dir_(std::move(dir)) {
     fs::create_directories(dir_);
-    if (fs::exists(file())) db_ = json::parse(std::ifstream(file()));
+    reload();
   }
   [[nodiscard]] bool has(const std::string& k) const { return db_.contains(k); }
   [[nodiscard]] const json& get(const std::string& k) const { return db_.at(k); }
   void put(const std::string& k, json v) {
+    const std::string lock_path = file() + ".lock";
+    const int fd = ::open(lock_path.c_str(), O_CREAT | O_RDWR, 0644);
+    mint::check(fd >= 0, "cache: cannot open the lock file '", lock_path, "'");
+    struct Unlock {
+      int fd;
+      ~Unlock() { ::flock(fd, LOCK_UN), ::close(fd); }
+    } unlock{fd};
+    mint::check(::flock(fd, LOCK_EX) == 0, "cache: cannot lock '", lock_path, "'");
+    reload();
     db_[k] = std::move(v);
     mint::io::write_file_atomically(file(), db_.dump(1) + "\n");
   }
@@ -151,6 +169,13 @@ class Cache {
 
  private:
   [[nodiscard]] std::string file() const { return dir_ + "/results.json"; }
+  void reload() {
+    if (!fs::exists(file())) return;
+    std::ifstream in(file());
+    json j = json::parse(in, nullptr, /*allow_exceptions*/ false);
+    mint::check(!j.is_discarded() && j.is_object(), "cache: '", file(), "' is not a JSON object (delete it to start over)");
+    for (auto& [key, value] : j.items()) db_[key] = std::move(value);
+  }
   std::string dir_;
   json db_ = json::object();
 };

@@ -159,7 +159,7 @@ inline int run(const Args& a) {
       down[m.name].push_back(cached_downstream(ctx, cache, dk, data, useed));
       print_downstream(seed, m.name, down[m.name].back());
       std::fflush(stdout);
-      if (ladder_method(a, m.name)) res.ladder[m.name].push_back(run_ladder(ctx, cache, m, seed, data, c, lo, hi, dtag));
+      if (ladder_method(a, m.name, seed)) res.ladder[m.name].push_back(run_ladder(ctx, cache, m, seed, data, c, lo, hi, dtag));
     }
     // baselines: the same number of real training images (a seeded sample over all ten classes), and Gaussian
     // noise clipped to the valid range (the inversions' starting point)

@@ -58,6 +58,7 @@ struct Args {
   std::int64_t test_limit = -1, quant_test = 2000;
   std::vector<double> budgets;  // the equal-budget ladder (ladder.hpp), in DMI images; empty: none
   std::string ladder_methods;   // the methods the ladder runs for (empty: every method of --methods)
+  int ladder_seeds = 0;         // the ladder runs for the first this many seeds (0: every seed)
   int pool_steps = 0;           // SMI's test_kt.py loop (tasks::distill_linear_probe_pool): its steps; 0: off
   std::string command;
 };
@@ -92,6 +93,7 @@ inline void add_options(mint::cli::Command& c, Args& a) {
             "this T, comma-separated; each method makes as many images as each budget buys",
             0.5, 1e7);
   c.text("--ladder-methods", a.ladder_methods, "comma-separated subset of --methods the ladder runs for (default all)");
+  c.number("--ladder-seeds", a.ladder_seeds, "the ladder runs for the first N seeds (0: all of --seeds)", 0, 1000);
   c.number("--pool-steps", a.pool_steps,
            "also train SMI's official student loop (test_kt.py: a growing pool, one head step per growth, batch 32, "
            "tau 20) for this many steps on every set; 0: off",
@@ -106,7 +108,8 @@ inline void validate(const mint::cli::Command& c, const Args& a) {
                         "--pool-steps"})
     mint::check(!c.given(o) || !a.efficiency_only, o,
                 ": --efficiency-only 1 measures the inversions of seed 0 only and would ignore it");
-  mint::check(!c.given("--ladder-methods") || !a.budgets.empty(), "--ladder-methods needs --budgets");
+  mint::check((!c.given("--ladder-methods") && !c.given("--ladder-seeds")) || !a.budgets.empty(),
+              "--ladder-methods and --ladder-seeds need --budgets");
   mint::check(a.pool_steps == 0 || a.probe, "--pool-steps: SMI's loop is a linear probe; it needs --probe 1");
   for (const auto& n : mint::examples::split_list(a.ladder_methods)) {
     const auto listed = mint::examples::split_list(a.methods);
@@ -142,15 +145,19 @@ inline Method method_of(const std::string& s) {
 // Every finished set and downstream entry, in <dir>/results.json (rewritten atomically at each put). Several
 // mint-experiment processes may share a cache folder (e.g. a study and a quantization rerun): put() holds an
 // exclusive flock on <dir>/results.json.lock, re-reads the file and adds its entry to what is there, so no
-// process overwrites another's entries. An entry another process adds after this one read the file is seen at
-// its next put (until then it may be computed twice, never lost).
+// process overwrites another's entries; has() re-reads the file before it answers no, so an entry another process
+// finished is used, not recomputed (only one both are computing at the same time is computed twice).
 class Cache {
  public:
   explicit Cache(std::string dir) : dir_(std::move(dir)) {
     fs::create_directories(dir_);
     reload();
   }
-  [[nodiscard]] bool has(const std::string& k) const { return db_.contains(k); }
+  // Whether `k` is cached, also by another process since this one last read the file (it is re-read when absent).
+  [[nodiscard]] bool has(const std::string& k) {
+    if (!db_.contains(k)) reload();
+    return db_.contains(k);
+  }
   [[nodiscard]] const json& get(const std::string& k) const { return db_.at(k); }
   void put(const std::string& k, json v) {
     const std::string lock_path = file() + ".lock";
@@ -263,9 +270,9 @@ inline std::vector<SparseImage> invert(ViT<>& teacher, const Method& m, const Ar
 }
 
 
-// Whether the equal-budget ladder runs for method `name`.
-inline bool ladder_method(const Args& a, const std::string& name) {
-  if (a.budgets.empty()) return false;
+// Whether the equal-budget ladder runs for method `name` and `seed`.
+inline bool ladder_method(const Args& a, const std::string& name, int seed) {
+  if (a.budgets.empty() || (a.ladder_seeds > 0 && seed >= a.ladder_seeds)) return false;
   if (a.ladder_methods.empty()) return true;
   const auto l = mint::examples::split_list(a.ladder_methods);
   return std::find(l.begin(), l.end(), name) != l.end();

@@ -39,6 +39,23 @@ def load(path):
     return s
 
 
+def baselines_and_save(ax, fig, s, measure, label, xlabel, title, baseline_note, out):
+    """The baselines as dashed lines, labels, legend and the file: what both accuracy figures share."""
+    for n, (text, colour) in BASELINES.items():
+        v = s["sets"].get(n, {}).get(measure)
+        if v:
+            a, sd = mean_sd(v)
+            ax.axhline(a, color=colour, linestyle="--", label=f"{text}{baseline_note} ({a:.1f} ± {sd:.1f})")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(label)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
 def accuracy_vs_time(s, measure, label, out):
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for n in s["methods"]:
@@ -48,20 +65,9 @@ def accuracy_vs_time(s, measure, label, out):
         t, ts = mean_sd(d["inversion_seconds"])
         a, sd = mean_sd(d[measure])
         ax.errorbar([t], [a], xerr=[ts], yerr=[sd], fmt="o", capsize=3, label=n)
-    for n, (text, colour) in BASELINES.items():
-        v = s["sets"].get(n, {}).get(measure)
-        if v:
-            a, sd = mean_sd(v)
-            ax.axhline(a, color=colour, linestyle="--", label=f"{text} ({a:.1f} ± {sd:.1f})")
-    ax.set_xlabel("inversion time per set (s, 1 thread)")
-    ax.set_ylabel(label)
     ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
-    ax.set_title("student accuracy against inversion time (mean ± sd over seeds)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    baselines_and_save(ax, fig, s, measure, label, "inversion time per set (s, 1 thread)",
+                       "student accuracy against inversion time (mean ± sd over seeds)", "", out)
 
 
 def accuracy_vs_budget(s, measure, label, out):
@@ -76,20 +82,9 @@ def accuracy_vs_budget(s, measure, label, out):
         x = [p["gflop"] for p in pts]
         ms = [mean_sd(p[measure]) for p in pts]
         ax.errorbar(x, [m for m, _ in ms], yerr=[sd for _, sd in ms], fmt="-o", capsize=3, label=n)
-    for n, (text, colour) in BASELINES.items():
-        v = s["sets"].get(n, {}).get(measure)
-        if v:
-            a, sd = mean_sd(v)
-            ax.axhline(a, color=colour, linestyle="--", label=f"{text}, equal-count set ({a:.1f} ± {sd:.1f})")
     ax.set_xscale("log")
-    ax.set_xlabel("inversion budget (executed GEMM GFLOP, CostMeter)")
-    ax.set_ylabel(label)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
-    ax.set_title("student accuracy at equal inversion compute (mean ± sd over seeds)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    baselines_and_save(ax, fig, s, measure, label, "inversion budget (executed GEMM GFLOP, CostMeter)",
+                       "student accuracy at equal inversion compute (mean ± sd over seeds)", ", equal-count set", out)
     return True
 
 

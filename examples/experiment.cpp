@@ -18,7 +18,10 @@
 //                   [--inv-batch 70] [--augment jitterflip|none] [--tv 3e-2] [--epochs 30] [--batch 64] [--lr 0.1]
 //                   [--tau 4] [--probe 1] [--flip 1] [--test-limit -1] [--quant-test 2000]
 //                   [--cache DIR] [--out DIR] [--efficiency-only 0|1] [--data DIR] [--methods LIST|none]
-//                   [--preset paper|official] [--kept last|best]
+//                   [--preset paper|official] [--kept last|best] [--budgets B1,B2,...]
+//
+// --budgets adds the equal-budget ladder (experiment/ladder.hpp; PRI Fig. 1b): per budget of executed FLOPs, each
+// method makes as many images as it buys, and the students and quantization are measured on them.
 //
 // Components: experiment/runner.hpp (options, methods, inversion, students, quantization settings, cache),
 // mint/tasks/statistics.hpp (mean, sd, paired differences, histograms), experiment/report.hpp (the tables and
@@ -66,10 +69,7 @@ inline int run(const Args& a) {
   mint::check(a.methods == "none" || !methods.empty(), "--methods: the list is empty (none: the baselines only)");
   fs::create_directories(a.out);
   mint::cli::check_writable_file(a.out + "/results.md", "--out");
-  const std::string tag = "I" + std::to_string(a.images) + "_T" + std::to_string(a.iterations) + "_B" +
-                          std::to_string(a.inv_batch) + "_" + a.augment +
-                          (a.tv == 1e-4f ? "" : "_tv" + fmt(a.tv, 6)) + (a.preset == "paper" ? "" : "_" + a.preset) +
-                          (a.kept == "last" ? "" : "_kept" + a.kept);  // defaults add no suffix: cached sets stay valid
+  const std::string tag = set_tag(a);
 
   if (a.efficiency_only) {  // fresh timings of seed 0, nothing read from or written to the cache
     std::ostringstream md;
@@ -131,21 +131,8 @@ inline int run(const Args& a) {
     const auto useed = static_cast<std::uint64_t>(seed);
     for (const auto& m : methods) {
       const std::string key = m.name + "_" + tag + "_s" + std::to_string(seed);
-      const std::string file = cache.path(key + ".safetensors");
-      std::vector<SparseImage> data;
       InversionCost c;
-      if (cache.has("inversion/" + key) && fs::exists(file)) {
-        data = mint::load_synthetic_dataset(file);
-        c = InversionCost::from_json(cache.get("inversion/" + key));
-      } else {
-        std::printf("[seed %d] inverting %s ...\n", seed, m.name.c_str());
-        std::fflush(stdout);
-        data = invert(teacher, m, a, useed, lo, hi, c);
-        mint::io::write_atomically(file, [&](const std::string& p) {
-          mint::save_synthetic_dataset(p, data, {{"method", m.name}, {"seed", std::to_string(seed)}});
-        });
-        cache.put("inversion/" + key, c.to_json());
-      }
+      const auto data = cached_inversion(teacher, cache, m, a, seed, lo, hi, c);
       std::printf("[seed %d] %s: %lld images, %.1f s inversion\n", seed, m.name.c_str(), static_cast<long long>(data.size()),
                   c.seconds());
       costs[m.name].push_back(c);
@@ -172,6 +159,7 @@ inline int run(const Args& a) {
       down[m.name].push_back(cached_downstream(ctx, cache, dk, data, useed));
       print_downstream(seed, m.name, down[m.name].back());
       std::fflush(stdout);
+      if (ladder_method(a, m.name, seed)) res.ladder[m.name].push_back(run_ladder(ctx, cache, m, seed, data, c, lo, hi, dtag));
     }
     // baselines: the same number of real training images (a seeded sample over all ten classes), and Gaussian
     // noise clipped to the valid range (the inversions' starting point)

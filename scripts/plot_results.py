@@ -5,8 +5,10 @@ error bars and the baselines as lines (PRI Fig. 1b), and the teacher-confidence 
 
     /usr/bin/python3 scripts/plot_results.py out/experiment/summary.json out/experiment
 
-writes OUT/accuracy_vs_time.png (all ten classes), OUT/accuracy_vs_time_unseen.png (classes 5-9, 5-way) and
-OUT/confidence.png. Errors name the file and the key that is wrong.
+writes OUT/accuracy_vs_time.png (all ten classes), OUT/accuracy_vs_time_unseen.png (classes 5-9, 5-way),
+OUT/confidence.png and, when the run had an equal-budget ladder (--budgets), OUT/accuracy_vs_budget.png and
+OUT/accuracy_vs_budget_unseen.png (one curve per method against executed FLOPs). Errors name the file and the key
+that is wrong.
 """
 import json
 import os
@@ -18,7 +20,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-BASELINES = {"real": ("real training images", "tab:green"), "gaussian": ("Gaussian noise", "tab:red")}
+BASELINES = {"real": ("real training images", "black"), "gaussian": ("Gaussian noise", "tab:gray")}
 
 
 def mean_sd(v):
@@ -37,6 +39,23 @@ def load(path):
     return s
 
 
+def baselines_and_save(ax, fig, s, measure, label, xlabel, title, baseline_note, out):
+    """The baselines as dashed lines, labels, legend and the file: what both accuracy figures share."""
+    for n, (text, colour) in BASELINES.items():
+        v = s["sets"].get(n, {}).get(measure)
+        if v:
+            a, sd = mean_sd(v)
+            ax.axhline(a, color=colour, linestyle="--", label=f"{text}{baseline_note} ({a:.1f} ± {sd:.1f})")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(label)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
 def accuracy_vs_time(s, measure, label, out):
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for n in s["methods"]:
@@ -46,20 +65,27 @@ def accuracy_vs_time(s, measure, label, out):
         t, ts = mean_sd(d["inversion_seconds"])
         a, sd = mean_sd(d[measure])
         ax.errorbar([t], [a], xerr=[ts], yerr=[sd], fmt="o", capsize=3, label=n)
-    for n, (text, colour) in BASELINES.items():
-        v = s["sets"].get(n, {}).get(measure)
-        if v:
-            a, sd = mean_sd(v)
-            ax.axhline(a, color=colour, linestyle="--", label=f"{text} ({a:.1f} ± {sd:.1f})")
-    ax.set_xlabel("inversion time per set (s, 1 thread)")
-    ax.set_ylabel(label)
     ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
-    ax.set_title("student accuracy against inversion time (mean ± sd over seeds)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    baselines_and_save(ax, fig, s, measure, label, "inversion time per set (s, 1 thread)",
+                       "student accuracy against inversion time (mean ± sd over seeds)", "", out)
+
+
+def accuracy_vs_budget(s, measure, label, out):
+    ladder = s.get("ladder", {})
+    if not ladder:
+        return False
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for n in s["methods"]:
+        pts = ladder.get(n, [])
+        if not pts:
+            continue
+        x = [p["gflop"] for p in pts]
+        ms = [mean_sd(p[measure]) for p in pts]
+        ax.errorbar(x, [m for m, _ in ms], yerr=[sd for _, sd in ms], fmt="-o", capsize=3, label=n)
+    ax.set_xscale("log")
+    baselines_and_save(ax, fig, s, measure, label, "inversion budget (executed GEMM GFLOP, CostMeter)",
+                       "student accuracy at equal inversion compute (mean ± sd over seeds)", ", equal-count set", out)
+    return True
 
 
 def confidence(s, out):
@@ -95,7 +121,13 @@ def main():
     accuracy_vs_time(s, "student_unseen_within", "student top-1, classes 5-9, 5-way (%)",
                      os.path.join(sys.argv[2], "accuracy_vs_time_unseen.png"))
     confidence(s, os.path.join(sys.argv[2], "confidence.png"))
-    print(f"wrote {sys.argv[2]}/accuracy_vs_time.png, accuracy_vs_time_unseen.png, confidence.png")
+    wrote = "accuracy_vs_time.png, accuracy_vs_time_unseen.png, confidence.png"
+    if accuracy_vs_budget(s, "student_all", "student top-1, all ten classes (%)",
+                          os.path.join(sys.argv[2], "accuracy_vs_budget.png")):
+        accuracy_vs_budget(s, "student_unseen_within", "student top-1, classes 5-9, 5-way (%)",
+                           os.path.join(sys.argv[2], "accuracy_vs_budget_unseen.png"))
+        wrote += ", accuracy_vs_budget.png, accuracy_vs_budget_unseen.png"
+    print(f"wrote {sys.argv[2]}/{wrote}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@
 
 #include <mint/tasks/statistics.hpp>
 
-#include "runner.hpp"
+#include "ladder.hpp"
 
 namespace mint::experiment {
 
@@ -32,6 +32,7 @@ struct Results {
   std::map<std::string, std::vector<Downstream>> stage_down;  // pri4 stage k: "pri4@k"
   std::map<std::string, std::vector<double>> stage_conf;
   std::map<int, int> pri4_stage_iteration;
+  std::map<std::string, std::vector<std::vector<LadderPoint>>> ladder;  // per method, per seed, per budget
   json ref;  // teacher and backbone accuracies
   std::size_t test_images = 0, quant_test_images = 0;
   double wall = 0;
@@ -56,7 +57,9 @@ inline void quantization_tables(std::ostringstream& md, Results& r) {
   };
   md << "\n## Quantization widths: where calibration matters\n\n"
         "Teacher fake-quantized (SMI Eq. 5: every linear layer; weights per output channel, \"pt\" = per tensor; "
-        "activations per tensor, min/max over the calibration set), top-1 % on the first " << r.quant_test_images
+        "activations per tensor, min/max over the calibration set unless marked: \"p99.99\" clips 0.01 % of each "
+        "layer input's values at each end, \"mse\" takes the range of least expected quantization error over them; "
+        "tasks::choose_ranges), top-1 % on the first " << r.quant_test_images
      << " test images, mean ± sd over seeds. Weight ranges come from the weights alone, so only the activation "
         "ranges depend on the calibration set. FP teacher on these images: "
      << fmt(r.ref["teacher_fp_quant_test"].get<double>(), 2) << " %.\n\n| data |";
@@ -108,7 +111,23 @@ inline json summary_json(Results& r) {
   put("real"), put("gaussian");
   json stages = json::object();
   for (const auto& [k, v] : r.stage_conf) stages[k] = v;
-  return {{"command", r.a.command}, {"sets", sets}, {"methods", r.names}, {"stage_confidence", stages}};
+  json ladder = json::object();
+  for (const auto& [n, seeds] : r.ladder) {
+    json pts = json::array();
+    for (std::size_t b = 0; !seeds.empty() && b < seeds[0].size(); ++b) {
+      json p = {{"budget", seeds[0][b].budget}, {"images", seeds[0][b].images}, {"gflop", seeds[0][b].gflop}};
+      std::vector<double> secs, within, all;
+      for (const auto& s : seeds)
+        if (b < s.size())
+          secs.push_back(s[b].seconds), within.push_back(s[b].down.student.unseen_within),
+              all.push_back(s[b].down.student.all);
+      p["seconds"] = secs, p["student_unseen_within"] = within, p["student_all"] = all;
+      pts.push_back(p);
+    }
+    ladder[n] = pts;
+  }
+  return {{"command", r.a.command}, {"sets", sets},   {"methods", r.names}, {"stage_confidence", stages},
+          {"ladder", ladder}};
 }
 
 // The efficiency table (PRI Table 2) of the given methods' inversions, one entry per seed.
@@ -142,6 +161,94 @@ inline void efficiency_table(std::ostringstream& md, const std::vector<std::stri
        << (dmi_sec > 0 ? fmt(dmi_sec / per_img) : "-") << " |\n";
   }
 
+}
+
+// The equal-budget ladder (ladder.hpp): per method and budget, what it bought and the students on it; then each
+// method against DMI at the same budget, per seed.
+inline void ladder_tables(std::ostringstream& md, Results& r) {
+  if (r.ladder.empty()) return;
+  const char* q = "W8/A2 mse";
+  md << "\n## Equal budget (PRI Fig. 1b): accuracy against executed FLOPs\n\n"
+        "Each budget is executed GEMM FLOPs (mint::CostMeter), in units of what DMI spends on one image at T = "
+     << r.a.iterations << "; each method makes as many images as the budget buys, in whole trajectories "
+        "(examples/experiment/ladder.hpp). Seconds: the set's inversion time pro rata of the images (recorded when "
+        "the set was inverted, 1 thread, machine shared). Mean ± sd over seeds.\n\n"
+        "| method | budget (DMI images) | images | GFLOP | inversion s | student 5-9, 5-way | student all 10 | "
+     << q << " |\n|---|---:|---:|---:|---:|---:|---:|---:|\n";
+  auto measure = [](const std::vector<std::vector<LadderPoint>>& seeds, std::size_t b, auto f) {
+    std::vector<double> v;
+    for (const auto& s : seeds)
+      if (b < s.size()) v.push_back(f(s[b]));
+    return v;
+  };
+  for (const auto& n : r.names) {
+    if (!r.ladder.count(n)) continue;
+    const auto& seeds = r.ladder.at(n);
+    for (std::size_t b = 0; !seeds.empty() && b < seeds[0].size(); ++b) {
+      const auto& p0 = seeds[0][b];
+      md << "| " << n << " | " << fmt(p0.budget, 0) << " | " << p0.images << " | " << fmt(p0.gflop, 0) << " | "
+         << pm(measure(seeds, b, [](const LadderPoint& p) { return p.seconds; })) << " | "
+         << pm(measure(seeds, b, [](const LadderPoint& p) { return p.down.student.unseen_within; })) << " | "
+         << pm(measure(seeds, b, [](const LadderPoint& p) { return p.down.student.all; })) << " | "
+         << pm(measure(seeds, b, [&](const LadderPoint& p) { return p.down.quant.at(q); })) << " |\n";
+    }
+  }
+  if (!r.ladder.count("dmi")) return;
+  md << "\nEach method − DMI at the same budget, per-seed difference in points, mean ± sd (smallest over the seeds):"
+        " student 5-9 5-way / student all 10.\n\n| method | budget (DMI images) | 5-9, 5-way | all 10 |\n"
+        "|---|---:|---:|---:|\n";
+  const auto& dmi = r.ladder.at("dmi");
+  for (const auto& n : r.names) {
+    if (n == "dmi" || !r.ladder.count(n)) continue;
+    const auto& seeds = r.ladder.at(n);
+    for (std::size_t b = 0; !seeds.empty() && b < seeds[0].size(); ++b) {
+      md << "| " << n << " | " << fmt(seeds[0][b].budget, 0);
+      for (auto field : {&StudentAcc::unseen_within, &StudentAcc::all}) {
+        std::vector<double> d;
+        for (std::size_t s = 0; s < seeds.size() && s < dmi.size(); ++s)
+          for (const auto& pd : dmi[s])
+            if (b < seeds[s].size() && pd.budget == seeds[s][b].budget)
+              d.push_back(seeds[s][b].down.student.*field - pd.down.student.*field);
+        md << " | " << (d.empty() ? "-" : pm(d) + " (" + fmt(*std::min_element(d.begin(), d.end()), 1) + ")");
+      }
+      md << " |\n";
+    }
+  }
+}
+
+// SMI's official student loop (--pool-steps): the student after the last step and the best over the steps, per
+// set, and each synthetic set against Gaussian noise per seed.
+inline void pool_tables(std::ostringstream& md, Results& r) {
+  std::vector<std::string> rows = r.names;
+  rows.push_back("real");
+  rows.push_back("gaussian");
+  for (const auto& n : rows)
+    for (const auto& d : r.down[n])
+      if (!d.pool) return;  // not asked for (or not yet measured for every set)
+  auto col = [&](const std::string& n, auto f) {
+    std::vector<double> v;
+    for (const auto& d : r.down[n]) v.push_back(f(*d.pool));
+    return v;
+  };
+  md << "\n## SMI's official student loop (test_kt.py)\n\n"
+        "tasks::distill_linear_probe_pool: the pool grows linearly to the whole set over "
+     << r.down[rows.front()].front().pool->steps
+     << " steps (one synthesis batch per step in SMI's code), each step one head-only SGD step on 32 images "
+        "sampled from the pool so far, tau 20 (test_kt.py's values). \"best\" is the highest accuracy over the "
+        "steps, as test_kt.py prints it: selected on the test set, so optimistic. Mean ± sd over seeds.\n\n"
+        "| data | last: 5-9, 5-way | last: 5-9 (argmax over 10) | last: all 10 | best: 5-9, 5-way | best: all 10 | "
+        "last 5-way − noise (smallest) |\n|---|---:|---:|---:|---:|---:|---:|\n";
+  const auto noise = col("gaussian", [](const PoolAcc& p) { return p.last.unseen_within; });
+  for (const auto& n : rows) {
+    const auto within = col(n, [](const PoolAcc& p) { return p.last.unseen_within; });
+    const auto d = mint::tasks::paired_differences(within, noise, n + " − gaussian");
+    md << "| " << row_label(n) << " | " << pm(within) << " | "
+       << pm(col(n, [](const PoolAcc& p) { return p.last.unseen; })) << " | "
+       << pm(col(n, [](const PoolAcc& p) { return p.last.all; })) << " | "
+       << pm(col(n, [](const PoolAcc& p) { return p.best_within; })) << " | "
+       << pm(col(n, [](const PoolAcc& p) { return p.best_all; })) << " | "
+       << (n == "gaussian" ? std::string("-") : pm(d) + " (" + fmt(mint::tasks::summarize(d).min, 1) + ")") << " |\n";
+  }
 }
 
 // results.md: every table of the run.
@@ -290,6 +397,8 @@ inline std::string results_markdown(Results& r) {
   hist_row("gaussian", r.conf["gaussian"]);
   for (const auto& [sk, v] : r.stage_conf) hist_row(sk + " (stage " + sk.substr(sk.find('@') + 1) + ")", v);
 
+  pool_tables(md, r);
+  ladder_tables(md, r);
   quantization_tables(md, r);
   return md.str();
 }

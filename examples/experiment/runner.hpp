@@ -11,10 +11,15 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <variant>
 #include <vector>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -51,6 +56,10 @@ struct Args {
   float tv = 3e-2f;  // the inversion's TV weight (SMI Eq. 3's lambda_TV; DeepInversion's image prior)
   bool probe = true, flip = true, efficiency_only = false;
   std::int64_t test_limit = -1, quant_test = 2000;
+  std::vector<double> budgets;  // the equal-budget ladder (ladder.hpp), in DMI images; empty: none
+  std::string ladder_methods;   // the methods the ladder runs for (empty: every method of --methods)
+  int ladder_seeds = 0;         // the ladder runs for the first this many seeds (0: every seed)
+  int pool_steps = 0;           // SMI's test_kt.py loop (tasks::distill_linear_probe_pool): its steps; 0: off
   std::string command;
 };
 
@@ -79,15 +88,34 @@ inline void add_options(mint::cli::Command& c, Args& a) {
   c.choice("--preset", a.preset, "paper (TV of SMI Eq. 2, --augment) or official (SMI's code: run_official)",
            {"paper", "official"});
   c.choice("--kept", a.kept, "the image a stage keeps: its last canvas or its lowest-loss one", {"last", "best"});
+  c.numbers("--budgets", a.budgets,
+            "equal-budget ladder (PRI Fig. 1b): executed-FLOP budgets in units of what DMI spends on one image at "
+            "this T, comma-separated; each method makes as many images as each budget buys",
+            0.5, 1e7);
+  c.text("--ladder-methods", a.ladder_methods, "comma-separated subset of --methods the ladder runs for (default all)");
+  c.number("--ladder-seeds", a.ladder_seeds, "the ladder runs for the first N seeds (0: all of --seeds)", 0, 1000);
+  c.number("--pool-steps", a.pool_steps,
+           "also train SMI's official student loop (test_kt.py: a growing pool, one head step per growth, batch 32, "
+           "tau 20) for this many steps on every set; 0: off",
+           0, 10'000'000);
 }
 
 inline void validate(const mint::cli::Command& c, const Args& a) {
   mint::check(!a.backbone.empty() || a.efficiency_only, "--backbone is required (unless --efficiency-only 1)");
   mint::check(a.test_limit != 0, "--test-limit must be -1 (all) or >= 1");
   for (const char* o : {"--backbone", "--epochs", "--batch", "--lr", "--tau", "--probe", "--flip", "--test-limit",
-                        "--quant-test", "--cache", "--seeds"})
+                        "--quant-test", "--cache", "--seeds", "--budgets",
+                        "--pool-steps"})
     mint::check(!c.given(o) || !a.efficiency_only, o,
                 ": --efficiency-only 1 measures the inversions of seed 0 only and would ignore it");
+  mint::check((!c.given("--ladder-methods") && !c.given("--ladder-seeds")) || !a.budgets.empty(),
+              "--ladder-methods and --ladder-seeds need --budgets");
+  mint::check(a.pool_steps == 0 || a.probe, "--pool-steps: SMI's loop is a linear probe; it needs --probe 1");
+  for (const auto& n : mint::examples::split_list(a.ladder_methods)) {
+    const auto listed = mint::examples::split_list(a.methods);
+    mint::check(std::find(listed.begin(), listed.end(), n) != listed.end(), "--ladder-methods: '", n,
+                "' is not in --methods (", a.methods, ")");
+  }
   mint::check(!(a.preset == "official" && c.given("--augment")),
               "--augment: --preset official uses the official code's jitter + flip (JitterFlipOfficial); leave it out");
 }
@@ -112,6 +140,52 @@ inline Method method_of(const std::string& s) {
   mint::check(it != table.end(), "--methods: unknown method '", s, "' (dmi, smi50, smi76, smi86, pri2, pri4, pri7)");
   return it->second;
 }
+
+// ---------------------------------------------------------------------------------------------- cache
+// Every finished set and downstream entry, in <dir>/results.json (rewritten atomically at each put). Several
+// mint-experiment processes may share a cache folder (e.g. a study and a quantization rerun): put() holds an
+// exclusive flock on <dir>/results.json.lock, re-reads the file and adds its entry to what is there, so no
+// process overwrites another's entries; has() re-reads the file before it answers no, so an entry another process
+// finished is used, not recomputed (only one both are computing at the same time is computed twice).
+class Cache {
+ public:
+  explicit Cache(std::string dir) : dir_(std::move(dir)) {
+    fs::create_directories(dir_);
+    reload();
+  }
+  // Whether `k` is cached, also by another process since this one last read the file (it is re-read when absent).
+  [[nodiscard]] bool has(const std::string& k) {
+    if (!db_.contains(k)) reload();
+    return db_.contains(k);
+  }
+  [[nodiscard]] const json& get(const std::string& k) const { return db_.at(k); }
+  void put(const std::string& k, json v) {
+    const std::string lock_path = file() + ".lock";
+    const int fd = ::open(lock_path.c_str(), O_CREAT | O_RDWR, 0644);
+    mint::check(fd >= 0, "cache: cannot open the lock file '", lock_path, "'");
+    struct Unlock {
+      int fd;
+      ~Unlock() { ::flock(fd, LOCK_UN), ::close(fd); }
+    } unlock{fd};
+    mint::check(::flock(fd, LOCK_EX) == 0, "cache: cannot lock '", lock_path, "'");
+    reload();
+    db_[k] = std::move(v);
+    mint::io::write_file_atomically(file(), db_.dump(1) + "\n");
+  }
+  [[nodiscard]] std::string path(const std::string& name) const { return dir_ + "/" + name; }
+
+ private:
+  [[nodiscard]] std::string file() const { return dir_ + "/results.json"; }
+  void reload() {
+    if (!fs::exists(file())) return;
+    std::ifstream in(file());
+    json j = json::parse(in, nullptr, /*allow_exceptions*/ false);
+    mint::check(!j.is_discarded() && j.is_object(), "cache: '", file(), "' is not a JSON object (delete it to start over)");
+    for (auto& [key, value] : j.items()) db_[key] = std::move(value);
+  }
+  std::string dir_;
+  json db_ = json::object();
+};
 
 // ---------------------------------------------------------------------------------------------- inversion
 // What a set's inversion cost: CostMeter::to_json over all its batches (gemm_flops, seconds, peak_tensor_mib,
@@ -195,26 +269,42 @@ inline std::vector<SparseImage> invert(ViT<>& teacher, const Method& m, const Ar
   return out;
 }
 
-// ---------------------------------------------------------------------------------------------- cache
-class Cache {
- public:
-  explicit Cache(std::string dir) : dir_(std::move(dir)) {
-    fs::create_directories(dir_);
-    if (fs::exists(file())) db_ = json::parse(std::ifstream(file()));
-  }
-  [[nodiscard]] bool has(const std::string& k) const { return db_.contains(k); }
-  [[nodiscard]] const json& get(const std::string& k) const { return db_.at(k); }
-  void put(const std::string& k, json v) {
-    db_[k] = std::move(v);
-    mint::io::write_file_atomically(file(), db_.dump(1) + "\n");
-  }
-  [[nodiscard]] std::string path(const std::string& name) const { return dir_ + "/" + name; }
 
- private:
-  [[nodiscard]] std::string file() const { return dir_ + "/results.json"; }
-  std::string dir_;
-  json db_ = json::object();
-};
+// Whether the equal-budget ladder runs for method `name` and `seed`.
+inline bool ladder_method(const Args& a, const std::string& name, int seed) {
+  if (a.budgets.empty() || (a.ladder_seeds > 0 && seed >= a.ladder_seeds)) return false;
+  if (a.ladder_methods.empty()) return true;
+  const auto l = mint::examples::split_list(a.ladder_methods);
+  return std::find(l.begin(), l.end(), name) != l.end();
+}
+
+// The name part of a set's cache key: its size and inversion settings (the defaults add no suffix, so sets cached
+// before an option existed stay valid).
+inline std::string set_tag(const Args& a) {
+  return "I" + std::to_string(a.images) + "_T" + std::to_string(a.iterations) + "_B" + std::to_string(a.inv_batch) +
+         "_" + a.augment + (a.tv == 1e-4f ? "" : "_tv" + fmt(a.tv, 6)) + (a.preset == "paper" ? "" : "_" + a.preset) +
+         (a.kept == "last" ? "" : "_kept" + a.kept);
+}
+
+// Method m's set of a.images images for `seed`: read from the cache, or inverted and cached (the images as a
+// synthetic dataset file, the cost in results.json). Returns the images; `cost` gets the set's cost.
+inline std::vector<SparseImage> cached_inversion(ViT<>& teacher, Cache& cache, const Method& m, const Args& a,
+                                                 int seed, float lo, float hi, InversionCost& cost) {
+  const std::string key = m.name + "_" + set_tag(a) + "_s" + std::to_string(seed);
+  const std::string file = cache.path(key + ".safetensors");
+  if (cache.has("inversion/" + key) && fs::exists(file)) {
+    cost = InversionCost::from_json(cache.get("inversion/" + key));
+    return mint::load_synthetic_dataset(file);
+  }
+  std::printf("[seed %d] inverting %s (%d images) ...\n", seed, m.name.c_str(), a.images);
+  std::fflush(stdout);
+  auto data = invert(teacher, m, a, static_cast<std::uint64_t>(seed), lo, hi, cost);
+  mint::io::write_atomically(file, [&](const std::string& p) {
+    mint::save_synthetic_dataset(p, data, {{"method", m.name}, {"seed", std::to_string(seed)}});
+  });
+  cache.put("inversion/" + key, cost.to_json());
+  return data;
+}
 
 // ---------------------------------------------------------------------------------------------- evaluation
 struct StudentAcc {
@@ -229,31 +319,64 @@ using mint::tasks::teacher_confidence;  // (in the library: mint-invert reports 
 // The fake-quantization settings every set calibrates (SMI Eq. 5, tasks/quantize.hpp): the papers' W4/A8 and
 // W8/A8, and the narrower ones searched for a width where calibration matters (issue 20: real calibration beating
 // Gaussian noise by >= 5 points). Weight ranges are the weights' own min/max, so only the activation ranges
-// depend on the calibration set; "pt" = per-tensor weight ranges instead of per output channel.
+// depend on the calibration set; "pt" = per-tensor weight ranges instead of per output channel. Activation ranges
+// are Eq. 5's min/max unless the name says otherwise: "p99.99" clips 0.01 % of each site's values at each end,
+// "mse" is the range minimising the expected quantization error over the set's values (tasks::choose_ranges).
 struct QuantSetting {
   const char* name;
   int weight_bits, act_bits;
   mint::tasks::Granularity weights;
+  mint::tasks::RangeMethod ranges = mint::tasks::RangeMethod::MinMax;
 };
 inline const std::vector<QuantSetting>& quant_settings() {
   using G = mint::tasks::Granularity;
-  static const std::vector<QuantSetting> s{{"W4/A8", 4, 8, G::PerChannel}, {"W8/A8", 8, 8, G::PerChannel},
-                                           {"W4/A6", 4, 6, G::PerChannel}, {"W4/A4", 4, 4, G::PerChannel},
-                                           {"W3/A8", 3, 8, G::PerChannel}, {"W8/A4", 8, 4, G::PerChannel},
-                                           {"W4/A8 pt", 4, 8, G::PerTensor}, {"W4/A6 pt", 4, 6, G::PerTensor},
-                                           {"W8/A3", 8, 3, G::PerChannel}, {"W4/A3", 4, 3, G::PerChannel},
-                                           {"W8/A2", 8, 2, G::PerChannel}};
+  using R = mint::tasks::RangeMethod;
+  static const std::vector<QuantSetting> s{
+      {"W4/A8", 4, 8, G::PerChannel},         {"W8/A8", 8, 8, G::PerChannel},
+      {"W4/A6", 4, 6, G::PerChannel},         {"W4/A4", 4, 4, G::PerChannel},
+      {"W3/A8", 3, 8, G::PerChannel},         {"W8/A4", 8, 4, G::PerChannel},
+      {"W4/A8 pt", 4, 8, G::PerTensor},       {"W4/A6 pt", 4, 6, G::PerTensor},
+      {"W8/A3", 8, 3, G::PerChannel},         {"W4/A3", 4, 3, G::PerChannel},
+      {"W8/A2", 8, 2, G::PerChannel},         {"W8/A4 p99.99", 8, 4, G::PerChannel, R::Percentile},
+      {"W8/A3 p99.99", 8, 3, G::PerChannel, R::Percentile}, {"W8/A4 mse", 8, 4, G::PerChannel, R::Mse},
+      {"W8/A3 mse", 8, 3, G::PerChannel, R::Mse}, {"W4/A4 mse", 4, 4, G::PerChannel, R::Mse},
+      {"W8/A2 mse", 8, 2, G::PerChannel, R::Mse}, {"W4/A2 mse", 4, 2, G::PerChannel, R::Mse},
+      {"W8/A2 p99.99", 8, 2, G::PerChannel, R::Percentile}};
   return s;
 }
+inline constexpr double kPercentileTail = 1e-4;  // "p99.99"
+
+// SMI's official loop on a set (pool_probe): the student after the last step, and the best accuracies over the
+// steps (test_kt.py prints the best top-1 over its epochs: selected on the test set, so optimistic).
+struct PoolAcc {
+  StudentAcc last;
+  double best_all = 0, best_within = 0;
+  int steps = 0;
+  json to_json() const {
+    return {{"all", last.all},           {"unseen", last.unseen},   {"seen", last.seen},
+            {"unseen_within", last.unseen_within}, {"best_all", best_all}, {"best_within", best_within},
+            {"steps", steps}};
+  }
+  static PoolAcc from_json(const json& j) {
+    PoolAcc p;
+    p.last.all = j.at("all"), p.last.unseen = j.at("unseen"), p.last.seen = j.at("seen");
+    p.last.unseen_within = j.at("unseen_within"), p.best_all = j.at("best_all"), p.best_within = j.at("best_within");
+    p.steps = j.at("steps");
+    return p;
+  }
+};
 
 struct Downstream {
   StudentAcc student;
+  std::optional<PoolAcc> pool;  // --pool-steps
   std::map<std::string, double> quant;  // top-1 % of the fake-quantized teacher, by QuantSetting::name
   double distill_s = 0;
   json to_json() const {
-    return {{"student_all", student.all}, {"student_unseen", student.unseen}, {"student_seen", student.seen},
+    json j = {{"student_all", student.all}, {"student_unseen", student.unseen}, {"student_seen", student.seen},
             {"student_unseen_within", student.unseen_within}, {"pred_unseen", student.pred_unseen},
             {"pred_within", student.pred_within}, {"quant", quant}, {"distill_seconds", distill_s}};
+    if (pool) j["pool"] = pool->to_json();
+    return j;
   }
   static Downstream from_json(const json& j) {
     Downstream d;
@@ -263,6 +386,7 @@ struct Downstream {
     d.student.pred_within = j.at("pred_within").get<std::vector<double>>();
     d.quant = j.at("quant").get<std::map<std::string, double>>();
     d.distill_s = j.at("distill_seconds");
+    if (j.contains("pool")) d.pool = PoolAcc::from_json(j.at("pool"));
     return d;
   }
 };
@@ -321,17 +445,39 @@ inline StudentAcc linear_probe(Context& c, const std::vector<SparseImage>& data,
   return accuracy_from_logits(mint::nn::linear(c.test_features, w, &bias), c.test.labels);
 }
 
+// SMI's official student loop (tasks::distill_linear_probe_pool with test_kt.py's batch 32 and tau 20; SGD as
+// every student here) for --pool-steps steps on `data` in its inversion order, the head evaluated on the test
+// features after every step.
+inline PoolAcc pool_probe(Context& c, const std::vector<SparseImage>& data, std::uint64_t seed) {
+  const auto& a = c.a;
+  auto student = mint::tasks::load_student(a.backbone, /*reinit_head*/ true, seed);
+  mint::tasks::DistillOptions opt;
+  opt.temperature = 20.0f, opt.sgd.lr = a.lr, opt.batch = 32, opt.flip = a.flip, opt.seed = seed;
+  const auto& w = student.parameters().at("head.weight").value;
+  const auto& bias = student.parameters().at("head.bias").value;
+  PoolAcc p;
+  p.steps = a.pool_steps;
+  mint::tasks::distill_linear_probe_pool(c.teacher, student, data, a.pool_steps, opt,
+                                         [&](std::int64_t, const mint::tasks::DistillStepStats&) {
+                                           p.last = accuracy_from_logits(mint::nn::linear(c.test_features, w, &bias),
+                                                                         c.test.labels);
+                                           p.best_all = std::max(p.best_all, p.last.all);
+                                           p.best_within = std::max(p.best_within, p.last.unseen_within);
+                                         });
+  return p;
+}
+
 // Calibrates on `data` and measures every quant_settings() entry missing from `acc` (top-1 %); returns whether it
 // added any.
 inline bool quantize_missing(Context& c, const std::vector<SparseImage>& data, std::map<std::string, double>& acc) {
   bool any = false;
   for (const auto& qs : quant_settings()) any = any || !acc.count(qs.name);
   if (!any) return false;
-  const auto ranges = mint::tasks::calibrate(c.teacher, std::span<const SparseImage>(data));
+  const auto hist = mint::tasks::calibrate_histograms(c.teacher, std::span<const SparseImage>(data));
   for (const auto& qs : quant_settings()) {
     if (acc.count(qs.name)) continue;
     mint::tasks::QuantizedViT q(c.teacher, {.weight_bits = qs.weight_bits, .act_bits = qs.act_bits, .weights = qs.weights},
-                                ranges);
+                                mint::tasks::choose_ranges(hist, qs.ranges, qs.act_bits, kPercentileTail));
     acc[qs.name] = 100.0 * mint::tasks::accuracy(q, c.quant_test).value();
   }
   return true;
@@ -351,18 +497,22 @@ inline Downstream downstream(Context& c, const std::vector<SparseImage>& data, s
   }
   d.distill_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   quantize_missing(c, data, d.quant);
+  if (c.a.pool_steps > 0) d.pool = pool_probe(c, data, seed);
   return d;
 }
 
 // The cached downstream entry `dk` of `data`: computed when absent; an entry cached before a quantization setting
-// was added gets only the missing settings (the student is not retrained).
+// was added gets only the missing settings (the student is not retrained), and the pool loop when --pool-steps
+// asks for it with other steps than the entry has.
 inline Downstream cached_downstream(Context& c, Cache& cache, const std::string& dk, const std::vector<SparseImage>& data,
                                     std::uint64_t seed) {
   if (!cache.has(dk)) {
     cache.put(dk, downstream(c, data, seed).to_json());
   } else {
     auto d = Downstream::from_json(cache.get(dk));
-    if (quantize_missing(c, data, d.quant)) cache.put(dk, d.to_json());
+    bool added = quantize_missing(c, data, d.quant);
+    if (c.a.pool_steps > 0 && (!d.pool || d.pool->steps != c.a.pool_steps)) d.pool = pool_probe(c, data, seed), added = true;
+    if (added) cache.put(dk, d.to_json());
   }
   return Downstream::from_json(cache.get(dk));
 }

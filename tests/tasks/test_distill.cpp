@@ -243,3 +243,53 @@ TEST_CASE("linear probing on cached features = distill_offline with only the hea
   MINT_REQUIRE_CLOSE(testing::compare(reference.parameter("blocks.1.mlp.fc2.weight").value,
                                       s.parameter("blocks.1.mlp.fc2.weight").value, {0, 0}, "frozen backbone"));
 }
+
+TEST_CASE("SMI's pool loop (test_kt.py): the pool grows to the whole set, each step samples what exists so far",
+          "[distill][teacher]") {
+  auto& t = teacher();
+  auto data = dense_sparse_images(test_images(), 49, 0, 24);
+  DistillOptions opt;
+  opt.temperature = 20.0f, opt.batch = 8, opt.seed = 5;
+  // one step over the whole pool with a batch at least its size = one epoch of distill_linear_probe with that
+  // batch: the same 24 images, another order, so the batch-mean gradient agrees to float summation order (the
+  // heads to 1e-5: one SGD step on gradients that differ in the last bits)
+  {
+    DistillOptions o1 = opt;
+    o1.batch = 24;
+    auto a = make_student(small_student(), 3), b = make_student(small_student(), 3);
+    const auto la = distill_linear_probe_pool(t, a, data, 1, o1);
+    const auto lb = distill_linear_probe(t, b, data, 1, o1);
+    REQUIRE(la.loss.size() == 1);
+    REQUIRE(la.images == 24);
+    REQUIRE(std::abs(la.loss[0] - lb.loss[0]) < 1e-5 * (1 + std::abs(lb.loss[0])));
+    MINT_REQUIRE_CLOSE(testing::compare(a.parameter("head.weight").value, b.parameter("head.weight").value,
+                                        {1e-5, 1e-3}, "head.weight"));
+  }
+  // 24 images over 12 steps with batch 24: the pool holds 2 (s + 1) images at step s and each step takes all of
+  // them. An image the pool does not hold yet is never used: with the last image replaced by another one, the
+  // heads after steps 0-10 are bit for bit those of the run on the original set, and only step 11 (the first
+  // to hold image 23) differs.
+  opt.batch = 24;
+  auto run = [&](const std::vector<SparseImage>& pool, std::vector<std::int64_t>* sizes) {
+    auto st = make_student(small_student(), 3);
+    std::vector<Tensor<Cpu>> heads;
+    distill_linear_probe_pool(t, st, pool, 12, opt, [&](std::int64_t, const DistillStepStats& x) {
+      heads.push_back(st.parameter("head.weight").value.clone());
+      if (sizes) sizes->push_back(x.images);
+    });
+    return heads;
+  };
+  std::vector<std::int64_t> sizes;
+  const auto h0 = run(data, &sizes);
+  REQUIRE(sizes == std::vector<std::int64_t>{2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24});
+  auto other = data;
+  other.back() = dense_sparse_images(test_images(), 49, 100, 1)[0];
+  const auto h1 = run(other, nullptr);
+  for (std::size_t k = 0; k < 11; ++k) {
+    CAPTURE(k);
+    MINT_REQUIRE_CLOSE(testing::compare(h1[k], h0[k], {0, 0}, "head before image 23 is in the pool"));
+  }
+  REQUIRE(testing::compare(h1[11], h0[11], {0, 0}, "head").max_abs > 0);
+  auto s = make_student(small_student(), 3);
+  REQUIRE_THROWS_WITH(distill_linear_probe_pool(t, s, data, 0, opt), Catch::Contains("steps >= 1"));
+}

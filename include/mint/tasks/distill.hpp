@@ -10,7 +10,7 @@
 // distinct counts, e.g. 12 and 13 for v = 4 on 49 patches). A group whose images keep all N patches runs
 // without a keep set (the same logits, see the tests).
 //
-// Two protocols:
+// The protocols:
 //   distill_offline:     a fixed synthetic data set (load_synthetic_dataset), shuffled each epoch, batches of
 //                        DistillOptions::batch images (the last one of an epoch may be smaller).
 //   distill_linear_probe: distill_offline with only the head trainable, computed on cached backbone features
@@ -18,6 +18,8 @@
 //   distill_alternating: a callable produces the next synthetic batch (e.g. one inversion run); one
 //                        distillation step is taken on it and it is dropped, so every synthetic image is used
 //                        exactly once (PRI App. D). The inverter stays in mint/inversion; tasks only calls back.
+//   distill_linear_probe_pool: SMI's official loop (test_kt.py): a pool that grows by a synthesis batch per step,
+//                        one head-only step per growth on a sample of the pool so far.
 //
 // Optimiser: optim::SGD, by default PRI App. D's lr 0.1, momentum 0.9, weight decay 1e-4 (all parameters), no
 // schedule. DistillOptions::trainable freezes parameters (e.g. the head only = SMI's linear probing).
@@ -362,20 +364,17 @@ inline Tensor<Cpu> outputs_of(ViT<>& model, std::span<const SparseImage> data, b
   return out;
 }
 
-// Linear probing by distillation (SMI Sec. 5.2: only the head trains), computed on cached features. The
-// backbone is frozen, so an image's features (with_identity_head(student)) and the teacher's logits are the
-// same at every use: they are computed once per image and flip state. The loop is then distill_offline's
-// with trainable = head: the same per-epoch permutation, the same per-image flip draws, loss
-// tau^2 KL(teacher || student) (batch mean), opt.sgd on head.weight and head.bias, which are updated in
-// place in `student`. The result equals distill_offline(teacher, student, data, epochs, opt with trainable =
-// head) up to float summation order (a test checks it), at a fraction of the cost: no forward or backward
-// through the backbone per step. opt.trainable is ignored.
-// requires: as distill_offline; student without a distillation head.
-inline DistillLog distill_linear_probe(ViT<>& teacher, ViT<>& student, std::span<const SparseImage> data,
-                                       std::int64_t epochs, const DistillOptions& opt = {}) {
-  check(!data.empty() && epochs >= 0 && opt.batch > 0, "distill_linear_probe: need images, epochs >= 0, batch > 0 (got ",
-        data.size(), ", ", epochs, ", ", opt.batch, ")");
-  detail::check_distill_pair(teacher, student, opt, "distill_linear_probe");
+namespace detail {
+// The loop of the linear-probe protocols: head-only SGD steps on cached features. The backbone is frozen, so an
+// image's features (with_identity_head(student)) and the teacher's logits are the same at every use: they are
+// computed once per image and flip state. next(step, indices) fills the step's image indices (into data) and
+// returns false when there are no more steps. Each use of an image draws its flip (opt.flip) from one Philox
+// counter, in order of use. Loss tau^2 KL(teacher || student) (batch mean), opt.sgd on head.weight and
+// head.bias, which are updated in place in `student`; on_step (optional) is called after every step.
+template <class Next>
+DistillLog probe_steps(ViT<>& teacher, ViT<>& student, std::span<const SparseImage> data, const DistillOptions& opt,
+                       Next&& next, const StepCallback& on_step, const char* what) {
+  detail::check_distill_pair(teacher, student, opt, what);
   const auto t0 = std::chrono::steady_clock::now();
   auto extractor = with_identity_head(student);
   const Tensor<Cpu> f[2] = {outputs_of(extractor, data, false), opt.flip ? outputs_of(extractor, data, true) : Tensor<Cpu>{}};
@@ -384,35 +383,87 @@ inline DistillLog distill_linear_probe(ViT<>& teacher, ViT<>& student, std::span
                                          {"head.bias", {student.parameters().at("head.bias").value, {}}}};
   auto& w = head.at("head.weight").value;  // shares storage with the student's head: updated in place
   auto& bias = head.at("head.bias").value;
-  const std::int64_t d = f[0].dim(1), k = w.dim(0), n = f[0].dim(0);
+  const std::int64_t d = f[0].dim(1), k = w.dim(0);
   optim::SGD<> sgd(opt.sgd);
   std::uint64_t flip_counter = 0;
   DistillLog log;
-  for (std::int64_t e = 0; e < epochs; ++e) {
-    const auto perm = detail::permutation(static_cast<std::size_t>(n), opt.seed, (1u << 20) + static_cast<std::uint32_t>(e));
-    for (std::int64_t s0 = 0; s0 < n; s0 += opt.batch) {
-      const std::int64_t b = std::min<std::int64_t>(opt.batch, n - s0);
-      auto fb = Tensor<Cpu>::empty(Shape{b, d}), tb = Tensor<Cpu>::empty(Shape{b, k});
-      for (std::int64_t i = 0; i < b; ++i) {
-        const auto j = static_cast<std::int64_t>(perm[static_cast<std::size_t>(s0 + i)]);
-        const int fl = opt.flip && philox_uniform(opt.seed, detail::kDistillFlipStream, flip_counter++) < 0.5f ? 1 : 0;
-        std::copy(f[fl].data() + j * d, f[fl].data() + (j + 1) * d, fb.data() + i * d);
-        std::copy(t[fl].data() + j * k, t[fl].data() + (j + 1) * k, tb.data() + i * k);
-      }
-      const auto sb = nn::linear(fb, w, &bias);  // the student's head on the cached features
-      auto ds = Tensor<Cpu>::zeros(sb.shape());
-      const float loss = nn::kl_div_temperature(sb, tb, opt.temperature, &ds);
-      check(std::isfinite(loss), "distill_linear_probe: the KD loss is ", loss, "; lower the lr");
-      auto gw = Tensor<Cpu>::zeros(w.shape()), gb = Tensor<Cpu>::zeros(bias.shape());
-      nn::linear_backward(ds, fb, w, nullptr, &gw, &gb);
-      head.at("head.weight").grad = gw, head.at("head.bias").grad = gb;
-      sgd.step(head);
-      log.loss.push_back(loss);
-      log.images += b;
+  std::vector<std::size_t> idx;
+  for (std::int64_t step = 0; next(step, idx); ++step) {
+    const auto b = static_cast<std::int64_t>(idx.size());
+    check(b > 0, what, ": step ", step, " has no images");
+    auto fb = Tensor<Cpu>::empty(Shape{b, d}), tb = Tensor<Cpu>::empty(Shape{b, k});
+    for (std::int64_t i = 0; i < b; ++i) {
+      const auto j = static_cast<std::int64_t>(idx[static_cast<std::size_t>(i)]);
+      const int fl = opt.flip && philox_uniform(opt.seed, detail::kDistillFlipStream, flip_counter++) < 0.5f ? 1 : 0;
+      std::copy(f[fl].data() + j * d, f[fl].data() + (j + 1) * d, fb.data() + i * d);
+      std::copy(t[fl].data() + j * k, t[fl].data() + (j + 1) * k, tb.data() + i * k);
     }
+    const auto sb = nn::linear(fb, w, &bias);  // the student's head on the cached features
+    auto ds = Tensor<Cpu>::zeros(sb.shape());
+    const float loss = nn::kl_div_temperature(sb, tb, opt.temperature, &ds);
+    check(std::isfinite(loss), what, ": the KD loss is ", loss, " at step ", step, "; lower the lr");
+    auto gw = Tensor<Cpu>::zeros(w.shape()), gb = Tensor<Cpu>::zeros(bias.shape());
+    nn::linear_backward(ds, fb, w, nullptr, &gw, &gb);
+    head.at("head.weight").grad = gw, head.at("head.bias").grad = gb;
+    sgd.step(head);
+    log.loss.push_back(loss);
+    log.images += b;
+    if (on_step) on_step(step, DistillStepStats{loss, b, 1});
   }
   log.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return log;
+}
+}  // namespace detail
+
+// Linear probing by distillation (SMI Sec. 5.2: only the head trains), computed on cached features
+// (detail::probe_steps). The loop is distill_offline's with trainable = head: the same per-epoch permutation,
+// the same per-image flip draws. The result equals distill_offline(teacher, student, data, epochs, opt with
+// trainable = head) up to float summation order (a test checks it), at a fraction of the cost: no forward or
+// backward through the backbone per step. opt.trainable is ignored.
+// requires: as distill_offline; student without a distillation head.
+inline DistillLog distill_linear_probe(ViT<>& teacher, ViT<>& student, std::span<const SparseImage> data,
+                                       std::int64_t epochs, const DistillOptions& opt = {}) {
+  check(!data.empty() && epochs >= 0 && opt.batch > 0, "distill_linear_probe: need images, epochs >= 0, batch > 0 (got ",
+        data.size(), ", ", epochs, ", ", opt.batch, ")");
+  const auto n = static_cast<std::int64_t>(data.size());
+  std::int64_t e = -1, s0 = n;
+  std::vector<std::size_t> perm;
+  auto next = [&](std::int64_t, std::vector<std::size_t>& idx) {
+    if (s0 >= n) {
+      if (++e >= epochs) return false;
+      perm = detail::permutation(static_cast<std::size_t>(n), opt.seed, (1u << 20) + static_cast<std::uint32_t>(e));
+      s0 = 0;
+    }
+    const std::int64_t b = std::min<std::int64_t>(opt.batch, n - s0);
+    idx.assign(perm.begin() + s0, perm.begin() + s0 + b);
+    s0 += b;
+    return true;
+  };
+  return detail::probe_steps(teacher, student, data, opt, next, {}, "distill_linear_probe");
+}
+
+// SMI's knowledge-transfer loop (official code, test_kt.py), with linear probing: `steps` times, the pool grows
+// by one synthesis batch (here: to pool[0, ceil(n (s + 1) / steps)) at step s, so the whole pool at the last
+// step), opt.batch images are sampled from the pool so far without replacement (Philox permutation of that
+// prefix, stream 2^21 + s; all of it while it is smaller), and one head SGD step is taken (detail::probe_steps).
+// test_kt.py's synthesis has no adversarial term (adv = 0), so it does not depend on the student, and this loop
+// on a set inverted beforehand, in its inversion order, is the same protocol. on_step (optional) is called after
+// every step (test_kt.py evaluates after each one and prints the best).
+// requires: pool non-empty, steps >= 1, opt.batch >= 1; student without a distillation head.
+inline DistillLog distill_linear_probe_pool(ViT<>& teacher, ViT<>& student, std::span<const SparseImage> pool,
+                                            std::int64_t steps, const DistillOptions& opt = {},
+                                            const StepCallback& on_step = {}) {
+  check(!pool.empty() && steps >= 1 && opt.batch > 0, "distill_linear_probe_pool: need images, steps >= 1, batch > 0 (got ",
+        pool.size(), ", ", steps, ", ", opt.batch, ")");
+  const auto n = static_cast<std::int64_t>(pool.size());
+  auto next = [&](std::int64_t s, std::vector<std::size_t>& idx) {
+    if (s >= steps) return false;
+    const std::int64_t have = (n * (s + 1) + steps - 1) / steps;
+    const auto perm = detail::permutation(static_cast<std::size_t>(have), opt.seed, (1u << 21) + static_cast<std::uint32_t>(s));
+    idx.assign(perm.begin(), perm.begin() + std::min<std::int64_t>(opt.batch, have));
+    return true;
+  };
+  return detail::probe_steps(teacher, student, pool, opt, next, on_step, "distill_linear_probe_pool");
 }
 
 // A student trained from scratch: the given shape, init_timm_like(seed) (the teacher's init rule).

@@ -19,6 +19,17 @@
 //     images feed only their kept patches, so dropped backgrounds never widen a range.
 // The hooks are ViT's LinearInputHook (mint/models/vit.hpp): a RangeObserver records ranges, an
 // ActivationQuantizer fake-quantizes each linear input in place before its GEMM.
+//
+// Beyond the paper: Eq. 5's min/max ranges are the calibration set's extreme values, which any 280 images (real,
+// or noise clipped to the pixel range) reach alike, so min/max calibration cannot tell one set from another
+// (docs/results.md, issue 20). Two range choices that depend on the distribution, not its extremes, are offered
+// beside it, both from a second pass that histograms each site's values over its min/max range (2048 bins, as
+// PyTorch's HistogramObserver and TensorRT's calibrators do):
+//   - Percentile: clip a fraction `tail` of the values at each end (TensorRT's percentile calibration);
+//   - Mse: the [lo, hi] on the bin grid minimising the expected squared error of Eq. 5 over the histogram,
+//     clipping error of the values outside plus S^2 / 12 per value inside (uniform rounding error; PyTorch's
+//     HistogramObserver minimises the same L2 error by a greedy search, this one searches every pair of edges).
+// Percentile with tail 0 is min/max exactly.
 #pragma once
 
 #include <algorithm>
@@ -144,13 +155,118 @@ class ActivationQuantizer : public LinearInputHook<Cpu> {
   std::function<bool(const SiteKey&)> quantized_;
 };
 
+// One site's values, histogrammed over a fixed range (that of a min/max pass over the same values): `bins` equal
+// bins over [range.lo, range.hi], bin b = [lo + b w, lo + (b + 1) w). A value outside the range (none, when the
+// range came from the same forwards) counts in the end bin.
+struct ValueHistogram {
+  QuantRange range;
+  std::vector<double> counts;
+  ValueHistogram() = default;
+  ValueHistogram(QuantRange r, int bins) : range(r), counts(static_cast<std::size_t>(bins), 0.0) {
+    check(!r.empty() && bins >= 1, "ValueHistogram: need a non-empty range and bins >= 1");
+  }
+  [[nodiscard]] int bins() const { return static_cast<int>(counts.size()); }
+  [[nodiscard]] double width() const { return (static_cast<double>(range.hi) - range.lo) / bins(); }
+  [[nodiscard]] double edge(int b) const { return b == bins() ? range.hi : range.lo + b * width(); }
+  [[nodiscard]] double centre(int b) const { return range.lo + (b + 0.5) * width(); }
+  void add(const float* x, std::int64_t n) {
+    const double w = width(), inv = w > 0 ? 1.0 / w : 0.0;
+    const int last = bins() - 1;
+    for (std::int64_t i = 0; i < n; ++i)
+      counts[static_cast<std::size_t>(std::clamp(static_cast<int>((x[i] - range.lo) * inv), 0, last))] += 1.0;
+  }
+};
+using ActivationHistograms = std::map<SiteKey, ValueHistogram>;
+
+// How an activation range is chosen from a site's values (see the header comment).
+enum class RangeMethod { MinMax, Percentile, Mse };
+inline const char* range_method_name(RangeMethod m) {
+  switch (m) {
+    case RangeMethod::MinMax: return "minmax";
+    case RangeMethod::Percentile: return "percentile";
+    case RangeMethod::Mse: return "mse";
+  }
+  return "?";
+}
+
+// Clips a fraction `tail` of the values at each end: lo is the lower edge of the first bin where the count from
+// below exceeds tail * total, hi the upper edge of the last bin where the count from above does. tail = 0 gives
+// the histogram's own range, min/max exactly.
+inline QuantRange percentile_range(const ValueHistogram& h, double tail) {
+  check(tail >= 0.0 && tail < 0.5, "percentile_range: tail must be in [0, 0.5), got ", tail);
+  double total = 0.0;
+  for (double c : h.counts) total += c;
+  check(total > 0.0, "percentile_range: empty histogram");
+  const double cut = tail * total;
+  int lo = 0, hi = h.bins() - 1;
+  for (double below = 0.0; lo < h.bins() - 1 && (below += h.counts[static_cast<std::size_t>(lo)]) <= cut;) ++lo;
+  for (double above = 0.0; hi > lo && (above += h.counts[static_cast<std::size_t>(hi)]) <= cut;) --hi;
+  return {static_cast<float>(h.edge(lo)), static_cast<float>(h.edge(hi + 1))};
+}
+
+// The range [edge(i), edge(j)], i < j, minimising Eq. 5's expected squared error over the histogram with k bits:
+// sum over bins below i of c (centre - lo)^2, over bins from j of c (centre - hi)^2, plus (values inside) S^2 / 12.
+// Each pair is O(1) from prefix sums of c, c x and c x^2; all (bins + 1) bins / 2 pairs are tried.
+inline QuantRange mse_range(const ValueHistogram& h, int bits) {
+  quant_step(0.0f, 1.0f, bits);  // validates bits
+  const int n = h.bins();
+  std::vector<double> c(n + 1, 0.0), cx(n + 1, 0.0), cxx(n + 1, 0.0);
+  for (int b = 0; b < n; ++b) {
+    const double k = h.counts[static_cast<std::size_t>(b)], x = h.centre(b);
+    c[b + 1] = c[b] + k, cx[b + 1] = cx[b] + k * x, cxx[b + 1] = cxx[b] + k * x * x;
+  }
+  check(c[n] > 0.0, "mse_range: empty histogram");
+  if (h.width() == 0.0) return h.range;
+  const double levels = static_cast<double>((1 << bits) - 1);
+  double best = std::numeric_limits<double>::infinity();
+  int bi = 0, bj = n;
+  for (int i = 0; i < n; ++i) {
+    const double lo = h.edge(i);
+    const double below = cxx[i] - 2.0 * lo * cx[i] + lo * lo * c[i];  // bins 0 .. i-1 clipped up to lo
+    for (int j = n; j > i; --j) {
+      const double hi = h.edge(j), s = (hi - lo) / levels;
+      const double above = (cxx[n] - cxx[j]) - 2.0 * hi * (cx[n] - cx[j]) + hi * hi * (c[n] - c[j]);
+      const double err = below + above + (c[j] - c[i]) * s * s / 12.0;
+      if (err < best) best = err, bi = i, bj = j;
+    }
+  }
+  return {static_cast<float>(h.edge(bi)), static_cast<float>(h.edge(bj))};
+}
+
+// Every site's range by `method`: min/max (the histogram's range), percentile(tail) or mse(bits).
+inline ActivationRanges choose_ranges(const ActivationHistograms& hs, RangeMethod method, int bits, double tail = 1e-4) {
+  ActivationRanges r;
+  for (const auto& [k, h] : hs)
+    r[k] = method == RangeMethod::MinMax       ? h.range
+           : method == RangeMethod::Percentile ? percentile_range(h, tail)
+                                               : mse_range(h, bits);
+  return r;
+}
+
+// Histograms every linear input it sees over the ranges of a min/max pass of the same forwards.
+class HistogramObserver : public LinearInputHook<Cpu> {
+ public:
+  HistogramObserver(const ActivationRanges& ranges, int bins) {
+    for (const auto& [k, r] : ranges) hist_.emplace(k, ValueHistogram(r, bins));
+  }
+  void on_linear_input(LinearSite site, int block, Tensor<Cpu>& x) override {
+    const SiteKey k{site, block};
+    auto it = hist_.find(k);
+    check(it != hist_.end(), "HistogramObserver: the input of '", site_name(k), "' was not seen by the range pass");
+    it->second.add(x.data(), x.numel());
+  }
+  [[nodiscard]] const ActivationHistograms& histograms() const { return hist_; }
+
+ private:
+  ActivationHistograms hist_;
+};
+
 namespace detail {
-// The linear-input ranges seen while feed() runs forwards of `model`; the model's previous hook is restored.
+// Runs feed() with `hook` as the model's linear-input hook; the model's previous hook is restored.
 template <class Feed>
-ActivationRanges observe_linear_inputs(ViT<>& model, Feed&& feed) {
-  RangeObserver obs;
+void with_linear_input_hook(ViT<>& model, LinearInputHook<Cpu>& hook, Feed&& feed) {
   auto* previous = model.linear_input_hook();
-  model.set_linear_input_hook(&obs);
+  model.set_linear_input_hook(&hook);
   try {
     feed();
   } catch (...) {
@@ -158,7 +274,6 @@ ActivationRanges observe_linear_inputs(ViT<>& model, Feed&& feed) {
     throw;
   }
   model.set_linear_input_hook(previous);
-  return obs.ranges();
 }
 inline void forward_sparse(ViT<>& model, std::span<const SparseImage> images, std::int64_t batch) {
   const auto step = static_cast<std::size_t>(batch);
@@ -166,35 +281,59 @@ inline void forward_sparse(ViT<>& model, std::span<const SparseImage> images, st
     for (const auto& g : group_by_kept_count(images.subspan(s, std::min(images.size() - s, step))))
       model.forward(g.images, g.keep());
 }
-}  // namespace detail
-
-// Runs `model` (in float, its own weights) on calibration images and returns the linear-input ranges.
-// Sparse images feed only their kept patches (group_by_kept_count); dense images [M, C, H, W] all of them.
-inline ActivationRanges calibrate(ViT<>& model, std::span<const SparseImage> images, std::int64_t batch = 32) {
+// The forwards over calibration images, one per kind of image source. Sparse images feed only their kept patches
+// (group_by_kept_count); a sharded folder (mint-synthesize) is streamed, one shard in memory at a time, each
+// verified by its hash; dense images [M, C, H, W] feed all patches.
+inline auto calibration_feed(ViT<>& model, std::span<const SparseImage> images, std::int64_t batch) {
   check(!images.empty() && batch > 0, "calibrate: need images and batch > 0");
-  return detail::observe_linear_inputs(model, [&] { detail::forward_sparse(model, images, batch); });
+  return [&model, images, batch] { forward_sparse(model, images, batch); };
 }
-// A sharded folder (mint-synthesize), streamed: one shard in memory at a time, each verified by its hash. The
-// ranges are min/max over all images: those of calibrate() on the whole set loaded at once, up to float rounding
-// (the forwards group the images differently).
-inline ActivationRanges calibrate(ViT<>& model, const SyntheticShardReader& shards, std::int64_t batch = 32) {
+inline auto calibration_feed(ViT<>& model, const SyntheticShardReader& shards, std::int64_t batch) {
   check(batch > 0, "calibrate: batch must be > 0, got ", batch);
-  return detail::observe_linear_inputs(model, [&] {
-    for (std::size_t k = 0; k < shards.shards().size(); ++k) detail::forward_sparse(model, shards.read(k), batch);
-  });
+  return [&model, &shards, batch] {
+    for (std::size_t k = 0; k < shards.shards().size(); ++k) forward_sparse(model, shards.read(k), batch);
+  };
 }
-inline ActivationRanges calibrate(ViT<>& model, const Tensor<Cpu>& images, std::int64_t batch = 32) {
+inline auto calibration_feed(ViT<>& model, const Tensor<Cpu>& images, std::int64_t batch) {
   check(images.rank() == 4 && images.dim(0) > 0 && batch > 0, "calibrate: images ", images.shape().str(),
         " must be [M, C, H, W] with M > 0; batch > 0");
-  const std::int64_t m = images.dim(0), per = images.numel() / m;
-  return detail::observe_linear_inputs(model, [&] {
+  return [&model, &images, batch] {
+    const std::int64_t m = images.dim(0), per = images.numel() / m;
     for (std::int64_t s = 0; s < m; s += batch) {
       const std::int64_t b = std::min(batch, m - s);
       auto xb = Tensor<Cpu>::empty(Shape{b, images.dim(1), images.dim(2), images.dim(3)});
       std::copy(images.data() + s * per, images.data() + (s + b) * per, xb.data());
       model.forward(xb);
     }
-  });
+  };
+}
+template <class Images>
+concept CalibrationImages = requires(ViT<>& m, const Images& x) { calibration_feed(m, x, std::int64_t{1}); };
+}  // namespace detail
+
+// Runs `model` (in float, its own weights) on calibration images (sparse images, a sharded folder, or a dense
+// [M, C, H, W] tensor) and returns the linear-input ranges: min/max over all values (Eq. 5). A sharded folder
+// gets the ranges of the whole set loaded at once, up to float rounding (its forwards group the images
+// differently).
+template <detail::CalibrationImages Images>
+ActivationRanges calibrate(ViT<>& model, const Images& images, std::int64_t batch = 32) {
+  const auto feed = detail::calibration_feed(model, images, batch);
+  RangeObserver obs;
+  detail::with_linear_input_hook(model, obs, feed);
+  return obs.ranges();
+}
+// Two passes over the same images: min/max, then every site's values histogrammed over its range, for
+// choose_ranges (percentile and MSE ranges). Its ranges are calibrate()'s exactly (the same forwards).
+template <detail::CalibrationImages Images>
+ActivationHistograms calibrate_histograms(ViT<>& model, const Images& images, std::int64_t batch = 32,
+                                          int bins = 2048) {
+  check(bins >= 1 && bins <= (1 << 20), "calibrate_histograms: bins must be in 1..2^20, got ", bins);
+  const auto feed = detail::calibration_feed(model, images, batch);
+  RangeObserver obs;
+  detail::with_linear_input_hook(model, obs, feed);
+  HistogramObserver hist(obs.ranges(), bins);
+  detail::with_linear_input_hook(model, hist, feed);
+  return hist.histograms();
 }
 
 // M images of N(0, 1) noise in the normalised input space (SMI Table 3's "Gaussian noise" calibration).

@@ -18,7 +18,7 @@
 //                   [--inv-batch 70] [--augment jitterflip|none] [--tv 3e-2] [--epochs 30] [--batch 64] [--lr 0.1]
 //                   [--tau 4] [--probe 1] [--flip 1] [--test-limit -1] [--quant-test 2000]
 //                   [--cache DIR] [--out DIR] [--efficiency-only 0|1] [--data DIR] [--methods LIST|none]
-//                   [--preset paper|official] [--kept last|best]
+//                   [--preset paper|official] [--kept last|best] [--bn-prior 0] [--bn-cnn PATH]
 //
 // Components: experiment/runner.hpp (options, methods, inversion, students, quantization settings, cache),
 // mint/tasks/statistics.hpp (mean, sd, paired differences, histograms), experiment/report.hpp (the tables and
@@ -69,7 +69,9 @@ inline int run(const Args& a) {
   const std::string tag = "I" + std::to_string(a.images) + "_T" + std::to_string(a.iterations) + "_B" +
                           std::to_string(a.inv_batch) + "_" + a.augment +
                           (a.tv == 1e-4f ? "" : "_tv" + fmt(a.tv, 6)) + (a.preset == "paper" ? "" : "_" + a.preset) +
-                          (a.kept == "last" ? "" : "_kept" + a.kept);  // defaults add no suffix: cached sets stay valid
+                          (a.kept == "last" ? "" : "_kept" + a.kept) +  // defaults: no suffix, cached sets stay valid
+                          (a.bn_prior == 0.0f ? ""
+                                              : "_bn" + fmt(a.bn_prior, 6) + "_" + fs::path(a.bn_cnn).stem().string());
 
   if (a.efficiency_only) {  // fresh timings of seed 0, nothing read from or written to the cache
     std::ostringstream md;

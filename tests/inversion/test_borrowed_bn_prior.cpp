@@ -1,7 +1,8 @@
 // BorrowedBNPrior (mint/inversion/bn_prior.hpp): a borrowed CNN's BN-statistics prior on the images of another
 // model's inversion (SMI's code's `bn` lever). Its pixel gradient against central differences through a
 // normalisation map, that it is BNPrior when the borrowed CNN is the driven one, that weight 0 leaves an official
-// SMI run bit for bit unchanged, and that on the embedded ViT teacher it lowers the embedded ResNet's BN loss.
+// SMI run bit for bit unchanged, and that in short official DMI, SMI and PRI runs on the embedded ViT teacher it
+// lowers the embedded ResNet's BN loss of the images.
 #include "test_util.hpp"
 
 #include <cstring>
@@ -44,6 +45,13 @@ ResNet<> embedded_cnn() {
   auto m = ResNet<>::load(std::string(MINT_MODELS_DIR) + "/fmnist_resnet.safetensors");
   m.eval();
   return m;
+}
+
+// The official preset's options (presets.hpp) for a short run.
+InversionOptions official(int iterations, std::uint64_t seed) {
+  auto o = preset_options(PresetForm::Official, kFmnist);
+  o.iterations = iterations, o.seed = seed;
+  return o;
 }
 
 // The whole canvases of a result's images, [n, C, H, W].
@@ -112,28 +120,30 @@ TEST_CASE("BorrowedBNPrior: weight 0 leaves an official SMI run bit for bit as i
           "[inversion][bn_prior]") {
   auto vit = teacher();
   auto cnn = embedded_cnn();
-  auto opt = preset_options(PresetForm::Official, kFmnist);
-  opt.iterations = 10, opt.seed = 4;
+  const auto opt = official(10, 4);
   const ProgressivePrune smi{{3, 6}, 0.3f};  // a sparse canvas: pruned patches, the whole canvas still stepped
   const std::vector<int> labels{1, 7, 9};
   const auto without = run_official(vit, smi, labels, opt, 1e-4f);
-  const auto zero = run_official(vit, smi, labels, opt, 1e-4f, {}, BorrowedBNPrior{&cnn, 0.0f, 10.0f, kFmnist, kFmnist});
+  const BorrowedBNPrior off{&cnn, 0.0f, 10.0f, kFmnist, kFmnist};
+  const auto zero = run_official(vit, smi, labels, opt, 1e-4f, {}, off);
   REQUIRE(same_bits(canvases(without), canvases(zero)));
   REQUIRE(without.history.size() == zero.history.size());
   for (std::size_t t = 0; t < without.history.size(); ++t) REQUIRE(without.history[t].loss == zero.history[t].loss);
-  for (std::size_t i = 0; i < without.images.size(); ++i) REQUIRE(same_bits(without.images[i].mask, zero.images[i].mask));
+  for (std::size_t i = 0; i < without.images.size(); ++i)
+    REQUIRE(same_bits(without.images[i].mask, zero.images[i].mask));
 }
 
-TEST_CASE("BorrowedBNPrior: official DMI and SMI on the ViT teacher lower the borrowed ResNet's BN loss",
+TEST_CASE("BorrowedBNPrior: official DMI, SMI and PRI on the ViT teacher lower the borrowed ResNet's BN loss",
           "[inversion][bn_prior][slow]") {
   auto vit = teacher();
   auto cnn = embedded_cnn();
-  auto opt = preset_options(PresetForm::Official, kFmnist);
-  opt.iterations = 40, opt.seed = 1;
+  const auto opt = official(40, 1);
   const std::vector<int> labels{0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
   const BorrowedBNPrior bn{&cnn, 0.05f, 10.0f, kFmnist, kFmnist};
   const BorrowedBNPrior measure{&cnn, 1.0f, 10.0f, kFmnist, kFmnist};  // R_BN at weight 1 of a set of images
-  for (const MethodSchedule& sch : {MethodSchedule{Dense{}}, MethodSchedule{ProgressivePrune{{10, 20}, 0.3f}}}) {
+  // SMI prunes and PRI detaches patches: the CNN sees (and the prior steps) the whole canvas all the same
+  for (const MethodSchedule& sch :
+       {MethodSchedule{Dense{}}, MethodSchedule{ProgressivePrune{{10, 20}, 0.3f}}, MethodSchedule{Rebirth{2}}}) {
     const double off = measure.value_double(canvases(run_official(vit, sch, labels, opt, 1e-4f)));
     const double on = measure.value_double(canvases(run_official(vit, sch, labels, opt, 1e-4f, {}, bn)));
     CAPTURE(sch.index(), off, on);

@@ -70,13 +70,13 @@ bool same_bits(const Tensor<>& a, const Tensor<>& b) {
 
 }  // namespace borrowed_bn_test
 
-using namespace borrowed_bn_test;
+namespace bbt = borrowed_bn_test;  // no using-directive: the test files share translation units (unity build)
 
 TEST_CASE("BorrowedBNPrior: pixel gradient through a normalisation map matches central differences",
           "[inversion][bn_prior]") {
-  auto cnn = tiny_cnn(9);
+  auto cnn = bbt::tiny_cnn(9);
   // the images live in another model's space (per channel), the CNN in the embedded models' (one entry, broadcast)
-  const BorrowedBNPrior prior{&cnn, 0.5f, 10.0f, Normalization{{0.5f, 0.3f}, {0.25f, 0.4f}}, kFmnist};
+  const BorrowedBNPrior prior{&cnn, 0.5f, 10.0f, Normalization{{0.5f, 0.3f}, {0.25f, 0.4f}}, bbt::kFmnist};
   auto x = testing::uniform(Shape{3, 2, 12, 12}, 41);
   auto d = Tensor<>::zeros(x.shape());
   const float v = prior.add(x, d);
@@ -93,7 +93,7 @@ TEST_CASE("BorrowedBNPrior: pixel gradient through a normalisation map matches c
 
 TEST_CASE("BorrowedBNPrior on the driven CNN is BNPrior: the same value, gradient and inversion, bit for bit",
           "[inversion][bn_prior]") {
-  auto cnn = tiny_cnn(5);
+  auto cnn = bbt::tiny_cnn(5);
   auto x = testing::uniform(Shape{3, 2, 12, 12}, 7);
   const BNPrior own{&cnn, 0.05f, 10.0f};
   const BorrowedBNPrior borrowed{&cnn, 0.05f, 10.0f, {}, {}};
@@ -102,7 +102,7 @@ TEST_CASE("BorrowedBNPrior on the driven CNN is BNPrior: the same value, gradien
   const float v_own = own.add(x, d_own);
   const float v_borrowed = borrowed.add(x, d_borrowed);
   REQUIRE(v_own == v_borrowed);
-  REQUIRE(same_bits(d_own, d_borrowed));
+  REQUIRE(bbt::same_bits(d_own, d_borrowed));
   // the same inside the engine: DeepInversion on the CNN (ResNetAdapter) with either prior gives the same images
   ResNetAdapter adapter(cnn);
   InversionOptions opt;
@@ -112,40 +112,40 @@ TEST_CASE("BorrowedBNPrior on the driven CNN is BNPrior: the same value, gradien
   Inverter<ResNetAdapter, ClassObjective, Sum<BorrowedBNPrior, TV>> b(
       adapter, {}, Sum<BorrowedBNPrior, TV>(borrowed, TV{1e-4f}), {}, {}, {}, opt);
   const auto ra = a.run({0, 1, 2}), rb = b.run({0, 1, 2});
-  REQUIRE(same_bits(canvases(ra), canvases(rb)));
+  REQUIRE(bbt::same_bits(bbt::canvases(ra), bbt::canvases(rb)));
   for (std::size_t t = 0; t < ra.history.size(); ++t) REQUIRE(ra.history[t].loss == rb.history[t].loss);
 }
 
 TEST_CASE("BorrowedBNPrior: weight 0 leaves an official SMI run bit for bit as it is without the term",
           "[inversion][bn_prior]") {
-  auto vit = teacher();
-  auto cnn = embedded_cnn();
-  const auto opt = official(10, 4);
+  auto vit = bbt::teacher();
+  auto cnn = bbt::embedded_cnn();
+  const auto opt = bbt::official(10, 4);
   const ProgressivePrune smi{{3, 6}, 0.3f};  // a sparse canvas: pruned patches, the whole canvas still stepped
   const std::vector<int> labels{1, 7, 9};
   const auto without = run_official(vit, smi, labels, opt, 1e-4f);
-  const BorrowedBNPrior off{&cnn, 0.0f, 10.0f, kFmnist, kFmnist};
+  const BorrowedBNPrior off{&cnn, 0.0f, 10.0f, bbt::kFmnist, bbt::kFmnist};
   const auto zero = run_official(vit, smi, labels, opt, 1e-4f, {}, off);
-  REQUIRE(same_bits(canvases(without), canvases(zero)));
+  REQUIRE(bbt::same_bits(bbt::canvases(without), bbt::canvases(zero)));
   REQUIRE(without.history.size() == zero.history.size());
   for (std::size_t t = 0; t < without.history.size(); ++t) REQUIRE(without.history[t].loss == zero.history[t].loss);
   for (std::size_t i = 0; i < without.images.size(); ++i)
-    REQUIRE(same_bits(without.images[i].mask, zero.images[i].mask));
+    REQUIRE(bbt::same_bits(without.images[i].mask, zero.images[i].mask));
 }
 
 TEST_CASE("BorrowedBNPrior: official DMI, SMI and PRI on the ViT teacher lower the borrowed ResNet's BN loss",
           "[inversion][bn_prior][slow]") {
-  auto vit = teacher();
-  auto cnn = embedded_cnn();
-  const auto opt = official(40, 1);
+  auto vit = bbt::teacher();
+  auto cnn = bbt::embedded_cnn();
+  const auto opt = bbt::official(40, 1);
   const std::vector<int> labels{0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
-  const BorrowedBNPrior bn{&cnn, 0.05f, 10.0f, kFmnist, kFmnist};
-  const BorrowedBNPrior measure{&cnn, 1.0f, 10.0f, kFmnist, kFmnist};  // R_BN at weight 1 of a set of images
+  const BorrowedBNPrior bn{&cnn, 0.05f, 10.0f, bbt::kFmnist, bbt::kFmnist};
+  const BorrowedBNPrior measure{&cnn, 1.0f, 10.0f, bbt::kFmnist, bbt::kFmnist};  // R_BN at weight 1 of a set
   // SMI prunes and PRI detaches patches: the CNN sees (and the prior steps) the whole canvas all the same
   for (const MethodSchedule& sch :
        {MethodSchedule{Dense{}}, MethodSchedule{ProgressivePrune{{10, 20}, 0.3f}}, MethodSchedule{Rebirth{2}}}) {
-    const double off = measure.value_double(canvases(run_official(vit, sch, labels, opt, 1e-4f)));
-    const double on = measure.value_double(canvases(run_official(vit, sch, labels, opt, 1e-4f, {}, bn)));
+    const double off = measure.value_double(bbt::canvases(run_official(vit, sch, labels, opt, 1e-4f)));
+    const double on = measure.value_double(bbt::canvases(run_official(vit, sch, labels, opt, 1e-4f, {}, bn)));
     CAPTURE(sch.index(), off, on);
     REQUIRE(on < off);
   }

@@ -18,7 +18,8 @@
 //                   [--inv-batch 70] [--augment jitterflip|none] [--tv 3e-2] [--epochs 30] [--batch 64] [--lr 0.1]
 //                   [--tau 4] [--probe 1] [--flip 1] [--test-limit -1] [--quant-test 2000]
 //                   [--cache DIR] [--out DIR] [--efficiency-only 0|1] [--data DIR] [--methods LIST|none]
-//                   [--preset paper|official] [--kept last|best] [--budgets B1,B2,...]
+//                   [--preset paper|official] [--kept last|best] [--bn-prior 0] [--bn-cnn PATH]
+//                   [--budgets B1,B2,...] [--ladder-methods LIST] [--ladder-seeds N] [--pool-steps N]
 //
 // --budgets adds the equal-budget ladder (experiment/ladder.hpp; PRI Fig. 1b): per budget of executed FLOPs, each
 // method makes as many images as it buys, and the students and quantization are measured on them.

@@ -43,7 +43,7 @@ int run(bool markdown, bool defaults) {
       {"schedule", kind_json<Dense, ProgressivePrune, Rebirth>()},
       {"selector", kind_json<HighAttention, LowAttention, Random, TopRegion>()},
       {"augmentation", kind_json<NoAugmentation, JitterFlip, JitterFlipOfficial>()},
-      {"prior", kind_json<TV, L2, TVOfficial, TVOfficialL1, L2Official, BNPrior, NoPrior>()},
+      {"prior", kind_json<TV, L2, TVOfficial, TVOfficialL1, L2Official, BNPrior, BorrowedBNPrior, NoPrior>()},
       {"objective", kind_json<ClassObjective>()},
       {"preset", {preset_to_json(PresetForm::Paper), preset_to_json(PresetForm::Official)}}};
   std::printf("%s\n", j.dump(2).c_str());

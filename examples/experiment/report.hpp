@@ -264,7 +264,8 @@ inline std::string results_markdown(Results& r) {
      << "- command: `" << a.command << "`\n"
      << "- " << a.seeds << " seeds; " << a.images << " output images per method; T = " << a.iterations
      << " iterations per trajectory; inversion batches of at most " << a.inv_batch << " trajectories; augmentation "
-     << a.augment << "; TV weight " << a.tv << "\n"
+     << a.augment << "; TV weight " << a.tv
+     << (a.bn_prior > 0.0f ? "; borrowed-CNN BN prior " + fmt(a.bn_prior, 4) + " (`" + a.bn_cnn + "`)" : "") << "\n"
      << "- distillation: " << a.epochs << " epochs, batch " << a.batch << ", SGD lr " << a.lr
      << " (momentum 0.9, wd 1e-4), tau " << a.tau << ", " << (a.probe ? "linear probing (head only)" : "full fine-tuning")
      << ", flip " << (a.flip ? "on" : "off") << "; student backbone `" << a.backbone << "`\n"

@@ -54,6 +54,8 @@ struct Args {
   int seeds = 3, images = 280, iterations = 280, inv_batch = 70, epochs = 30, batch = 64;
   float lr = 0.1f, tau = 4.0f;
   float tv = 3e-2f;  // the inversion's TV weight (SMI Eq. 3's lambda_TV; DeepInversion's image prior)
+  float bn_prior = 0.0f;                // the borrowed CNN's BN-statistics prior (smi.py's bn); 0: off
+  std::string bn_cnn = MINT_DEFAULT_CNN;  // that CNN (mint-train-cnn's ResNet; the embedded one by default)
   bool probe = true, flip = true, efficiency_only = false;
   std::int64_t test_limit = -1, quant_test = 2000;
   std::vector<double> budgets;  // the equal-budget ladder (ladder.hpp), in DMI images; empty: none
@@ -98,6 +100,23 @@ inline void add_options(mint::cli::Command& c, Args& a) {
            "also train SMI's official student loop (test_kt.py: a growing pool, one head step per growth, batch 32, "
            "tau 20) for this many steps on every set; 0: off",
            0, 10'000'000);
+  c.number("--bn-prior", a.bn_prior, "weight of the borrowed CNN's BN-statistics prior (SMI code's bn; 0: off; "
+           "--preset official)", 0, 1e6);
+  c.existing("--bn-cnn", a.bn_cnn, "the borrowed CNN of --bn-prior (a mint ResNet .safetensors)");
+}
+
+// The borrowed CNN of --bn-prior in eval mode and its input normalisation (the file's mint.normalize_mean/std).
+struct BorrowedCnn {
+  mint::ResNet<> model;
+  mint::Normalization norm;
+};
+inline BorrowedCnn borrowed_cnn(const Args& a) {
+  const auto file = mint::io::load_safetensors(a.bn_cnn);
+  const auto s = mint::io::metadata_int(file.metadata, "mint.img_size", 1, 1 << 20, "--bn-cnn " + a.bn_cnn);
+  BorrowedCnn c{mint::ResNet<>::from_tensors(file.tensors, s ? static_cast<int>(*s) : 28, "--bn-cnn " + a.bn_cnn),
+                mint::normalization_from_metadata(file.metadata, "--bn-cnn " + a.bn_cnn)};
+  c.model.eval();
+  return c;
 }
 
 inline void validate(const mint::cli::Command& c, const Args& a) {
@@ -118,6 +137,10 @@ inline void validate(const mint::cli::Command& c, const Args& a) {
   }
   mint::check(!(a.preset == "official" && c.given("--augment")),
               "--augment: --preset official uses the official code's jitter + flip (JitterFlipOfficial); leave it out");
+  mint::check(a.bn_prior == 0.0f || a.preset == "official", "--bn-prior ", a.bn_prior,
+              ": the borrowed CNN's BN prior is a lever of the official preset; add --preset official");
+  mint::check(!c.given("--bn-cnn") || a.bn_prior > 0.0f, "--bn-cnn: used only with --bn-prior W > 0");
+  if (a.bn_prior > 0.0f) (void)borrowed_cnn(a);  // a bad file fails here, before any inversion
 }
 
 // ---------------------------------------------------------------------------------------------- methods
@@ -239,6 +262,12 @@ inline std::vector<SparseImage> invert(ViT<>& teacher, const Method& m, const Ar
   cost.trajectories = trajectories;
   mint::CostMeter meter(cfg);  // all batches' cost (mint/inversion/cost.hpp)
   const AugmentV aug = mint::augmentations().make(a.augment);
+  std::optional<BorrowedCnn> cnn;  // --bn-prior: OfficialWithBN = TVOfficial + BorrowedBNPrior (presets.hpp)
+  std::optional<mint::BorrowedBNPrior> bn;
+  if (a.bn_prior > 0.0f) {
+    cnn.emplace(borrowed_cnn(a));
+    bn = mint::BorrowedBNPrior{&cnn->model, a.bn_prior, 10.0f, norm, cnn->norm};
+  }
   for (std::int64_t first = 0; first < trajectories; first += a.inv_batch) {
     const std::int64_t b = std::min<std::int64_t>(a.inv_batch, trajectories - first);
     std::vector<int> labels(static_cast<std::size_t>(b));
@@ -248,7 +277,7 @@ inline std::vector<SparseImage> invert(ViT<>& teacher, const Method& m, const Ar
     meter.begin(b);
     const auto sched = schedule_of(m, a.iterations);
     auto res = a.preset == "official"
-                   ? mint::run_official(teacher, sched, labels, opt, a.tv, std::ref(meter))
+                   ? mint::run_official(teacher, sched, labels, opt, a.tv, std::ref(meter), bn)
                    : std::visit(
                          [&](auto sch, auto au) {
                            mint::Inverter<ViT<>, mint::ClassObjective, mint::TV, mint::HighAttention, decltype(sch),
@@ -283,7 +312,8 @@ inline bool ladder_method(const Args& a, const std::string& name, int seed) {
 inline std::string set_tag(const Args& a) {
   return "I" + std::to_string(a.images) + "_T" + std::to_string(a.iterations) + "_B" + std::to_string(a.inv_batch) +
          "_" + a.augment + (a.tv == 1e-4f ? "" : "_tv" + fmt(a.tv, 6)) + (a.preset == "paper" ? "" : "_" + a.preset) +
-         (a.kept == "last" ? "" : "_kept" + a.kept);
+         (a.kept == "last" ? "" : "_kept" + a.kept) +
+         (a.bn_prior == 0.0f ? "" : "_bn" + fmt(a.bn_prior, 6) + "_" + fs::path(a.bn_cnn).stem().string());
 }
 
 // Method m's set of a.images images for `seed`: read from the cache, or inverted and cached (the images as a

@@ -124,6 +124,10 @@ rows() {
       mint-experiment --backbone "$MODEL" --methods dmi,pri9 --out "$OUT" --cache "$OUT"
   row experiment-efficiency-ignores-epochs '--epochs: --efficiency-only 1 measures the inversions of seed 0 only' \
       mint-experiment --efficiency-only 1 --epochs 3 --out "$OUT"
+  row experiment-bn-prior-paper '--bn-prior 0.1: the borrowed CNN.s BN prior is a lever of the official preset' \
+      mint-experiment --backbone "$MODEL" --bn-prior 0.1 --out "$OUT" --cache "$OUT"
+  row experiment-bn-cnn-not-a-resnet "--bn-cnn .*fmnist_vit.safetensors\): missing key 'conv1.weight'" \
+      mint-experiment --backbone "$MODEL" --preset official --bn-prior 0.1 --bn-cnn "$MODEL" --out "$OUT" --cache "$OUT"
 }
 
 # The fixtures the rows use, in a fresh scratch folder.

@@ -69,6 +69,9 @@ TEST_CASE("registry: every policy round-trips through JSON with non-default para
   mint::BNPrior bn;
   bn.weight = 0.5f, bn.first_multiplier = 3.0f;
   check_round_trip(bn);
+  mint::BorrowedBNPrior borrowed;  // the CNN and the normalisations are set in code, not recorded
+  borrowed.weight = 0.25f, borrowed.first_multiplier = 2.0f;
+  check_round_trip(borrowed);
   check_round_trip(mint::ClassObjective{});
   check_round_trip(mint::Sum<mint::TV, mint::L2>{mint::TV{0.5f}, mint::L2{0.25f}});
 }

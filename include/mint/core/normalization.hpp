@@ -52,6 +52,16 @@ struct Normalization {
   [[nodiscard]] float hi(std::int64_t c) const { return (1.0f - at(mean, c)) / at(std, c); }
   [[nodiscard]] float to_unit(float x, std::int64_t c) const { return x * at(std, c) + at(mean, c); }
   [[nodiscard]] float to_model(float u, std::int64_t c) const { return (u - at(mean, c)) / at(std, c); }
+  // Channel c's map from this normalisation's model space to `to`'s (both read the same unit intensities):
+  // x_to = scale * x + shift, scale = std_c / to.std_c, shift = (mean_c - to.mean_c) / to.std_c. A model-space
+  // gradient maps back as d x = scale * d x_to.
+  struct ChannelMap {
+    float scale = 1.0f, shift = 0.0f;
+  };
+  [[nodiscard]] ChannelMap map_to(const Normalization& to, std::int64_t c) const {
+    return {at(std, c) / at(to.std, c), (at(mean, c) - at(to.mean, c)) / at(to.std, c)};
+  }
+  [[nodiscard]] bool operator==(const Normalization&) const = default;
   // The same normalisation for `c` channels: a one-channel normalisation broadcasts, otherwise the counts must match.
   [[nodiscard]] Normalization for_channels(std::int64_t c, const std::string& what = "Normalization") const {
     if (channels() == c) return *this;

@@ -7,20 +7,31 @@
 // no code of its own here). docs/inversion.md has the table, policy by policy, with the lines they follow.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
 
+#include "mint/inversion/bn_prior.hpp"
 #include "mint/inversion/inverter.hpp"
 
 namespace mint {
 
+// The official form of the method whose schedule is Sch, with prior P (the code's TVOfficial unless a lever adds a
+// term, as OfficialWithBN below).
+template <class M, class Sch, class P = TVOfficial>
+using OfficialInverter = Inverter<M, ClassObjective, P, HighAttention, Sch, JitterFlipOfficial>;
 template <class M>
-using DMIOfficial = Inverter<M, ClassObjective, TVOfficial, HighAttention, Dense, JitterFlipOfficial>;
+using DMIOfficial = OfficialInverter<M, Dense>;
 template <class M>
-using SMIOfficial = Inverter<M, ClassObjective, TVOfficial, HighAttention, ProgressivePrune, JitterFlipOfficial>;
+using SMIOfficial = OfficialInverter<M, ProgressivePrune>;
 template <class M>
-using PRIOfficial = Inverter<M, ClassObjective, TVOfficial, HighAttention, Rebirth, JitterFlipOfficial>;
+using PRIOfficial = OfficialInverter<M, Rebirth>;
+
+// The lever smi.py has and test_kt.py leaves off (bn = 0): the official TV plus a borrowed CNN's BN-statistics
+// prior (bn_prior.hpp, BorrowedBNPrior), e.g. OfficialInverter<ViT<>, Dense, OfficialWithBN>; an ablation row, not
+// a default.
+using OfficialWithBN = Sum<TVOfficial, BorrowedBNPrior>;
 
 enum class PresetForm { Paper, Official };
 
@@ -62,15 +73,22 @@ using MethodSchedule = std::variant<Dense, ProgressivePrune, Rebirth>;
 
 // Runs the official-code form of the method whose schedule is given (DMIOfficial, SMIOfficial or PRIOfficial) on
 // `model`, TV weight `tv` (smi.py's tv2), with `opt` (normally preset_options(PresetForm::Official, ...)).
-// This is what `mint-invert --preset official` calls.
+// This is what `mint-invert --preset official` calls. With `bn` the prior is OfficialWithBN (TVOfficial{tv} + *bn:
+// smi.py's `bn` lever); without, TVOfficial alone.
 template <Model M>
 InversionResult run_official(M& model, const MethodSchedule& schedule, const std::vector<int>& labels,
                              const InversionOptions& opt, float tv = 1e-4f,
-                             const std::function<void(const IterationStats&)>& on_iteration = {}) {
+                             const std::function<void(const IterationStats&)>& on_iteration = {},
+                             const std::optional<BorrowedBNPrior>& bn = std::nullopt) {
   return std::visit(
       [&](const auto& sch) {
-        Inverter<M, ClassObjective, TVOfficial, HighAttention, std::decay_t<decltype(sch)>, JitterFlipOfficial> inv(
-            model, {}, TVOfficial{tv}, {}, sch, {}, opt);
+        using Sch = std::decay_t<decltype(sch)>;
+        if (bn) {
+          OfficialInverter<M, Sch, OfficialWithBN> inv(model, {}, OfficialWithBN(TVOfficial{tv}, *bn), {}, sch, {},
+                                                       opt);
+          return inv.run(labels, on_iteration);
+        }
+        OfficialInverter<M, Sch> inv(model, {}, TVOfficial{tv}, {}, sch, {}, opt);
         return inv.run(labels, on_iteration);
       },
       schedule);

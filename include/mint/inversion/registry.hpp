@@ -261,6 +261,25 @@ struct PolicyInfo<BNPrior> {
   static void check(const BNPrior&) {}
 };
 
+// The CNN pointer and the two normalisations are not parameters: code sets them; from_json leaves them unset.
+template <>
+struct PolicyInfo<BorrowedBNPrior> {
+  static constexpr const char* kind = "prior";
+  static constexpr const char* name = "bn_borrowed";
+  static constexpr const char* summary = "the bn prior of a borrowed CNN (in eval mode) run on the images themselves, "
+                                         "for a model without BatchNorm such as a ViT (CNN set in code)";
+  static constexpr const char* source = "Egg-Hu/SMI synthesis/smi.py:127-158, 198-203 (bn, bnsource, loss_bn)";
+  static std::vector<PolicyParam<BorrowedBNPrior>> params() {
+    return {registry_detail::number("weight", &BorrowedBNPrior::weight, 0.0f, 1e6f, false,
+                                    "weight of the whole prior (0: off)",
+                                    "Egg-Hu/SMI synthesis/smi.py:213 (self.bn * loss_bn); test_kt.py:134 (bn = 0)"),
+            registry_detail::number("first_multiplier", &BorrowedBNPrior::first_multiplier, 0.0f, 1e6f, false,
+                                    "extra factor m_1 on the first BN layer",
+                                    "Egg-Hu/SMI synthesis/smi.py:200 (rescale = [10.0] + ...)")};
+  }
+  static void check(const BorrowedBNPrior&) {}
+};
+
 // ---- selectors (PatchSelector) ------------------------------------------------------------------------------
 template <>
 struct PolicyInfo<HighAttention> {
@@ -646,7 +665,7 @@ inline std::string policy_catalogue_markdown() {
   catalogue_section<NoAugmentation, JitterFlip, JitterFlipOfficial>(
       md, "Augmentations", "Per-iteration transforms of what the model sees (`--augment`; `jitterflip_official` "
       "only inside the official presets).");
-  catalogue_section<TV, L2, TVOfficial, TVOfficialL1, L2Official, BNPrior, NoPrior>(
+  catalogue_section<TV, L2, TVOfficial, TVOfficialL1, L2Official, BNPrior, BorrowedBNPrior, NoPrior>(
       md, "Priors", "Image priors (Regularizer policies) added to the loss with their weight.");
   md += "### `sum` (prior)\n\nThe sum of several priors, each with its own weight: `Sum<TV, L2>` is written "
         "`{\"name\": \"sum\", \"params\": {\"terms\": [" +

@@ -109,9 +109,8 @@ struct RecordingSchedule {
   }
 };
 
-}  // namespace engine_policies_test
-
-using namespace engine_policies_test;
+// The test cases live in the namespace too: the test files share translation units (unity build), and another
+// file's `using` of its own teacher() would make an unqualified call ambiguous at global scope.
 
 TEST_CASE("engine: a per-head selector from docs/policies.md runs, and the probe agrees with the mean attention",
           "[inversion][engine]") {
@@ -251,3 +250,5 @@ TEST_CASE("engine: KeepBest as a callback equals InversionOptions::kept_image, a
   // KeptImage::Last keeps nothing, so beside the option it is no second keeper
   REQUIRE(dmi.run(labels, KeepBest<>{KeptImage::Last}).images.size() == 2);
 }
+
+}  // namespace engine_policies_test

@@ -128,21 +128,36 @@ inline fn::RollFlip pixel_map(const PatchTransform& t, std::int64_t h, std::int6
   return fn::RollFlip{h, w, ry, rx, t.flip};
 }
 
+// What both apply_transform overloads (this one and the CUDA one, inverter_cuda.cuh) need: the shapes checked,
+// transform t's pixel map, and image b's pixels in `src` and `dst` (host or device pointers, by the tensors'
+// backend).
+namespace detail {
+struct TransformedImage {
+  fn::RollFlip map;
+  const float* src;
+  float* dst;
+  std::int64_t pixels;  // C * H * W
+};
+template <class D>
+TransformedImage transformed_image(const PatchTransform& t, const Tensor<D>& src, Tensor<D>& dst, std::int64_t b,
+                                   int p) {
+  check_rank(src, 4, "apply_transform: source");
+  check_shape(dst, src.shape(), "apply_transform: destination");
+  const std::int64_t per = src.dim(1) * src.dim(2) * src.dim(3);
+  return {pixel_map(t, src.dim(2), src.dim(3), p), src.data() + b * per, dst.data() + b * per, per};
+}
+}  // namespace detail
+
 // Writes image b of `src` transformed into image b of `dst` ([B, C, H, W], patch size p), or, with inverse = true,
 // the inverse transform (used to bring d_images back to the original frame). The CUDA overload (inverter_cuda.cuh)
 // runs the same fn::RollFlip map.
 inline void apply_transform(const PatchTransform& t, const Tensor<Cpu>& src, Tensor<Cpu>& dst, std::int64_t b, int p,
                             bool inverse) {
-  check_rank(src, 4, "apply_transform: source");
-  check_shape(dst, src.shape(), "apply_transform: destination");
-  const std::int64_t per = src.dim(1) * src.dim(2) * src.dim(3);
-  const fn::RollFlip map = pixel_map(t, src.dim(2), src.dim(3), p);
-  const float* s = src.data() + b * per;
-  float* d = dst.data() + b * per;
-  for (std::int64_t from = 0; from < per; ++from) {
-    const std::int64_t to = map(from);
-    if (inverse) d[from] = s[to];
-    else d[to] = s[from];
+  const detail::TransformedImage im = detail::transformed_image(t, src, dst, b, p);
+  for (std::int64_t from = 0; from < im.pixels; ++from) {
+    const std::int64_t to = im.map(from);
+    if (inverse) im.dst[from] = im.src[to];
+    else im.dst[to] = im.src[from];
   }
 }
 

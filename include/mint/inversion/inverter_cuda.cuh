@@ -121,14 +121,12 @@ inline void masked_adam_step(const fn::AdamStep& step, Tensor<Cuda>& x, const Te
 // into image b of `dst` (or the inverse), one thread per pixel, the same fn::RollFlip map.
 inline void apply_transform(const PatchTransform& t, const Tensor<Cuda>& src, Tensor<Cuda>& dst, std::int64_t b, int p,
                             bool inverse) {
-  check_rank(src, 4, "apply_transform: source");
-  check_shape(dst, src.shape(), "apply_transform: destination");
-  const std::int64_t per = src.dim(1) * src.dim(2) * src.dim(3);
-  const fn::RollFlip map = pixel_map(t, src.dim(2), src.dim(3), p);
-  const float* s = src.data() + b * per;
-  float* d = dst.data() + b * per;
+  const mint::detail::TransformedImage im = mint::detail::transformed_image(t, src, dst, b, p);
+  const fn::RollFlip map = im.map;
+  const float* s = im.src;
+  float* d = im.dst;
   cuda::detail::for_each(
-      per,
+      im.pixels,
       [=] __device__(std::int64_t from) {
         const std::int64_t to = map(from);
         if (inverse) d[from] = s[to];

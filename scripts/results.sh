@@ -17,15 +17,7 @@
 # Everything runs on one thread (OMP_NUM_THREADS=1) at nice 10.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export OMP_NUM_THREADS=1
-CACHE=out/experiment/cache
-BACKBONE=$CACHE/backbone_classes0-4.safetensors
-if [[ -z "${SKIP_BUILD:-}" ]]; then
-  bash scripts/setup.sh  # what a fresh machine lacks (Eigen, stb, the Fashion-MNIST package, ...)
-  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMINT_BUILD_EXAMPLES=ON >/dev/null  # only the targets below are built
-  nice -n 10 cmake --build build -j1 --target mint_experiment mint_train_teacher
-fi
-BIN=${BIN:-build/examples}
+source scripts/experiment_env.sh  # OMP_NUM_THREADS=1, CACHE, BACKBONE, BIN, the build, ensure_backbone
 # docs/results.md = the text of scripts/results_intro.md around the tables of out/experiment/results.md and,
 # when present, the separate efficiency run (out/experiment/efficiency.md)
 assemble() {
@@ -55,11 +47,7 @@ if [[ -n "${EFFICIENCY_ONLY:-}" ]]; then
   assemble
   exit 0
 fi
-mkdir -p "$CACHE"
-if [[ ! -f "$BACKBONE" ]]; then
-  nice -n 10 "$BIN/mint-train-teacher" --classes 0,1,2,3,4 --epochs 4 --flip 1 --threads 1 --out "$CACHE" \
-    --name backbone_classes0-4
-fi
+ensure_backbone
 start=$(date +%s)
 nice -n 10 "$BIN/mint-experiment" --backbone "$BACKBONE" --cache "$CACHE" --out out/experiment "$@"
 echo "mint-experiment: $(( $(date +%s) - start )) s"

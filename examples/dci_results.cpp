@@ -4,8 +4,8 @@
 //    "official" is NVlabs/DeepInversion's loop (tasks::deep_inversion: cosine lr, jitter + flip, BN prior with the
 //    first-layer factor, best image kept; --di-iters iterations), "previous" the earlier 40-iteration Inverter
 //    recipe; the levers run the official loop at --lever-iters: "short" unchanged, "nojitter", "first1", "last"
-//    with one lever changed, "moreiters" at --more-iters; "train2x" is a training lever: the official set, every
-//    stage trained twice as many steps. Each set is cached in
+//    with one lever changed, "moreiters" at --more-iters, "nojittermore" (nojitter at --more-iters); "train2x" is
+//    a training lever: the official set, every stage trained twice as many steps. Each set is cached in
 //    --out/syn_<recipe>.safetensors, rewritten atomically after every batch (a rerun extends it; a killed run
 //    keeps what finished; a cache made by another recipe is refused).
 // 2. For each source (real training images, each recipe), size (--sizes) and seed (--seeds): DCI modules trained
@@ -56,8 +56,8 @@ struct Args {
                          .seed = 0};
 };
 
-const std::vector<std::string> kRecipes{"official", "previous", "short",     "nojitter",
-                                        "first1",   "last",     "moreiters", "train2x"};
+const std::vector<std::string> kRecipes{"official", "previous",  "short",        "nojitter", "first1",
+                                        "last",     "moreiters", "nojittermore", "train2x"};
 
 // The recipes whose rows are the main comparison (--sizes, --seeds); the others are levers.
 bool main_recipe(const std::string& r) { return r == "real" || r == "official" || r == "previous"; }
@@ -69,7 +69,7 @@ void add_options(cli::Command& c, Args& a) {
   c.numbers("--seeds", a.seeds, "DCI training seeds, comma-separated (rows are their mean)", 0,
             std::numeric_limits<std::uint64_t>::max());
   c.numbers("--lever-seeds", a.lever_seeds,
-            "DCI training seeds of the lever recipes (short, nojitter, first1, last, moreiters, train2x)", 0,
+            "DCI training seeds of the lever recipes (short, nojitter, first1, last, moreiters, nojittermore, train2x)", 0,
             std::numeric_limits<std::uint64_t>::max());
   c.numbers("--lever-sizes", a.lever_sizes,
             "training-set sizes of the lever recipes (real and official are also trained there, --lever-seeds)", 2,
@@ -79,20 +79,20 @@ void add_options(cli::Command& c, Args& a) {
                   "synthetic sets, comma-separated: official (NVlabs/DeepInversion's loop, --di-iters), previous "
                   "(the earlier Inverter recipe, --syn-iters); levers, the official loop at --lever-iters: short "
                   "(unchanged), nojitter (no jitter/flip), first1 (first-layer factor 1), last (last image kept); "
-                  "moreiters (the official loop at --more-iters); train2x (the official set, twice the training "
+                  "moreiters (the official loop at --more-iters), nojittermore (nojitter at --more-iters); train2x (the official set, twice the training "
                   "steps)")
       ->delimiter(',')
       ->check(CLI::IsMember(kRecipes));
   c.number("--synthetic", a.n_syn, "synthetic images of official and previous", 1, 10'000'000);
   c.number("--lever-synthetic", a.n_lever, "synthetic images of each lever recipe (short, nojitter, first1, last)", 1,
            10'000'000);
-  c.number("--more-synthetic", a.n_more, "synthetic images of the moreiters recipe", 1, 10'000'000);
+  c.number("--more-synthetic", a.n_more, "synthetic images of the moreiters and nojittermore recipes", 1, 10'000'000);
   c.number("--syn-iters", a.syn_iters, "iterations per batch of the 'previous' recipe", 1, 1'000'000);
   c.number("--di-iters", a.di_iters, "iterations per batch of the official-loop recipes (DeepInversion: 2000)", 1,
            1'000'000);
   c.number("--lever-iters", a.lever_iters, "iterations per batch of the lever recipes (short, nojitter, first1, last)",
            1, 1'000'000);
-  c.number("--more-iters", a.more_iters, "iterations per batch of the moreiters recipe (DeepInversion: 2000)", 1,
+  c.number("--more-iters", a.more_iters, "iterations per batch of the moreiters and nojittermore recipes (DeepInversion: 2000)", 1,
            1'000'000);
   c.number("--syn-batch", a.syn_batch, "images per DeepInversion batch (50: 5 per class)", 2, 10000);
   c.number("--steps-alone", a.dopt.steps_alone, "Adam steps for module k alone, k >= 1", 0, 100'000'000);
@@ -151,11 +151,11 @@ std::string training_tag(const Args& a) {
 std::int64_t iterations_of(const std::string& recipe, const Args& a) {
   if (recipe == "previous") return a.syn_iters;
   if (recipe == "official") return a.di_iters;
-  return recipe == "moreiters" ? a.more_iters : a.lever_iters;
+  return recipe == "moreiters" || recipe == "nojittermore" ? a.more_iters : a.lever_iters;
 }
 std::int64_t images_of(const std::string& recipe, const Args& a) {
   if (main_recipe(recipe)) return a.n_syn;
-  return recipe == "moreiters" ? a.n_more : a.n_lever;
+  return recipe == "moreiters" || recipe == "nojittermore" ? a.n_more : a.n_lever;
 }
 
 // The DeepInversion options of an official-loop recipe.
@@ -165,7 +165,7 @@ tasks::DeepInversionOptions recipe_options(const std::string& recipe, std::int64
   o.warmup = std::min(100, std::max(1, o.iterations / 20));  // deepinversion.py: 100 of 2000
   o.pixel_lo = lo;
   o.pixel_hi = hi;
-  if (recipe == "nojitter") {
+  if (recipe == "nojitter" || recipe == "nojittermore") {
     o.jitter = 0;
     o.flip = false;
   }

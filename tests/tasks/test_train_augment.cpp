@@ -10,7 +10,8 @@
 #include "mint/backend/cpu/parallel.hpp"
 #include "mint/tasks/train_augment.hpp"
 
-namespace {
+// Helpers and test cases in their own namespace: the unity build compiles several test files in one translation unit.
+namespace train_augment_test {
 
 using namespace mint;
 
@@ -44,8 +45,6 @@ void require_targets(const Tensor<Cpu>& t, float lam, float s) {
     REQUIRE(sum == Approx(1.0).margin(1e-5));
   }
 }
-
-}  // namespace
 
 TEST_CASE("mix_batch: mixup is lam x_i + (1 - lam) x_(B-1-i), targets mixed the same way", "[tasks][augment]") {
   const tasks::MixOptions o{.mixup_alpha = 0.8f, .smoothing = 0.1f};
@@ -201,3 +200,5 @@ TEST_CASE("train_augment: bad options and batches are refused by name", "[tasks]
   auto flat = Tensor<Cpu>::zeros(Shape{6, 120});
   REQUIRE_THROWS_WITH(tasks::mix_batch(flat, kLabels, 10, tasks::MixOptions{}, 0, 0, 0), Catch::Contains("[B, C, H, W]"));
 }
+
+}  // namespace train_augment_test

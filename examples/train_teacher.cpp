@@ -8,7 +8,8 @@
 // PyTorch's default U(+-1/sqrt(fan_in)) as timm leaves it; biases 0; LayerNorm weights 1), all from Philox with
 // --seed; inputs (x - 0.2860) / 0.3530; mini-batches shuffled each epoch by a seeded permutation; AdamW with
 // weight decay on the GEMM weights only (optim::timm_decays); per-step cosine LR with linear warmup;
-// optional augmentation (random horizontal flip, random translation with zero padding). After every epoch the
+// optional augmentation (random horizontal flip, random translation with zero padding; DeiT's random erasing,
+// mixup, cutmix and label smoothing, tasks/train_augment.hpp, with soft-target cross-entropy). After every epoch the
 // full 10000-image test set is evaluated and the best weights so far are written, so a long run never loses a
 // finished epoch. The test set is the only held-out data of Fashion-MNIST, so "best" is selected on it; the
 // JSON's history shows every epoch, and with a cosine schedule the best is normally the last.
@@ -16,7 +17,11 @@
 //   mint-train-teacher [--epochs E] [--lr LR] [--batch B] [--seed S] [--out DIR] [--name NAME]
 //                      [--dim D] [--depth L] [--heads H] [--mlp M] [--wd WD] [--warmup EPOCHS] [--min-lr LR]
 //                      [--flip 0|1] [--shift PX] [--data DIR] [--train-limit N] [--test-limit N] [--threads T]
-//                      [--classes 0,1,2,3,4]
+//                      [--classes 0,1,2,3,4] [--erase P] [--mixup A] [--cutmix A] [--mix-prob P]
+//                      [--switch-prob P] [--smoothing S]
+//
+// DeiT's recipe (Touvron et al. 2021, Table 9) is --erase 0.25 --mixup 0.8 --cutmix 1.0 --smoothing 0.1 (its
+// RandAugment and repeated augmentation are not here); the defaults turn all four off (the embedded teacher).
 //
 // --classes (default: all): train and evaluate on the images of these classes only (after --train-limit /
 // --test-limit, which count images before filtering). The head keeps all 10 outputs; the other classes are
@@ -53,11 +58,14 @@ using mint::examples::permutation;
 
 constexpr float kMean = 0.2860f, kStd = 0.3530f;  // Fashion-MNIST training-set pixel statistics
 // Philox stream layout: parameter p (sorted-name order) uses stream p; shuffles and augmentation use their own.
-constexpr std::uint32_t kShuffleStream = 1u << 20, kAugStream = 1u << 21;
+constexpr std::uint32_t kShuffleStream = 1u << 20, kAugStream = 1u << 21, kEraseStream = 1u << 22,
+                        kMixStream = 1u << 23;  // erasing uses kEraseStream + 2 epoch and the one after it
 
 struct Args : mint::examples::TrainingArgs {
   int dim = 64, depth = 4, heads = 4, mlp = 128;
   std::vector<int> classes;  // empty: all
+  mint::tasks::EraseOptions erase;
+  mint::tasks::MixOptions mix;
   Args() {
     epochs = 12, batch = 128, lr = 2e-3f, wd = 0.05f, warmup = 1.0f, min_lr = 1e-5f;
     name = "fmnist_vit";
@@ -71,11 +79,19 @@ void add_options(mint::cli::Command& c, Args& a) {
   c.number("--heads", a.heads, "attention heads (divides --dim)", 1, 256);
   c.number("--mlp", a.mlp, "MLP hidden width", 1, 16384);
   c.numbers("--classes", a.classes, "train on these classes only (comma-separated; default all)", 0, 9);
+  c.number("--erase", a.erase.prob, "random-erasing probability per image (DeiT: 0.25)", 0, 1);
+  c.number("--mixup", a.mix.mixup_alpha, "mixup Beta alpha, 0 = off (DeiT: 0.8)", 0, 100);
+  c.number("--cutmix", a.mix.cutmix_alpha, "cutmix Beta alpha, 0 = off (DeiT: 1.0)", 0, 100);
+  c.number("--mix-prob", a.mix.mix_prob, "probability that a batch is mixed (DeiT: 1)", 0, 1);
+  c.number("--switch-prob", a.mix.switch_prob, "probability of cutmix rather than mixup when both are on", 0, 1);
+  c.number("--smoothing", a.mix.smoothing, "label smoothing (DeiT: 0.1)", 0, 0.999);
 }
 
 void validate(const Args& a) {
   mint::examples::validate_training(a);
   mint::check(a.dim % a.heads == 0, "--heads ", a.heads, " must divide --dim ", a.dim);
+  mint::tasks::check_options(a.erase);
+  mint::tasks::check_options(a.mix);
 }
 
 // Copies images idx[0..b) of raw [N, 1, H, W] pixels in [0, 1] into a normalised batch; with augmentation,
@@ -190,9 +206,11 @@ int run(const mint::cli::Command& cmd, const Args& a) {
   std::printf("data     %s: %lld train, %lld test images; normalise (x - %.4f) / %.4f\n", a.data.c_str(),
               static_cast<long long>(n), static_cast<long long>(test.images.dim(0)), kMean, kStd);
   std::printf("recipe   AdamW lr %g (cosine to %g, %lld warmup steps), wd %g (GEMM weights only), batch %d, %d epochs "
-              "(%lld steps), flip %d, shift %d px, seed %llu, %d threads\n",
+              "(%lld steps), flip %d, shift %d px, erase %g, mixup %g, cutmix %g (p %g, switch %g), smoothing %g, "
+              "seed %llu, %d threads\n",
               a.lr, a.min_lr, static_cast<long long>(warmup), a.wd, a.batch, a.epochs, static_cast<long long>(total),
-              a.flip, a.shift, static_cast<unsigned long long>(a.seed), mint::cpu::num_threads());
+              a.flip, a.shift, a.erase.prob, a.mix.mixup_alpha, a.mix.cutmix_alpha, a.mix.mix_prob, a.mix.switch_prob,
+              a.mix.smoothing, static_cast<unsigned long long>(a.seed), mint::cpu::num_threads());
   std::fflush(stdout);
 
   const std::string st_path = a.out + "/" + a.name + ".safetensors", json_path = a.out + "/" + a.name + ".json";
@@ -229,8 +247,14 @@ int run(const mint::cli::Command& cmd, const Args& a) {
         {"batch", a.batch},
         {"epochs", a.epochs},
         {"shuffle", "Philox Fisher-Yates permutation per epoch (stream 2^20 + epoch); last batch kept"},
-        {"augmentation", {{"hflip", a.flip}, {"max_shift_px", a.shift}, {"padding", "raw 0 (background)"}}},
-        {"loss", "cross-entropy (mean over the batch), no label smoothing"},
+        {"augmentation", {{"hflip", a.flip}, {"max_shift_px", a.shift}, {"padding", "raw 0 (background)"},
+                          {"random_erasing", {{"prob", dec(a.erase.prob)}, {"area", {dec(a.erase.min_area),
+                                               dec(a.erase.max_area)}}, {"min_aspect", dec(a.erase.min_aspect)},
+                                               {"fill", "N(0, 1) per pixel (normalised space)"}}},
+                          {"mixup_alpha", dec(a.mix.mixup_alpha)}, {"cutmix_alpha", dec(a.mix.cutmix_alpha)},
+                          {"mix_prob", dec(a.mix.mix_prob)}, {"switch_prob", dec(a.mix.switch_prob)},
+                          {"mix_pairs", "image i with image B-1-i, one lam per batch (timm mode 'batch')"}}},
+        {"loss", "soft-target cross-entropy (mean over the batch)"}, {"label_smoothing", dec(a.mix.smoothing)},
         {"test_accuracy", best_acc},
         {"test_accuracy_pct", 100.0 * best_acc},
         {"selected_epoch", best_epoch},
@@ -257,10 +281,15 @@ int run(const mint::cli::Command& cmd, const Args& a) {
       std::vector<int> labels(static_cast<std::size_t>(b));
       for (std::int64_t i = 0; i < b; ++i)
         labels[static_cast<std::size_t>(i)] = train.labels[static_cast<std::size_t>(perm[static_cast<std::size_t>(s + i)])];
+      const auto ep = static_cast<std::uint32_t>(epoch);
+      mint::tasks::random_erase(xb, a.erase, a.seed, kEraseStream + 2 * ep, static_cast<std::uint64_t>(s));
+      const auto targets = mint::tasks::mix_batch(xb, labels, 10, a.mix, a.seed, kMixStream + ep,
+                                                  static_cast<std::uint64_t>(s));
       model.zero_grad();
       auto logits = model.forward(xb);
       auto dlogits = mint::Tensor<>::zeros(logits.shape());
-      const float loss = mint::nn::cross_entropy(logits, labels, &dlogits);
+      // With no smoothing and no mixing the targets are one-hot and this is cross_entropy exactly.
+      const float loss = mint::nn::soft_cross_entropy(logits, targets, &dlogits);
       mint::check(std::isfinite(loss), "loss is ", loss, " at step ", step, " (epoch ", epoch,
                   "); lower --lr");
       model.backward(dlogits, mint::Backward::Full);

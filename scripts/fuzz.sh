@@ -4,7 +4,7 @@
 # exception other than mint::Error, an input slower than 10 s, a single allocation above 512 MiB, more than
 # 2 GiB resident) fails the run; the input that caused it is kept in build-fuzz/findings/.
 #   scripts/fuzz.sh [--time SECONDS] [NAME...]   default: 20 s per target, every target
-# Prints one line per target (executions, seconds, result) and the totals.
+# Runs one target per core at a time; prints one line per target (executions, seconds, result) and the totals.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=20
@@ -43,25 +43,33 @@ cmake --build build-fuzz -j2 --target "${targets[@]}"
 echo "fuzz.sh: build took $((SECONDS - build_start)) s"
 
 mkdir -p build-fuzz/findings build-fuzz/logs
-failed=()
-total_runs=0
-total_seconds=0
-printf '%-20s %12s %8s  %s\n' target executions seconds result
-for n in "${names[@]}"; do
-  work="build-fuzz/corpus/$n"   # new inputs go here; the committed seeds are only read
-  mkdir -p "$work"
-  log="build-fuzz/logs/$n.log"
-  start=$SECONDS
-  rc=0
+# One target per core at a time (each is one process on one thread); results are read back in name order.
+parallel=$(nproc)
+fuzz_one() {
+  local n=$1 work="build-fuzz/corpus/$1" log="build-fuzz/logs/$1.log" start=$SECONDS rc=0
+  mkdir -p "$work"  # new inputs go here; the committed seeds are only read
   # One thread: Eigen and OpenMP threads would only add noise to a single-input run.
   OMP_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=1 "build-fuzz/fuzz/fuzz_$n" -max_total_time="$seconds" -timeout=10 \
     -rss_limit_mb=2048 -malloc_limit_mb=512 -print_final_stats=1 -artifact_prefix="build-fuzz/findings/$n-" \
     "$work" "fuzz/corpus/$n" >"$log" 2>&1 || rc=$?
+  echo "$rc $((SECONDS - start))" >"build-fuzz/logs/$n.rc"
+}
+run_start=$SECONDS
+for n in "${names[@]}"; do
+  rm -f "build-fuzz/logs/$n.rc"
+  while (($(jobs -rp | wc -l) >= parallel)); do wait -n || true; done
+  fuzz_one "$n" &
+done
+wait
+failed=()
+total_runs=0
+printf '%-20s %12s %8s  %s\n' target executions seconds result
+for n in "${names[@]}"; do
+  log="build-fuzz/logs/$n.log"
+  read -r rc took <"build-fuzz/logs/$n.rc"
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1 || true)
   runs=${runs:-0}
-  took=$((SECONDS - start))
   total_runs=$((total_runs + runs))
-  total_seconds=$((total_seconds + took))
   if ((rc == 0)); then
     result=ok
   else
@@ -71,7 +79,8 @@ for n in "${names[@]}"; do
   fi
   printf '%-20s %12s %8s  %s\n' "$n" "$runs" "$took" "$result"
 done
-echo "fuzz.sh: ${#names[@]} targets, $total_runs executions in $total_seconds s, ${#failed[@]} with findings"
+total_seconds=$((SECONDS - run_start))
+echo "fuzz.sh: ${#names[@]} targets ($parallel at a time), $total_runs executions in $total_seconds s, ${#failed[@]} with findings"
 if ((${#failed[@]})); then
   echo "fuzz.sh: findings in: ${failed[*]}" >&2
   exit 1

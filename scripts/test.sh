@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: install what is missing, build the tests and examples with -j2, run every test; where nvcc
-# exists, also build the CUDA tests (build-cuda/, -j1) and run them (they skip without a GPU).
+# exists, also build the CUDA tests (build-cuda/, -j2) and run them (they skip without a GPU).
 #   scripts/test.sh [--sanitize]   --sanitize: a separate ASan + UBSan build of the same tests (build-asan/),
 #                                  compiled with clang, so one build checks both memory safety and that mint
 #                                  builds and passes with a second compiler (the normal build is GCC)
@@ -30,14 +30,15 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 
 
 # The CUDA backend: where nvcc exists, build the CUDA tests in their own tree (so a CUDA compile error fails the
 # run) and run them; without a GPU each prints "SKIPPED: no usable CUDA device" and CTest counts it as skipped.
-# -j1: one nvcc at a time (measured: about 1 GB peak, 1-2 min on 2 cores). Not repeated in the --sanitize run.
+# -j2: two nvcc at a time (one took about 1 GB at peak, so two fit a 24 GiB machine easily; at -j1 the five test
+# files took 256 s of a CI run). Not repeated in the --sanitize run.
 if [[ "$dir" == build ]]; then
   if command -v nvcc >/dev/null 2>&1 || [[ -x /usr/local/cuda/bin/nvcc ]]; then
     cuda_start=$SECONDS
     cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DMINT_BUILD_TESTS=ON -DMINT_BUILD_EXAMPLES=OFF \
           -DMINT_WITH_CUDA=ON >/dev/null
-    cmake --build build-cuda -j1 --target mint_cuda_tests
-    echo "test.sh: CUDA configure and build (-j1) took $((SECONDS - cuda_start)) s"
+    cmake --build build-cuda -j2 --target mint_cuda_tests
+    echo "test.sh: CUDA configure and build (-j2) took $((SECONDS - cuda_start)) s"
     (cd build-cuda && ctest -L cuda --output-on-failure)
     echo "test.sh: CUDA build and tests took $((SECONDS - cuda_start)) s"
   else

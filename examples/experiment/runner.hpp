@@ -307,13 +307,23 @@ inline bool ladder_method(const Args& a, const std::string& name, int seed) {
   return std::find(l.begin(), l.end(), name) != l.end();
 }
 
+// The teacher's part of every cache key: nothing for the embedded teacher (keys made before --teacher was part of
+// them stay valid), else "_t" + the file's stem + the first 12 hex digits of its SHA-256 (before, a set inverted
+// from another teacher was silently read back under the embedded teacher's key).
+inline std::string teacher_tag(const Args& a) {
+  static const std::string embedded = mint::io::sha256_file(MINT_DEFAULT_MODEL);
+  const std::string h = mint::io::sha256_file(a.teacher);
+  return h == embedded ? "" : "_t" + fs::path(a.teacher).stem().string() + h.substr(0, 12);
+}
+
 // The name part of a set's cache key: its size and inversion settings (the defaults add no suffix, so sets cached
 // before an option existed stay valid).
 inline std::string set_tag(const Args& a) {
   return "I" + std::to_string(a.images) + "_T" + std::to_string(a.iterations) + "_B" + std::to_string(a.inv_batch) +
          "_" + a.augment + (a.tv == 1e-4f ? "" : "_tv" + fmt(a.tv, 6)) + (a.preset == "paper" ? "" : "_" + a.preset) +
          (a.kept == "last" ? "" : "_kept" + a.kept) +
-         (a.bn_prior == 0.0f ? "" : "_bn" + fmt(a.bn_prior, 6) + "_" + fs::path(a.bn_cnn).stem().string());
+         (a.bn_prior == 0.0f ? "" : "_bn" + fmt(a.bn_prior, 6) + "_" + fs::path(a.bn_cnn).stem().string()) +
+         teacher_tag(a);
 }
 
 // Method m's set of a.images images for `seed`: read from the cache, or inverted and cached (the images as a

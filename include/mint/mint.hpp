@@ -64,6 +64,7 @@
 #include "mint/tasks/metrics.hpp"
 #include "mint/tasks/quantize.hpp"
 #include "mint/tasks/synthesis.hpp"
+#include "mint/tasks/train_augment.hpp"
 
 #include "mint/report/canvas.hpp"
 #include "mint/report/font.hpp"

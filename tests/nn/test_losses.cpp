@@ -1,4 +1,4 @@
-// cross-entropy, KL divergence with temperature and the squared error: values against closed forms, gradients.
+// cross-entropy (hard and soft targets), KL divergence with temperature and the squared error: values against closed forms, gradients.
 #include "test_util.hpp"
 
 #include <cmath>
@@ -20,6 +20,43 @@ TEST_CASE("cross_entropy value and gradient", "[nn][losses][gradcheck]") {
                                              {.eps = 1e-2, .tol = {1e-4, 1e-2}}));
   REQUIRE_THROWS_WITH(nn::cross_entropy(x, {0, 1, 9, 2}), Catch::Contains("label 9"));
   REQUIRE_THROWS_WITH(nn::cross_entropy(x, {0, 1}), Catch::Contains("2 labels"));
+}
+
+TEST_CASE("soft_cross_entropy: one-hot targets are cross_entropy, smoothed targets the closed form", "[nn][losses][gradcheck]") {
+  auto x = uniform(Shape{4, 6}, 84, -3.f, 3.f);
+  const std::vector<int> y{0, 5, 2, 2};
+  auto onehot = Tensor<>::zeros(x.shape());
+  for (int i = 0; i < 4; ++i) onehot[i * 6 + y[static_cast<std::size_t>(i)]] = 1.0f;
+  auto d_hard = Tensor<>::zeros(x.shape()), d_soft = Tensor<>::zeros(x.shape());
+  // Bit for bit: the extra terms are 0 * log p, which add nothing (the trainer relies on it).
+  REQUIRE(nn::soft_cross_entropy(x, onehot, &d_soft) == nn::cross_entropy(x, y, &d_hard));
+  for (std::int64_t i = 0; i < x.numel(); ++i) REQUIRE(d_soft[i] == d_hard[i]);
+
+  // Smoothed, mixed targets (rows sum to 1): value against the sum written out in double, and the gradient.
+  auto t = Tensor<>::zeros(x.shape());
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 6; ++j) t[i * 6 + j] = (j == y[static_cast<std::size_t>(i)] ? 0.6f : 0.0f) + (j == 3 ? 0.3f : 0.0f) + 0.1f / 6;
+  double want = 0.0;
+  for (int i = 0; i < 4; ++i) {
+    double z = 0.0;
+    for (int j = 0; j < 6; ++j) z += std::exp(static_cast<double>(x[i * 6 + j]));
+    for (int j = 0; j < 6; ++j) want -= t[i * 6 + j] * (x[i * 6 + j] - std::log(z));
+  }
+  REQUIRE(std::abs(nn::soft_cross_entropy(x, t) - want / 4) < 1e-6);  // float result of a double sum
+  auto dx = Tensor<>::zeros(x.shape());
+  nn::soft_cross_entropy(x, t, &dx);
+  MINT_REQUIRE_CLOSE(testing::check_gradient([&] { return nn::soft_cross_entropy(x, t); }, x, dx,
+                                             "soft_cross_entropy dlogits", {.eps = 1e-2, .tol = {1e-4, 1e-2}}));
+
+  auto bad = t.clone();
+  bad[7] += 0.5f;
+  REQUIRE_THROWS_WITH(nn::soft_cross_entropy(x, bad), Catch::Contains("targets of image 1 sum to"));
+  bad = t.clone();
+  bad[0] = -0.1f, bad[1] += 0.1f;
+  REQUIRE_THROWS_WITH(nn::soft_cross_entropy(x, bad), Catch::Contains("not a probability"));
+  bad[0] = std::nanf("");
+  REQUIRE_THROWS_WITH(nn::soft_cross_entropy(x, bad), Catch::Contains("not a probability"));
+  REQUIRE_THROWS_WITH(nn::soft_cross_entropy(x, Tensor<>::zeros(Shape{4, 5})), Catch::Contains("targets"));
 }
 
 TEST_CASE("kl_div_temperature value and gradient", "[nn][losses][gradcheck]") {

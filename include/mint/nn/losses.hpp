@@ -67,6 +67,39 @@ inline float cross_entropy(const Tensor<Cpu>& logits, const std::vector<int>& la
   return static_cast<float>(total / static_cast<double>(b));
 }
 
+// Cross-entropy against soft targets (label smoothing, mixup, cutmix: timm's SoftTargetCrossEntropy), mean over
+// the batch. With one-hot targets it equals cross_entropy.
+// requires: logits [B, C]; targets [B, C], finite, >= 0, each row summing to 1 (within 1e-4).
+// ensures:  returns mean_b -sum_c t_bc log softmax(logits_b)_c; dlogits (if given) += scale * (softmax - t) / B.
+inline float soft_cross_entropy(const Tensor<Cpu>& logits, const Tensor<Cpu>& targets, Tensor<Cpu>* dlogits = nullptr,
+                                float scale = 1.0f) {
+  check_rank(logits, 2, "soft_cross_entropy: logits");
+  check_shape(targets, logits.shape(), "soft_cross_entropy: targets");
+  if (dlogits) check_shape(*dlogits, logits.shape(), "soft_cross_entropy: d_logits");
+  const std::int64_t b = logits.dim(0), c = logits.dim(1);
+  for (std::int64_t i = 0; i < b; ++i) {
+    double sum = 0.0;
+    for (std::int64_t j = 0; j < c; ++j) {
+      const float t = targets[i * c + j];
+      check(std::isfinite(t) && t >= 0.0f, "soft_cross_entropy: target ", t, " of image ", i, ", class ", j,
+            " is not a probability");
+      sum += t;
+    }
+    check(std::abs(sum - 1.0) <= 1e-4, "soft_cross_entropy: the targets of image ", i, " sum to ", sum, ", not 1");
+  }
+  std::vector<double> ls(static_cast<std::size_t>(c));
+  double total = 0.0;
+  for (std::int64_t i = 0; i < b; ++i) {
+    detail::log_softmax_row(logits.data() + i * c, c, 1.0, ls.data());
+    for (std::int64_t j = 0; j < c; ++j) {
+      const double t = targets[i * c + j];
+      total -= t * ls[static_cast<std::size_t>(j)];
+      if (dlogits) (*dlogits)[i * c + j] += static_cast<float>(scale * (std::exp(ls[static_cast<std::size_t>(j)]) - t) / b);
+    }
+  }
+  return static_cast<float>(total / static_cast<double>(b));
+}
+
 // Knowledge-distillation KL divergence with temperature tau (Hinton et al.; SMI Eq. 6):
 //   KL = tau^2 / B * sum_b sum_c p_t log(p_t / p_s),  p = softmax(logits / tau),
 // i.e. torch's kl_div(log_softmax(s/tau), softmax(t/tau), reduction="batchmean") * tau^2. The tau^2 keeps

@@ -104,7 +104,8 @@ inline int run(const Args& a) {
   const std::string dtag = "v3_E" + std::to_string(a.epochs) + "_b" + std::to_string(a.batch) + "_lr" + fmt(a.lr, 4) +
                            "_tau" + fmt(a.tau, 2) + "_probe" + std::to_string(a.probe) + "_flip" +
                            std::to_string(a.flip) + "_Q" + std::to_string(a.quant_test) + "_test" +
-                           std::to_string(a.test_limit) + "_" + fs::path(a.backbone).filename().string() + teacher_tag(a);
+                           std::to_string(a.test_limit) + "_" + fs::path(a.backbone).filename().string() +
+                           teacher_tag(a);
 
   // reference points: teacher FP accuracy, the backbone before distillation
   json ref;

@@ -1,4 +1,5 @@
-// cross-entropy (hard and soft targets), KL divergence with temperature and the squared error: values against closed forms, gradients.
+// cross-entropy (hard and soft targets), KL divergence with temperature and the squared error: values against
+// closed forms, gradients.
 #include "test_util.hpp"
 
 #include <cmath>
@@ -22,7 +23,8 @@ TEST_CASE("cross_entropy value and gradient", "[nn][losses][gradcheck]") {
   REQUIRE_THROWS_WITH(nn::cross_entropy(x, {0, 1}), Catch::Contains("2 labels"));
 }
 
-TEST_CASE("soft_cross_entropy: one-hot targets are cross_entropy, smoothed targets the closed form", "[nn][losses][gradcheck]") {
+TEST_CASE("soft_cross_entropy: one-hot targets are cross_entropy, smoothed targets the closed form",
+          "[nn][losses][gradcheck]") {
   auto x = uniform(Shape{4, 6}, 84, -3.f, 3.f);
   const std::vector<int> y{0, 5, 2, 2};
   auto onehot = Tensor<>::zeros(x.shape());
@@ -35,7 +37,8 @@ TEST_CASE("soft_cross_entropy: one-hot targets are cross_entropy, smoothed targe
   // Smoothed, mixed targets (rows sum to 1): value against the sum written out in double, and the gradient.
   auto t = Tensor<>::zeros(x.shape());
   for (int i = 0; i < 4; ++i)
-    for (int j = 0; j < 6; ++j) t[i * 6 + j] = (j == y[static_cast<std::size_t>(i)] ? 0.6f : 0.0f) + (j == 3 ? 0.3f : 0.0f) + 0.1f / 6;
+    for (int j = 0; j < 6; ++j)
+      t[i * 6 + j] = (j == y[static_cast<std::size_t>(i)] ? 0.6f : 0.0f) + (j == 3 ? 0.3f : 0.0f) + 0.1f / 6;
   double want = 0.0;
   for (int i = 0; i < 4; ++i) {
     double z = 0.0;

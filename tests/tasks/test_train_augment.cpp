@@ -58,7 +58,8 @@ TEST_CASE("mix_batch: mixup is lam x_i + (1 - lam) x_(B-1-i), targets mixed the 
     REQUIRE(info.lam <= 1.0f);
     for (std::int64_t i = 0; i < kB; ++i)
       for (std::int64_t p = 0; p < kH * kW; ++p)  // the same float expression: exact
-        REQUIRE(x[i * kH * kW + p] == info.lam * orig[i * kH * kW + p] + (1.0f - info.lam) * orig[(kB - 1 - i) * kH * kW + p]);
+        REQUIRE(x[i * kH * kW + p] ==
+                info.lam * orig[i * kH * kW + p] + (1.0f - info.lam) * orig[(kB - 1 - i) * kH * kW + p]);
     require_targets(t, info.lam, 0.1f);
   }
 }
@@ -135,7 +136,8 @@ TEST_CASE("mix_batch: switch and Beta draws at their expected frequencies, no mi
   }
 }
 
-TEST_CASE("random_erase: one rectangle of N(0, 1) noise per erased image, thread-count independent", "[tasks][augment]") {
+TEST_CASE("random_erase: one rectangle of N(0, 1) noise per erased image, thread-count independent",
+          "[tasks][augment]") {
   constexpr std::int64_t n = 64, h = 28, w = 28;
   auto orig = Tensor<Cpu>::full(Shape{n, 1, h, w}, 5.0f);  // 5 is far outside what N(0, 1) noise lands on
   const tasks::EraseOptions o{.prob = 1.0f};
@@ -198,7 +200,8 @@ TEST_CASE("train_augment: bad options and batches are refused by name", "[tasks]
   REQUIRE_THROWS_WITH(tasks::mix_batch(x, {0, 1, 2, 3, 4, 10}, 10, tasks::MixOptions{}, 0, 0, 0),
                       Catch::Contains("label 10"));
   auto flat = Tensor<Cpu>::zeros(Shape{6, 120});
-  REQUIRE_THROWS_WITH(tasks::mix_batch(flat, kLabels, 10, tasks::MixOptions{}, 0, 0, 0), Catch::Contains("[B, C, H, W]"));
+  REQUIRE_THROWS_WITH(tasks::mix_batch(flat, kLabels, 10, tasks::MixOptions{}, 0, 0, 0),
+                      Catch::Contains("[B, C, H, W]"));
 }
 
 }  // namespace train_augment_test

@@ -94,7 +94,8 @@ inline float soft_cross_entropy(const Tensor<Cpu>& logits, const Tensor<Cpu>& ta
     for (std::int64_t j = 0; j < c; ++j) {
       const double t = targets[i * c + j];
       total -= t * ls[static_cast<std::size_t>(j)];
-      if (dlogits) (*dlogits)[i * c + j] += static_cast<float>(scale * (std::exp(ls[static_cast<std::size_t>(j)]) - t) / b);
+      if (dlogits)
+        (*dlogits)[i * c + j] += static_cast<float>(scale * (std::exp(ls[static_cast<std::size_t>(j)]) - t) / b);
     }
   }
   return static_cast<float>(total / static_cast<double>(b));

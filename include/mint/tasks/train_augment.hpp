@@ -99,7 +99,8 @@ inline void random_erase(Tensor<Cpu>& batch, const EraseOptions& o, std::uint64_
         for (std::int64_t y = top; y < top + bh; ++y)
           for (std::int64_t xx = left; xx < left + bw; ++xx) {
             const std::int64_t p = (c * h + y) * w + xx;
-            x[p] = philox_normal(seed, stream + 1, img * static_cast<std::uint64_t>(per) + static_cast<std::uint64_t>(p));
+            const std::uint64_t k_noise = img * static_cast<std::uint64_t>(per) + static_cast<std::uint64_t>(p);
+            x[p] = philox_normal(seed, stream + 1, k_noise);
           }
       return;
     }
@@ -140,7 +141,8 @@ inline Tensor<Cpu> mix_batch(Tensor<Cpu>& batch, const std::vector<int>& labels,
       m.y1 = static_cast<int>(std::clamp<std::int64_t>(cy + ch_ / 2, 0, h));
       m.x0 = static_cast<int>(std::clamp<std::int64_t>(cx - cw_ / 2, 0, w));
       m.x1 = static_cast<int>(std::clamp<std::int64_t>(cx + cw_ / 2, 0, w));
-      m.lam = 1.0f - static_cast<float>(static_cast<double>((m.y1 - m.y0) * (m.x1 - m.x0)) / static_cast<double>(h * w));
+      const double box = static_cast<double>((m.y1 - m.y0) * (m.x1 - m.x0));
+      m.lam = 1.0f - static_cast<float>(box / static_cast<double>(h * w));
     }
     const Tensor<Cpu> orig = batch.clone();
     cpu::parallel_for(b, [&](std::int64_t i) {

@@ -19,13 +19,12 @@ if ! grep -q '"status": "complete"' "$TEACHER.json" 2>/dev/null; then
   nice -n 5 "$BIN/mint-train-teacher" --epochs 25 --flip 1 --shift 2 --erase 0.25 --mixup 0.8 --cutmix 1.0 \
     --smoothing 0.1 --threads 1 --out models --name fmnist_vit_deit
 fi
-nice -n 5 "$BIN/mint-experiment" --teacher "$TEACHER.safetensors" --backbone "$BACKBONE" --cache "$CACHE" \
-  --preset official --tv 1e-4 --iterations 2000 --images 280 --inv-batch 70 --pool-steps 1000 \
-  --out out/experiment/deit280 --methods dmi,pri2 --seeds 3
+COMMON=(--teacher "$TEACHER.safetensors" --backbone "$BACKBONE" --cache "$CACHE" "${OFFICIAL_SETS[@]}"
+        --pool-steps 1000 --methods dmi,pri2 --seeds 3)
+nice -n 5 "$BIN/mint-experiment" "${COMMON[@]}" --out out/experiment/deit280
 # PRI's claim at equal compute: PRI v = 2 at DMI's budget of 280 images (executed FLOPs) makes 760 images.
-nice -n 5 "$BIN/mint-experiment" --teacher "$TEACHER.safetensors" --backbone "$BACKBONE" --cache "$CACHE" \
-  --preset official --tv 1e-4 --iterations 2000 --images 280 --inv-batch 70 --pool-steps 1000 \
-  --out out/experiment/deit_ladder --methods dmi,pri2 --budgets 280 --ladder-methods pri2 --ladder-seeds 3 --seeds 3
+nice -n 5 "$BIN/mint-experiment" "${COMMON[@]}" --out out/experiment/deit_ladder --budgets 280 \
+  --ladder-methods pri2 --ladder-seeds 3
 mkdir -p docs/results/issue20_deit_teacher
 /usr/bin/python3 scripts/plot_results.py out/experiment/deit280/summary.json docs/results/issue20_deit_teacher
 {

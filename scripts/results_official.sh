@@ -21,8 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/experiment_env.sh  # OMP_NUM_THREADS=1, CACHE, BACKBONE, BIN, the build, ensure_backbone
 ensure_backbone
-COMMON=(--backbone "$BACKBONE" --cache "$CACHE" --preset official --tv 1e-4 --iterations 2000 --images 280
-        --inv-batch 70 --pool-steps 1000)
+COMMON=(--backbone "$BACKBONE" --cache "$CACHE" "${OFFICIAL_SETS[@]}" --pool-steps 1000)
 nice -n 10 "$BIN/mint-experiment" "${COMMON[@]}" --out out/experiment/official280 \
   --methods dmi,pri2,smi76,pri4,smi50,smi86,pri7 --seeds 3
 nice -n 10 "$BIN/mint-experiment" "${COMMON[@]}" --out out/experiment/ladder280 --methods pri4,smi76,dmi \
@@ -49,9 +48,8 @@ mkdir -p docs/results_official
 mv docs/results_official.md.tmp docs/results_official.md
 echo "wrote docs/results_official.md and docs/results_official/"
 # Step 5: the same sets, the whole backbone fine-tuned (no SMI loop: it is a linear probe).
-nice -n 10 "$BIN/mint-experiment" --backbone "$BACKBONE" --cache "$CACHE" --preset official --tv 1e-4 \
-  --iterations 2000 --images 280 --inv-batch 70 --probe 0 --out out/experiment/official280_ft --methods dmi,pri2 \
-  --seeds 3
+nice -n 10 "$BIN/mint-experiment" --backbone "$BACKBONE" --cache "$CACHE" "${OFFICIAL_SETS[@]}" --probe 0 \
+  --out out/experiment/official280_ft --methods dmi,pri2 --seeds 3
 {
   echo "# Results: full fine-tuning of the student backbone on the official-code sets (issue 20)"
   echo

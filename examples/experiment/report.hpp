@@ -43,18 +43,52 @@ inline const char* row_label(const std::string& n) {
   return n == "real" ? "real training images" : n == "gaussian" ? "Gaussian noise" : n.c_str();
 }
 
-// The quantization section: every setting of quant_settings() calibrated on every set; the widths where
-// calibration matters (real beats Gaussian noise by >= 5 points on the mean of the per-seed differences), and
-// each synthetic set against noise there (the bar: >= 3 points).
-inline void quantization_tables(std::ostringstream& md, Results& r) {
+// A table of every set's accuracy per width (get(downstream, width) in %), then each set against Gaussian noise
+// per seed: the widths where the data matters (real beats noise by >= 5 points on the mean of the per-seed
+// differences, marked **), and each synthetic set against noise there (the bar: >= 3 points).
+template <class Get>
+void width_tables(std::ostringstream& md, Results& r, const std::vector<std::string>& widths, Get get,
+                  const char* what) {
   std::vector<std::string> rows = r.names;
   rows.push_back("real");
   rows.push_back("gaussian");
   auto acc = [&](const std::string& n, const std::string& q) {
     std::vector<double> v;
-    for (const auto& d : r.down[n]) v.push_back(d.quant.at(q));
+    for (const auto& d : r.down[n]) v.push_back(get(d, q));
     return v;
   };
+  const auto header = [&] {
+    for (const auto& q : widths) md << " " << q << " |";
+    md << "\n|---|";
+    for (std::size_t i = 0; i < widths.size(); ++i) md << "---:|";
+    md << "\n";
+  };
+  md << "| data |";
+  header();
+  for (const auto& n : rows) {
+    md << "| " << row_label(n) << " |";
+    for (const auto& q : widths) md << " " << pm(acc(n, q)) << " |";
+    md << "\n";
+  }
+  md << "\nAgainst Gaussian noise, per-seed difference in points, mean ± sd (smallest over the seeds). A width where "
+        "real images beat noise by >= 5 points is one where " << what << " matters (marked **).\n\n| set |";
+  header();
+  std::vector<std::string> vs = {"real"};
+  vs.insert(vs.end(), r.names.begin(), r.names.end());
+  for (const auto& n : vs) {
+    md << "| " << row_label(n) << " − noise |";
+    for (const auto& q : widths) {
+      const auto d = mint::tasks::paired_differences(acc(n, q), acc("gaussian", q), n + " − gaussian");
+      const auto s = mint::tasks::summarize(d);
+      const bool matters = n == "real" && s.mean >= 5.0;
+      md << " " << (matters ? "**" : "") << pm(d) << " (" << fmt(s.min, 1) << ")" << (matters ? "**" : "") << " |";
+    }
+    md << "\n";
+  }
+}
+
+// The quantization section: every setting of quant_settings() calibrated on every set.
+inline void quantization_tables(std::ostringstream& md, Results& r) {
   md << "\n## Quantization widths: where calibration matters\n\n"
         "Teacher fake-quantized (SMI Eq. 5: every linear layer; weights per output channel, \"pt\" = per tensor; "
         "activations per tensor, min/max over the calibration set unless marked: \"p99.99\" clips 0.01 % of each "
@@ -62,34 +96,34 @@ inline void quantization_tables(std::ostringstream& md, Results& r) {
         "tasks::choose_ranges), top-1 % on the first " << r.quant_test_images
      << " test images, mean ± sd over seeds. Weight ranges come from the weights alone, so only the activation "
         "ranges depend on the calibration set. FP teacher on these images: "
-     << fmt(r.ref["teacher_fp_quant_test"].get<double>(), 2) << " %.\n\n| data |";
-  for (const auto& q : quant_settings()) md << " " << q.name << " |";
-  md << "\n|---|";
-  for (std::size_t i = 0; i < quant_settings().size(); ++i) md << "---:|";
-  md << "\n";
-  for (const auto& n : rows) {
-    md << "| " << row_label(n) << " |";
-    for (const auto& q : quant_settings()) md << " " << pm(acc(n, q.name)) << " |";
-    md << "\n";
-  }
-  md << "\nAgainst Gaussian-noise calibration, per-seed difference in points, mean ± sd (smallest over the seeds). "
-        "A width where real images beat noise by >= 5 points is one where calibration matters (marked **).\n\n| set |";
-  for (const auto& q : quant_settings()) md << " " << q.name << " |";
-  md << "\n|---|";
-  for (std::size_t i = 0; i < quant_settings().size(); ++i) md << "---:|";
-  md << "\n";
-  std::vector<std::string> vs = {"real"};
-  vs.insert(vs.end(), r.names.begin(), r.names.end());
-  for (const auto& n : vs) {
-    md << "| " << row_label(n) << " − noise |";
-    for (const auto& q : quant_settings()) {
-      const auto d = mint::tasks::paired_differences(acc(n, q.name), acc("gaussian", q.name), n + " − gaussian");
-      const auto s = mint::tasks::summarize(d);
-      const bool matters = n == "real" && s.mean >= 5.0;
-      md << " " << (matters ? "**" : "") << pm(d) << " (" << fmt(s.min, 1) << ")" << (matters ? "**" : "") << " |";
-    }
-    md << "\n";
-  }
+     << fmt(r.ref["teacher_fp_quant_test"].get<double>(), 2) << " %.\n\n";
+  std::vector<std::string> widths;
+  for (const auto& q : quant_settings()) widths.push_back(q.name);
+  width_tables(md, r, widths, [](const Downstream& d, const std::string& q) { return d.quant.at(q); },
+               "calibration");
+}
+
+// The QAT section (--qat-epochs): LSQ training on every set at every qat_settings() width.
+inline void qat_tables(std::ostringstream& md, Results& r) {
+  const Args& a = r.a;
+  if (a.qat_epochs <= 0) return;
+  md << "\n## Quantization-aware training (PRI Table 3a): LSQ on each set\n\n"
+        "The teacher fake-quantized at each width (weights per output channel, MSE activation ranges calibrated on "
+        "the set), then trained on the set alone by KD from the float teacher (tasks/qat.hpp: LSQ's "
+        "straight-through gradients, latent weights and the quantization ranges learned; "
+     << a.qat_epochs << " epochs, batch 32, Adam lr " << fmt(a.qat_lr, 5) << " for the weights and "
+     << fmt(a.qat_range_lr, 5) << " for the ranges, tau 1" << (a.flip ? ", random flips" : "")
+     << "), top-1 % on the first " << r.quant_test_images
+     << " test images, mean ± sd over seeds (the seed also orders the training). Before training each model is "
+        "the post-training one of the quantization section (same width, \"mse\").\n\n";
+  std::vector<std::string> widths, keys;
+  for (const auto& q : qat_settings()) widths.push_back(q.name), keys.push_back(qat_key(q, a));
+  width_tables(md, r, widths,
+               [&](const Downstream& d, const std::string& q) {
+                 const auto i = static_cast<std::size_t>(std::find(widths.begin(), widths.end(), q) - widths.begin());
+                 return d.qat.at(keys.at(i));
+               },
+               "the training data");
 }
 
 // The figures' data: per set, the per-seed student measures and inversion seconds, and the confidences.
@@ -401,6 +435,7 @@ inline std::string results_markdown(Results& r) {
   pool_tables(md, r);
   ladder_tables(md, r);
   quantization_tables(md, r);
+  qat_tables(md, r);
   return md.str();
 }
 

@@ -62,6 +62,8 @@ struct Args {
   std::string ladder_methods;   // the methods the ladder runs for (empty: every method of --methods)
   int ladder_seeds = 0;         // the ladder runs for the first this many seeds (0: every seed)
   int pool_steps = 0;           // SMI's test_kt.py loop (tasks::distill_linear_probe_pool): its steps; 0: off
+  int qat_epochs = 0;           // LSQ quantization-aware training (tasks/qat.hpp) on every set: epochs; 0: off
+  float qat_lr = 1e-4f, qat_range_lr = 1e-3f;  // its Adam lrs: latent weights, learned ranges
   std::string command;
 };
 
@@ -103,6 +105,11 @@ inline void add_options(mint::cli::Command& c, Args& a) {
   c.number("--bn-prior", a.bn_prior, "weight of the borrowed CNN's BN-statistics prior (SMI code's bn; 0: off; "
            "--preset official)", 0, 1e6);
   c.existing("--bn-cnn", a.bn_cnn, "the borrowed CNN of --bn-prior (a mint ResNet .safetensors)");
+  c.number("--qat-epochs", a.qat_epochs,
+           "also fine-tune the fake-quantized teacher on every set by LSQ quantization-aware training (PRI Table 3a; "
+           "the qat_settings() widths) for this many epochs; 0: off", 0, 100000);
+  c.number("--qat-lr", a.qat_lr, "LSQ training: Adam lr of the latent weights", 1e-9, 1);
+  c.number("--qat-range-lr", a.qat_range_lr, "LSQ training: Adam lr of the learned quantization ranges", 1e-9, 1);
 }
 
 // The borrowed CNN of --bn-prior in eval mode and its input normalisation (the file's mint.normalize_mean/std).
@@ -124,12 +131,14 @@ inline void validate(const mint::cli::Command& c, const Args& a) {
   mint::check(a.test_limit != 0, "--test-limit must be -1 (all) or >= 1");
   for (const char* o : {"--backbone", "--epochs", "--batch", "--lr", "--tau", "--probe", "--flip", "--test-limit",
                         "--quant-test", "--cache", "--seeds", "--budgets",
-                        "--pool-steps"})
+                        "--pool-steps", "--qat-epochs", "--qat-lr", "--qat-range-lr"})
     mint::check(!c.given(o) || !a.efficiency_only, o,
                 ": --efficiency-only 1 measures the inversions of seed 0 only and would ignore it");
   mint::check((!c.given("--ladder-methods") && !c.given("--ladder-seeds")) || !a.budgets.empty(),
               "--ladder-methods and --ladder-seeds need --budgets");
   mint::check(a.pool_steps == 0 || a.probe, "--pool-steps: SMI's loop is a linear probe; it needs --probe 1");
+  mint::check((!c.given("--qat-lr") && !c.given("--qat-range-lr")) || a.qat_epochs > 0,
+              "--qat-lr and --qat-range-lr need --qat-epochs > 0");
   for (const auto& n : mint::examples::split_list(a.ladder_methods)) {
     const auto listed = mint::examples::split_list(a.methods);
     mint::check(std::find(listed.begin(), listed.end(), n) != listed.end(), "--ladder-methods: '", n,
@@ -386,6 +395,26 @@ inline const std::vector<QuantSetting>& quant_settings() {
 }
 inline constexpr double kPercentileTail = 1e-4;  // "p99.99"
 
+// The widths LSQ quantization-aware training (--qat-epochs) runs at, each started from its post-training model
+// with MSE activation ranges: W4/A4, where post-training quantization already keeps the teacher within 2 points
+// (PRI Table 3a's kind of width), and three where it loses 4-15 points, so the training data has something to
+// recover (the pilot in docs/results.md, "Issue 20").
+inline const std::vector<QuantSetting>& qat_settings() {
+  using G = mint::tasks::Granularity;
+  using R = mint::tasks::RangeMethod;
+  static const std::vector<QuantSetting> s{{"W4/A4 mse", 4, 4, G::PerChannel, R::Mse},
+                                           {"W3/A3 mse", 3, 3, G::PerChannel, R::Mse},
+                                           {"W2/A8 mse", 2, 8, G::PerChannel, R::Mse},
+                                           {"W4/A2 mse", 4, 2, G::PerChannel, R::Mse}};
+  return s;
+}
+// The cache name of a QAT result: the width and everything of the training that changes it.
+inline std::string qat_key(const QuantSetting& q, const Args& a) {
+  char lr[64];
+  std::snprintf(lr, sizeof lr, " lr %g/%g", static_cast<double>(a.qat_lr), static_cast<double>(a.qat_range_lr));
+  return std::string(q.name) + " LSQ e" + std::to_string(a.qat_epochs) + lr + (a.flip ? "" : " noflip");
+}
+
 // SMI's official loop on a set (pool_probe): the student after the last step, and the best accuracies over the
 // steps (test_kt.py prints the best top-1 over its epochs: selected on the test set, so optimistic).
 struct PoolAcc {
@@ -410,12 +439,14 @@ struct Downstream {
   StudentAcc student;
   std::optional<PoolAcc> pool;  // --pool-steps
   std::map<std::string, double> quant;  // top-1 % of the fake-quantized teacher, by QuantSetting::name
+  std::map<std::string, double> qat;    // top-1 % after LSQ training on the set, by qat_key
   double distill_s = 0;
   json to_json() const {
     json j = {{"student_all", student.all}, {"student_unseen", student.unseen}, {"student_seen", student.seen},
             {"student_unseen_within", student.unseen_within}, {"pred_unseen", student.pred_unseen},
             {"pred_within", student.pred_within}, {"quant", quant}, {"distill_seconds", distill_s}};
     if (pool) j["pool"] = pool->to_json();
+    if (!qat.empty()) j["qat"] = qat;
     return j;
   }
   static Downstream from_json(const json& j) {
@@ -427,6 +458,7 @@ struct Downstream {
     d.quant = j.at("quant").get<std::map<std::string, double>>();
     d.distill_s = j.at("distill_seconds");
     if (j.contains("pool")) d.pool = PoolAcc::from_json(j.at("pool"));
+    if (j.contains("qat")) d.qat = j.at("qat").get<std::map<std::string, double>>();
     return d;
   }
 };
@@ -507,18 +539,36 @@ inline PoolAcc pool_probe(Context& c, const std::vector<SparseImage>& data, std:
   return p;
 }
 
-// Calibrates on `data` and measures every quant_settings() entry missing from `acc` (top-1 %); returns whether it
-// added any.
-inline bool quantize_missing(Context& c, const std::vector<SparseImage>& data, std::map<std::string, double>& acc) {
-  bool any = false;
-  for (const auto& qs : quant_settings()) any = any || !acc.count(qs.name);
-  if (!any) return false;
+// Calibrates on `data` and measures every quant_settings() entry missing from d.quant (top-1 %), and with
+// --qat-epochs every qat_settings() entry missing from d.qat (LSQ training on `data`, the downstream seed's
+// shuffle and flips); returns whether it added any.
+inline bool quantize_missing(Context& c, const std::vector<SparseImage>& data, Downstream& d, std::uint64_t seed) {
+  const auto& a = c.a;
+  std::vector<const QuantSetting*> ptq, qat;
+  for (const auto& qs : quant_settings())
+    if (!d.quant.count(qs.name)) ptq.push_back(&qs);
+  if (a.qat_epochs > 0)
+    for (const auto& qs : qat_settings())
+      if (!d.qat.count(qat_key(qs, a))) qat.push_back(&qs);
+  if (ptq.empty() && qat.empty()) return false;
   const auto hist = mint::tasks::calibrate_histograms(c.teacher, std::span<const SparseImage>(data));
-  for (const auto& qs : quant_settings()) {
-    if (acc.count(qs.name)) continue;
-    mint::tasks::QuantizedViT q(c.teacher, {.weight_bits = qs.weight_bits, .act_bits = qs.act_bits, .weights = qs.weights},
-                                mint::tasks::choose_ranges(hist, qs.ranges, qs.act_bits, kPercentileTail));
-    acc[qs.name] = 100.0 * mint::tasks::accuracy(q, c.quant_test).value();
+  const auto config = [](const QuantSetting& qs) {
+    return mint::tasks::QuantConfig{.weight_bits = qs.weight_bits, .act_bits = qs.act_bits, .weights = qs.weights};
+  };
+  const auto ranges = [&](const QuantSetting& qs) {
+    return mint::tasks::choose_ranges(hist, qs.ranges, qs.act_bits, kPercentileTail);
+  };
+  for (const auto* qs : ptq) {
+    mint::tasks::QuantizedViT q(c.teacher, config(*qs), ranges(*qs));
+    d.quant[qs->name] = 100.0 * mint::tasks::accuracy(q, c.quant_test).value();
+  }
+  for (const auto* qs : qat) {
+    mint::tasks::QatViT q(c.teacher, config(*qs), ranges(*qs));
+    mint::tasks::QatOptions opt;
+    opt.epochs = a.qat_epochs, opt.weights.lr = a.qat_lr, opt.ranges.lr = a.qat_range_lr, opt.flip = a.flip;
+    opt.seed = seed;
+    mint::tasks::quantization_aware_training(c.teacher, q, std::span<const SparseImage>(data), opt);
+    d.qat[qat_key(*qs, a)] = 100.0 * mint::tasks::accuracy(q, c.quant_test).value();
   }
   return true;
 }
@@ -536,13 +586,13 @@ inline Downstream downstream(Context& c, const std::vector<SparseImage>& data, s
     d.student = evaluate(student, c.test);
   }
   d.distill_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  quantize_missing(c, data, d.quant);
+  quantize_missing(c, data, d, seed);
   if (c.a.pool_steps > 0) d.pool = pool_probe(c, data, seed);
   return d;
 }
 
 // The cached downstream entry `dk` of `data`: computed when absent; an entry cached before a quantization setting
-// was added gets only the missing settings (the student is not retrained), and the pool loop when --pool-steps
+// (or a QAT width or training) was added gets only the missing settings (the student is not retrained), and the pool loop when --pool-steps
 // asks for it with other steps than the entry has.
 inline Downstream cached_downstream(Context& c, Cache& cache, const std::string& dk, const std::vector<SparseImage>& data,
                                     std::uint64_t seed) {
@@ -550,7 +600,7 @@ inline Downstream cached_downstream(Context& c, Cache& cache, const std::string&
     cache.put(dk, downstream(c, data, seed).to_json());
   } else {
     auto d = Downstream::from_json(cache.get(dk));
-    bool added = quantize_missing(c, data, d.quant);
+    bool added = quantize_missing(c, data, d, seed);
     if (c.a.pool_steps > 0 && (!d.pool || d.pool->steps != c.a.pool_steps)) d.pool = pool_probe(c, data, seed), added = true;
     if (added) cache.put(dk, d.to_json());
   }

@@ -62,6 +62,7 @@
 #include "mint/tasks/distill.hpp"
 #include "mint/tasks/evaluate.hpp"
 #include "mint/tasks/metrics.hpp"
+#include "mint/tasks/qat.hpp"
 #include "mint/tasks/quantize.hpp"
 #include "mint/tasks/synthesis.hpp"
 #include "mint/tasks/train_augment.hpp"

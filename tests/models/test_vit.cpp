@@ -3,6 +3,7 @@
 #include "test_util.hpp"
 
 #include <array>
+#include <map>
 
 #include "models/vit_weights.hpp"
 #include "mint/backend/cpu/parallel.hpp"
@@ -249,6 +250,76 @@ TEST_CASE("ViT linear-input hook: a read-only hook changes nothing, sites in ord
     model.set_linear_input_hook(&log);
     ViT<> moved = std::move(model);
     REQUIRE(moved.linear_input_hook() == &log);
+  }
+}
+
+namespace vit_grad_hook_test {
+// Nudges one value of one site's input in the forward, and records every site's input gradient in the backward.
+struct GradProbe : LinearInputHook<> {
+  std::pair<LinearSite, int> target{LinearSite::PatchEmbed, -1};
+  std::int64_t index = 0;
+  float nudge = 0.0f;
+  bool zero_target_grad = false;
+  std::vector<std::pair<LinearSite, int>> grad_order;
+  std::map<std::pair<LinearSite, int>, Tensor<>> grads;
+  void on_linear_input(LinearSite s, int block, Tensor<>& x) override {
+    if (std::pair{s, block} == target) x[index] += nudge;
+  }
+  void on_linear_input_grad(LinearSite s, int block, Tensor<>& dx) override {
+    grad_order.emplace_back(s, block);
+    grads[{s, block}] = dx.clone();
+    if (zero_target_grad && std::pair{s, block} == target) dx.fill(0.0f);
+  }
+};
+}  // namespace vit_grad_hook_test
+
+TEST_CASE("ViT linear-input gradient hook: each site sees d loss / d its hooked input (finite differences)",
+          "[models][vit][hook][gradcheck]") {
+  using vit_grad_hook_test::GradProbe;
+  for (bool distilled : {false, true}) {
+    CAPTURE(distilled);
+    auto cfg = tiny_config(distilled);
+    auto model = ViT<>::from_tensors(test::philox_vit_weights(cfg, 9), {.heads = 2});
+    auto img = uniform(Shape{2, 2, 8, 8}, 23);
+    nn::TokenIndex keep{2, 3, {3, 0, 2, 1, 2, 0}};
+    const std::vector<int> labels{1, 2};
+    GradProbe probe;
+    model.set_linear_input_hook(&probe);
+    auto backward = [&] {
+      model.zero_grad();
+      auto logits = model.forward(img, &keep);
+      auto d = Tensor<>::zeros(logits.shape());
+      nn::cross_entropy(logits, labels, &d);
+      return model.backward(d, Backward::Full);
+    };
+    const auto dimg = backward();
+    // in backward order: the head(s), blocks from the last (fc2, fc1, proj, qkv), the patch embedding
+    std::vector<std::pair<LinearSite, int>> want{{LinearSite::Head, -1}};
+    if (distilled) want.emplace_back(LinearSite::HeadDist, -1);
+    for (int b = cfg.depth - 1; b >= 0; --b)
+      for (auto s : {LinearSite::Fc2, LinearSite::Fc1, LinearSite::Proj, LinearSite::Qkv}) want.emplace_back(s, b);
+    want.emplace_back(LinearSite::PatchEmbed, -1);
+    REQUIRE(probe.grad_order == want);
+    const auto grads = probe.grads;
+    // float32 central differences with eps 1e-2 on a loss of order 1: truncation and rounding stay below 1e-3
+    for (const auto& site : want) {
+      const auto& g = grads.at(site);
+      for (std::int64_t j : {std::int64_t{0}, g.numel() / 2, g.numel() - 1}) {
+        CAPTURE(static_cast<int>(site.first), site.second, j);
+        probe.target = site, probe.index = j;
+        auto loss_at = [&](float h) {
+          probe.nudge = h;
+          return static_cast<double>(nn::cross_entropy(model.forward(img, &keep), labels));
+        };
+        const double fd = (loss_at(1e-2f) - loss_at(-1e-2f)) / 2e-2;
+        probe.nudge = 0.0f;
+        REQUIRE(std::abs(fd - g[j]) <= 1e-3 + 1e-2 * std::abs(fd));
+      }
+    }
+    // an edit of the gradient in place is what flows further down
+    probe.target = {LinearSite::Fc1, 0}, probe.zero_target_grad = true;
+    const auto dimg_cut = backward();
+    REQUIRE(testing::compare(dimg_cut, dimg, {1e-6, 0}, "d_images with fc1's input gradient cut").max_abs > 1e-5);
   }
 }
 

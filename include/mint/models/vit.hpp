@@ -44,12 +44,16 @@ struct ViTLoadOptions {
 // and fake quantization). on_linear_input runs just before the layer's GEMM and may modify x in place; the
 // modified tensor is what the layer and its backward then see. `block` is the transformer block (-1 for the
 // patch embedding and the heads). With no hook set (the default) forward is unchanged.
+// on_linear_input_grad runs in backward() just after the layer's input gradient d loss / d x (of the modified x)
+// is complete, before it flows further down, and may modify it in place: quantization-aware training
+// (mint/tasks/qat.hpp) masks it there (the straight-through estimator) and reads it for its learned ranges.
 enum class LinearSite { PatchEmbed, Qkv, Proj, Fc1, Fc2, Head, HeadDist };
 
 template <class Device = Cpu>
 struct LinearInputHook {
   virtual ~LinearInputHook() = default;
   virtual void on_linear_input(LinearSite site, int block, Tensor<Device>& x) = 0;
+  virtual void on_linear_input_grad(LinearSite /*site*/, int /*block*/, Tensor<Device>& /*dx*/) {}
 };
 
 template <class Device = Cpu>
@@ -297,6 +301,7 @@ class ViT {
       auto dflat = dhead_in.reshape(Shape{b, d});  // a view: writes land in dhead_in
       nn::linear_backward(dlogits, c.head_in.reshape(Shape{b, d}), head_w_->value, &dflat, head_w_->grad_for(mode),
                           head_b_->grad_for(mode));
+      observe_grad(LinearSite::Head, -1, dhead_in);
     } else {
       TensorT half = dlogits.clone();
       nn::scale_inplace(half, 0.5f);
@@ -305,6 +310,8 @@ class ViT {
       nn::linear_backward(half, cls_rows, head_w_->value, &dcls, head_w_->grad_for(mode), head_b_->grad_for(mode));
       nn::linear_backward(half, dist_rows, head_dist_w_->value, &ddist, head_dist_w_->grad_for(mode),
                           head_dist_b_->grad_for(mode));
+      observe_grad(LinearSite::Head, -1, dcls);
+      observe_grad(LinearSite::HeadDist, -1, ddist);
       copy_rows(dhead_in, 0, 2 * d, dcls, 0, d, d, b);  // row 0 of every image
       copy_rows(dhead_in, d, 2 * d, ddist, 0, d, d, b);  // row 1
     }
@@ -312,7 +319,7 @@ class ViT {
     nn::layernorm_backward(dhead_in, c.head_in_raw, norm_w_->value, c.ln_final, &dx, norm_w_->grad_for(mode),
                            norm_b_->grad_for(mode));
     for (int l = cfg_.depth - 1; l >= 0; --l)
-      dx = block_backward(blocks_[static_cast<std::size_t>(l)], c.blocks[static_cast<std::size_t>(l)], dx, mode);
+      dx = block_backward(blocks_[static_cast<std::size_t>(l)], c.blocks[static_cast<std::size_t>(l)], dx, mode, l);
     // tokens -> patches -> pixels
     const nn::TokenIndex* keep = c.has_keep ? &c.keep : nullptr;
     auto dtok = TensorT::zeros(Shape{b, t - e, d});
@@ -323,6 +330,7 @@ class ViT {
     TensorT* dpe_w = pe_w_->grad_for(mode);
     TensorT dpe_w_flat = dpe_w ? dpe_w->reshape(pe_w_flat_.shape()) : TensorT{};
     nn::linear_backward(dtok, c.patches, pe_w_flat_, &dpatches, dpe_w ? &dpe_w_flat : nullptr, pe_b_->grad_for(mode));
+    observe_grad(LinearSite::PatchEmbed, -1, dpatches);
     auto dimages = TensorT::zeros(c.image_shape);
     nn::patchify_backward(dpatches, cfg_.patch, keep, dimages);
     return dimages;
@@ -465,22 +473,26 @@ class ViT {
   }
 
   // dy is d loss / d block output [B, rows, D]; returns d loss / d block input [B, T, D].
-  TensorT block_backward(const Block& w, BlockCache& s, const TensorT& dy, Backward mode) {
+  TensorT block_backward(const Block& w, BlockCache& s, const TensorT& dy, Backward mode, int l) {
     // x_out = x_mid + fc2(gelu(fc1(ln2(x_mid))))
     auto dact = TensorT::zeros(s.act.shape());
     nn::linear_backward(dy, s.act, w.fc2_w->value, &dact, w.fc2_w->grad_for(mode), w.fc2_b->grad_for(mode));
+    observe_grad(LinearSite::Fc2, l, dact);
     nn::gelu_backward_inplace(dact, s.fc1_out);  // dact becomes d fc1_out
     auto dh2 = TensorT::zeros(s.h2.shape());
     nn::linear_backward(dact, s.h2, w.fc1_w->value, &dh2, w.fc1_w->grad_for(mode), w.fc1_b->grad_for(mode));
+    observe_grad(LinearSite::Fc1, l, dh2);
     TensorT dmid = nn::layernorm_backward_residual(dh2, s.x_mid, w.ln2_w->value, s.ln2, dy, w.ln2_w->grad_for(mode),
                                                    w.ln2_b->grad_for(mode));
     // x_mid = x_in + proj(attention(qkv(ln1(x_in))))
     auto datt = TensorT::zeros(s.att_out.shape());
     nn::linear_backward(dmid, s.att_out, w.proj_w->value, &datt, w.proj_w->grad_for(mode), w.proj_b->grad_for(mode));
+    observe_grad(LinearSite::Proj, l, datt);
     auto dqkv = TensorT::zeros(s.qkv.shape());
     nn::attention_backward(datt, s.qkv, cfg_.heads, s.att, dqkv);
     auto dh1 = TensorT::zeros(s.h1.shape());
     nn::linear_backward(dqkv, s.h1, w.qkv_w->value, &dh1, w.qkv_w->grad_for(mode), w.qkv_b->grad_for(mode));
+    observe_grad(LinearSite::Qkv, l, dh1);
     // the residual reaches the leading rows (all of them but in the last block)
     return nn::layernorm_backward_residual(dh1, s.x_in, w.ln1_w->value, s.ln1, dmid, w.ln1_w->grad_for(mode),
                                            w.ln1_b->grad_for(mode));
@@ -506,6 +518,9 @@ class ViT {
 
   void observe(LinearSite site, int block, TensorT& x) {
     if (hook_) hook_->on_linear_input(site, block, x);
+  }
+  void observe_grad(LinearSite site, int block, TensorT& dx) {
+    if (hook_) hook_->on_linear_input_grad(site, block, dx);
   }
 
   // Row r of every image of x [B, R, D] as [B, D].

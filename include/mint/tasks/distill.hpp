@@ -203,6 +203,28 @@ inline void check_distill_pair(const ViT<>& teacher, const ViT<>& student, const
   check(t.classes == s.classes, what, ": teacher has ", t.classes, " classes, student ", s.classes);
   check(opt.temperature > 0.0f, what, ": temperature must be > 0, got ", opt.temperature);
 }
+
+// The batch-mean KD loss's gradient, added into the student's Param::grad (Full backward): the batch split by
+// kept count (and mirrored where flip says), one teacher and student forward and one student backward per group,
+// each group weighted by its share of the batch. The distillation step of every protocol, and of
+// quantization-aware training (mint/tasks/qat.hpp).
+inline DistillStepStats kd_backward(ViT<>& teacher, ViT<>& student, std::span<const SparseImage> batch,
+                                    const std::vector<char>* flip, float temperature) {
+  const auto groups = group_by_kept_count(batch, flip);
+  const double total = static_cast<double>(batch.size());
+  DistillStepStats st;
+  for (const auto& g : groups) {
+    const float w = static_cast<float>(static_cast<double>(g.size()) / total);
+    const auto t_logits = teacher.forward(g.images, g.keep());
+    const auto s_logits = student.forward(g.images, g.keep());
+    auto d = Tensor<Cpu>::zeros(s_logits.shape());
+    st.loss += w * nn::kl_div_temperature(s_logits, t_logits, temperature, &d, w);
+    student.backward(d, Backward::Full);
+  }
+  st.images = static_cast<std::int64_t>(batch.size());
+  st.groups = static_cast<std::int64_t>(groups.size());
+  return st;
+}
 }  // namespace detail
 
 // One distillation step at a time on a teacher/student pair (both must outlive it).
@@ -223,26 +245,14 @@ class Distiller {
       flips.resize(batch.size());
       for (auto& f : flips) f = philox_uniform(opt_.seed, detail::kDistillFlipStream, flip_counter_++) < 0.5f;
     }
-    const auto groups = group_by_kept_count(batch, opt_.flip ? &flips : nullptr);
-    const double total = static_cast<double>(batch.size());
     student_.zero_grad();
-    DistillStepStats st;
-    for (const auto& g : groups) {
-      const float w = static_cast<float>(static_cast<double>(g.size()) / total);
-      const auto t_logits = teacher_.forward(g.images, g.keep());
-      const auto s_logits = student_.forward(g.images, g.keep());
-      auto d = Tensor<Cpu>::zeros(s_logits.shape());
-      st.loss += w * nn::kl_div_temperature(s_logits, t_logits, opt_.temperature, &d, w);
-      student_.backward(d, Backward::Full);
-    }
+    auto st = detail::kd_backward(teacher_, student_, batch, opt_.flip ? &flips : nullptr, opt_.temperature);
     check(std::isfinite(st.loss), "Distiller: the KD loss is ", st.loss, " at step ", steps_, "; lower the lr");
     if (opt_.trainable)
       for (auto& [name, p] : student_.parameters())
         if (!opt_.trainable(name)) p.grad = Tensor<Cpu>{};  // SGD skips a parameter without a gradient
     sgd_.step(student_.parameters());
     ++steps_;
-    st.images = static_cast<std::int64_t>(batch.size());
-    st.groups = static_cast<std::int64_t>(groups.size());
     return st;
   }
 

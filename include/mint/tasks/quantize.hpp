@@ -59,16 +59,19 @@ inline float quant_step(float lo, float hi, int bits) {
   return (hi - lo) / static_cast<float>((1 << bits) - 1);
 }
 
-// Eq. 5, quantize then dequantize: lo + S * round((clip(x, lo, hi) - lo) / S).
-inline void fake_quantize(float* x, std::int64_t n, float lo, float hi, int bits) {
+// What quantization-aware training (mint/tasks/qat.hpp) needs of each quantized value for its backward: q - v
+// in [-1/2, 1/2] for a value inside [lo, hi] (v = (x - lo) / S its unrounded level, q the level it got), or one
+// of these two marks for a value clipped below lo or above hi.
+inline constexpr float kClippedBelow = -2.0f, kClippedAbove = 2.0f;
+
+// Eq. 5, quantize then dequantize: lo + S * round((clip(x, lo, hi) - lo) / S). code (optional, n values): each
+// value's backward code (above), from the same arithmetic.
+inline void fake_quantize(float* x, std::int64_t n, float lo, float hi, int bits, float* code = nullptr) {
   const float s = quant_step(lo, hi, bits);
-  if (s == 0.0f) {
-    std::fill(x, x + n, lo);
-    return;
-  }
-  const float inv = 1.0f / s, qmax = static_cast<float>((1 << bits) - 1);
+  const float inv = s == 0.0f ? 0.0f : 1.0f / s, qmax = static_cast<float>((1 << bits) - 1);
   for (std::int64_t i = 0; i < n; ++i) {
     const float q = std::min(qmax, std::rint((std::clamp(x[i], lo, hi) - lo) * inv));
+    if (code) code[i] = x[i] < lo ? kClippedBelow : x[i] > hi ? kClippedAbove : q - (x[i] - lo) * inv;
     x[i] = lo + q * s;
   }
 }
@@ -262,6 +265,13 @@ class HistogramObserver : public LinearInputHook<Cpu> {
 };
 
 namespace detail {
+// A ViT with fp's weights, architecture and eps, sharing nothing with it.
+inline ViT<> copy_of(const ViT<>& fp, const char* who) {
+  ViTLoadOptions o;
+  o.heads = fp.config().heads;
+  o.eps = fp.config().eps;
+  return ViT<>::from_tensors(fp.state_dict(), o, {}, who);
+}
 // Runs feed() with `hook` as the model's linear-input hook; the model's previous hook is restored.
 template <class Feed>
 void with_linear_input_hook(ViT<>& model, LinearInputHook<Cpu>& hook, Feed&& feed) {
@@ -349,6 +359,19 @@ struct QuantConfig {
   Granularity weights = Granularity::PerChannel;
   bool patch_embed = true;  // quantize the patch embedding's weight and input
   bool head = true;         // quantize the head's (and head_dist's) weight and input
+
+  // Whether the input of linear layer `k` is quantized.
+  [[nodiscard]] bool quantizes(const SiteKey& k) const {
+    if (k.site == LinearSite::PatchEmbed) return patch_embed;
+    if (k.site == LinearSite::Head || k.site == LinearSite::HeadDist) return head;
+    return true;
+  }
+  // Whether the ViT parameter `name` (value `p`) is a quantized GEMM weight (LayerNorm weights are rank 1).
+  [[nodiscard]] bool quantizes(const std::string& name, const Tensor<Cpu>& p) const {
+    const bool gemm = name.ends_with(".weight") && p.rank() >= 2;
+    const bool is_pe = name == "patch_embed.proj.weight", is_head = name.rfind("head", 0) == 0;
+    return gemm && (!is_pe || patch_embed) && (!is_head || head);
+  }
 };
 
 // A fake-quantized copy of a float ViT: weights quantized once at construction, linear inputs at every
@@ -356,18 +379,11 @@ struct QuantConfig {
 class QuantizedViT {
  public:
   QuantizedViT(const ViT<>& fp, const QuantConfig& qc, ActivationRanges ranges)
-      : qc_(qc), model_(copy_of(fp)) {
-    const auto q = [qc](const SiteKey& k) {
-      if (k.site == LinearSite::PatchEmbed) return qc.patch_embed;
-      if (k.site == LinearSite::Head || k.site == LinearSite::HeadDist) return qc.head;
-      return true;
-    };
-    for (auto& [name, p] : model_.parameters()) {
-      const bool gemm = name.ends_with(".weight") && p.value.rank() >= 2;  // LayerNorm weights are rank 1
-      const bool is_pe = name == "patch_embed.proj.weight", is_head = name.rfind("head", 0) == 0;
-      if (gemm && (!is_pe || qc.patch_embed) && (!is_head || qc.head)) fake_quantize_weight(p.value, qc.weight_bits, qc.weights);
-    }
-    act_ = std::make_unique<ActivationQuantizer>(std::move(ranges), qc.act_bits, q);
+      : qc_(qc), model_(detail::copy_of(fp, "QuantizedViT")) {
+    for (auto& [name, p] : model_.parameters())
+      if (qc.quantizes(name, p.value)) fake_quantize_weight(p.value, qc.weight_bits, qc.weights);
+    act_ = std::make_unique<ActivationQuantizer>(std::move(ranges), qc.act_bits,
+                                                 [qc](const SiteKey& k) { return qc.quantizes(k); });
     model_.set_linear_input_hook(act_.get());
   }
 
@@ -379,12 +395,6 @@ class QuantizedViT {
   [[nodiscard]] const ActivationRanges& ranges() const { return act_->ranges(); }
 
  private:
-  static ViT<> copy_of(const ViT<>& fp) {
-    ViTLoadOptions o;
-    o.heads = fp.config().heads;
-    o.eps = fp.config().eps;
-    return ViT<>::from_tensors(fp.state_dict(), o, {}, "QuantizedViT");
-  }
   QuantConfig qc_;
   std::unique_ptr<ActivationQuantizer> act_;
   ViT<> model_;

@@ -10,7 +10,7 @@
 #   2. the equal-count study: every method, 280 images, T = 2000, the official preset (batch-Frobenius TV 1e-4,
 #      jitter + flip), 3 seeds, with SMI's official student loop (--pool-steps 1000) beside the linear probe;
 #   3. the equal-budget ladder (PRI Fig. 1b): budgets of 35, 70, 140 and 280 DMI images of executed FLOPs for
-#      PRI v = 4, SMI 76 % and DMI, seed 0;
+#      PRI v = 4, SMI 76 % and DMI, seeds 0-2 (seed 0 was the first run's; seeds 1 and 2 added later);
 #   4. docs/results_official.md = both runs' tables; scripts/plot_results.py draws the figures;
 #   5. the full fine-tuning student (--probe 0, the probe's SGD lr 0.1 and 30 epochs) on the DMI and PRI v = 2
 #      sets of step 2 (read from the cache): docs/results/issue20_finetune.md (408 s when it ran).
@@ -25,7 +25,7 @@ COMMON=(--backbone "$BACKBONE" --cache "$CACHE" "${OFFICIAL_SETS[@]}" --pool-ste
 nice -n 10 "$BIN/mint-experiment" "${COMMON[@]}" --out out/experiment/official280 \
   --methods dmi,pri2,smi76,pri4,smi50,smi86,pri7 --seeds 3
 nice -n 10 "$BIN/mint-experiment" "${COMMON[@]}" --out out/experiment/ladder280 --methods pri4,smi76,dmi \
-  --budgets 35,70,140,280 --ladder-seeds 1 --seeds 1
+  --budgets 35,70,140,280 --ladder-seeds 3 --seeds 3
 mkdir -p docs/results_official
 /usr/bin/python3 scripts/plot_results.py out/experiment/official280/summary.json docs/results_official
 /usr/bin/python3 scripts/plot_results.py out/experiment/ladder280/summary.json docs/results_official/ladder
@@ -40,7 +40,7 @@ mkdir -p docs/results_official
   echo
   sed 's/^## /### /' out/experiment/official280/results.md
   echo
-  echo "# Part 2: equal budget (seed 0)"
+  echo "# Part 2: equal budget (3 seeds)"
   echo
   sed -n '/^## Sizes of this run/,/^## Efficiency/p' out/experiment/ladder280/results.md | sed '$d' | sed 's/^## /### /'
   sed -n '/^## Equal budget/,/^## Quantization widths/p' out/experiment/ladder280/results.md | sed '$d' | sed 's/^## /### /'

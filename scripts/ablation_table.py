@@ -13,6 +13,7 @@ import sys
 LEVERS = {
     "official": "official preset: batch-Frobenius TV 1e-4, the code's jitter + flip, T = 500",
     "official_bn0.1": "+ borrowed CNN's BN prior, weight 0.1",
+    "official_best": "+ best-image keeping (each stage's lowest-loss canvas)",
     "paper_tv1e-4": "SMI Eq. 2's TV (printed form) at weight 1e-4, jitter + flip",
     "paper_tv1e-4_nojitter": "SMI Eq. 2's TV at 1e-4, no jitter or flip",
     "paper_tv3e-2": "SMI Eq. 2's TV at 3e-2 (the first study's raised weight), jitter + flip",

@@ -390,7 +390,8 @@ inline const std::vector<QuantSetting>& quant_settings() {
       {"W8/A3 p99.99", 8, 3, G::PerChannel, R::Percentile}, {"W8/A4 mse", 8, 4, G::PerChannel, R::Mse},
       {"W8/A3 mse", 8, 3, G::PerChannel, R::Mse}, {"W4/A4 mse", 4, 4, G::PerChannel, R::Mse},
       {"W8/A2 mse", 8, 2, G::PerChannel, R::Mse}, {"W4/A2 mse", 4, 2, G::PerChannel, R::Mse},
-      {"W8/A2 p99.99", 8, 2, G::PerChannel, R::Percentile}};
+      {"W8/A2 p99.99", 8, 2, G::PerChannel, R::Percentile}, {"W2/A8 mse", 2, 8, G::PerChannel, R::Mse},
+      {"W3/A3 mse", 3, 3, G::PerChannel, R::Mse}};  // the last two: where QAT starts (qat_settings)
   return s;
 }
 inline constexpr double kPercentileTail = 1e-4;  // "p99.99"

@@ -178,11 +178,18 @@ TEST_CASE("Quantization-aware training on real images recovers much of what W4/A
   opt.epochs = 10, opt.weights.lr = 1e-4f, opt.ranges.lr = 1e-3f;
   const auto log = quantization_aware_training(teacher, q, std::span<const SparseImage>(data), opt);
   const double after = accuracy(q, test::test_images()).value();
-  CAPTURE(fp, before, after, log.loss.front(), log.loss.back());
   REQUIRE(log.loss.size() == 80);  // 10 epochs of 256 images in batches of 32
-  REQUIRE(log.loss.back() < 0.5 * log.loss.front());
-  // measured: 90.4 % float, 75 % after post-training quantization, 84-85 % after these 80 steps (1000 images:
-  // a standard error of about 1.2 points); the bar is half the gap closed
+  // the KD loss, averaged over an epoch's 8 batches (one batch's loss varies by a factor of 2 between batches)
+  const auto epoch_mean = [&](std::size_t e) {
+    double m = 0.0;
+    for (std::size_t i = 8 * e; i < 8 * e + 8; ++i) m += log.loss[i] / 8.0;
+    return m;
+  };
+  CAPTURE(fp, before, after, epoch_mean(0), epoch_mean(9));
+  REQUIRE(epoch_mean(9) < 0.5 * epoch_mean(0));
+  // measured: 90.8 % float, 75.6 % after post-training quantization, 84.2-84.9 % after these 80 steps (two builds
+  // whose GEMMs round differently; 1000 images: a standard error of about 1.2 points); the bar is half the gap
+  // closed. The epoch-mean KD loss fell from 0.37 to 0.10.
   REQUIRE(after > before + 0.5 * (fp - before));
   // the learned ranges moved
   bool moved = false;

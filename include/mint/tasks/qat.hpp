@@ -15,7 +15,7 @@
 //   x below lo:         d x^ / d x = 0,  d x^ / d lo = 1,             d x^ / d hi = 0
 //   x above hi:         d x^ / d x = 0,  d x^ / d lo = 0,             d x^ / d hi = 1
 // Weights keep a float copy (the latent weights) that the optimiser updates; the model's weights are their
-// quantized values, refreshed before every forward. Activations are quantized by a ViT linear-input hook that
+// quantized values, refreshed after every optimiser step. Activations are quantized by a ViT linear-input hook that
 // records each value's code in the forward and applies the rows above to the input gradient in the backward.
 //
 // Choices (docs/tasks.md): Adam for everything (torch.optim.Adam's rule, no weight decay), one lr for the latent

@@ -593,8 +593,8 @@ inline Downstream downstream(Context& c, const std::vector<SparseImage>& data, s
 }
 
 // The cached downstream entry `dk` of `data`: computed when absent; an entry cached before a quantization setting
-// (or a QAT width or training) was added gets only the missing settings (the student is not retrained), and the pool loop when --pool-steps
-// asks for it with other steps than the entry has.
+// (or a QAT width or training) was added gets only the missing settings (the student is not retrained), and the
+// pool loop when --pool-steps asks for it with other steps than the entry has.
 inline Downstream cached_downstream(Context& c, Cache& cache, const std::string& dk, const std::vector<SparseImage>& data,
                                     std::uint64_t seed) {
   if (!cache.has(dk)) {

@@ -51,7 +51,7 @@ TEST_CASE("LSQ range gradients: straight-through codes, clipped values to the en
   std::vector<float> x{-1.0f, 0.2f, 1.6f, 2.5f, 4.0f, -3.0f, 0.1f, 0.9f, 2.0f, -0.5f};
   tasks::detail::quantize_learned(r, x.data(), 10, 2);
   const std::vector<float> want_x{0.0f, 0.0f, 2.0f, 2.0f, 3.0f, -1.0f, 1.0f / 3, 1.0f, 1.0f, -1.0f / 3};
-  for (int i = 0; i < 10; ++i) REQUIRE(x[static_cast<std::size_t>(i)] == Approx(want_x[static_cast<std::size_t>(i)]).margin(1e-6));
+  for (std::size_t i = 0; i < 10; ++i) REQUIRE(x[i] == Approx(want_x[i]).margin(1e-6));
   REQUIRE(r.codes[0] == kClippedBelow);
   REQUIRE(r.codes[4] == kClippedAbove);
   REQUIRE(r.codes[1] == Approx(-0.2f));
@@ -81,7 +81,8 @@ TEST_CASE("QatViT before its first step computes QuantizedViT's logits bit for b
   const QuantConfig per_channel{.weight_bits = 4, .act_bits = 4};
   const QuantConfig per_tensor{.weight_bits = 3, .act_bits = 8, .weights = Granularity::PerTensor,
                                .patch_embed = false, .head = false};
-  for (const auto& [qc, method] : {std::pair{per_channel, RangeMethod::Mse}, std::pair{per_tensor, RangeMethod::MinMax}}) {
+  for (const auto& [qc, method] :
+       {std::pair{per_channel, RangeMethod::Mse}, std::pair{per_tensor, RangeMethod::MinMax}}) {
     CAPTURE(qc.weight_bits, qc.act_bits);
     const auto ranges = choose_ranges(hist, method, qc.act_bits);
     QuantizedViT ptq(teacher, qc, ranges);

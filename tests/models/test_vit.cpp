@@ -317,7 +317,7 @@ TEST_CASE("ViT linear-input gradient hook: each site sees d loss / d its hooked 
       }
     }
     // an edit of the gradient in place is what flows further down
-    probe.target = {LinearSite::Fc1, 0}, probe.zero_target_grad = true;
+    probe.target = {LinearSite::Fc1, 0}, probe.index = 0, probe.zero_target_grad = true;  // index 0: in range
     const auto dimg_cut = backward();
     REQUIRE(testing::compare(dimg_cut, dimg, {1e-6, 0}, "d_images with fc1's input gradient cut").max_abs > 1e-5);
   }

@@ -43,8 +43,8 @@ inline const char* row_label(const std::string& n) {
   return n == "real" ? "real training images" : n == "gaussian" ? "Gaussian noise" : n.c_str();
 }
 
-// A table of every set's accuracy per width (get(downstream, width) in %), then each set against Gaussian noise
-// per seed: the widths where the data matters (real beats noise by >= 5 points on the mean of the per-seed
+// A table of every set's accuracy per width (get(downstream, i) in %, column i), then each set against Gaussian
+// noise per seed: the widths where the data matters (real beats noise by >= 5 points on the mean of the per-seed
 // differences, marked **), and each synthetic set against noise there (the bar: >= 3 points).
 template <class Get>
 void width_tables(std::ostringstream& md, Results& r, const std::vector<std::string>& widths, Get get,
@@ -52,9 +52,9 @@ void width_tables(std::ostringstream& md, Results& r, const std::vector<std::str
   std::vector<std::string> rows = r.names;
   rows.push_back("real");
   rows.push_back("gaussian");
-  auto acc = [&](const std::string& n, const std::string& q) {
+  auto acc = [&](const std::string& n, std::size_t i) {
     std::vector<double> v;
-    for (const auto& d : r.down[n]) v.push_back(get(d, q));
+    for (const auto& d : r.down[n]) v.push_back(get(d, i));
     return v;
   };
   const auto header = [&] {
@@ -67,7 +67,7 @@ void width_tables(std::ostringstream& md, Results& r, const std::vector<std::str
   header();
   for (const auto& n : rows) {
     md << "| " << row_label(n) << " |";
-    for (const auto& q : widths) md << " " << pm(acc(n, q)) << " |";
+    for (std::size_t i = 0; i < widths.size(); ++i) md << " " << pm(acc(n, i)) << " |";
     md << "\n";
   }
   md << "\nAgainst Gaussian noise, per-seed difference in points, mean ± sd (smallest over the seeds). A width where "
@@ -77,8 +77,8 @@ void width_tables(std::ostringstream& md, Results& r, const std::vector<std::str
   vs.insert(vs.end(), r.names.begin(), r.names.end());
   for (const auto& n : vs) {
     md << "| " << row_label(n) << " − noise |";
-    for (const auto& q : widths) {
-      const auto d = mint::tasks::paired_differences(acc(n, q), acc("gaussian", q), n + " − gaussian");
+    for (std::size_t i = 0; i < widths.size(); ++i) {
+      const auto d = mint::tasks::paired_differences(acc(n, i), acc("gaussian", i), n + " − gaussian");
       const auto s = mint::tasks::summarize(d);
       const bool matters = n == "real" && s.mean >= 5.0;
       md << " " << (matters ? "**" : "") << pm(d) << " (" << fmt(s.min, 1) << ")" << (matters ? "**" : "") << " |";
@@ -99,7 +99,7 @@ inline void quantization_tables(std::ostringstream& md, Results& r) {
      << fmt(r.ref["teacher_fp_quant_test"].get<double>(), 2) << " %.\n\n";
   std::vector<std::string> widths;
   for (const auto& q : quant_settings()) widths.push_back(q.name);
-  width_tables(md, r, widths, [](const Downstream& d, const std::string& q) { return d.quant.at(q); },
+  width_tables(md, r, widths, [&](const Downstream& d, std::size_t i) { return d.quant.at(widths[i]); },
                "calibration");
 }
 
@@ -118,11 +118,7 @@ inline void qat_tables(std::ostringstream& md, Results& r) {
         "the post-training one of the quantization section (same width, \"mse\").\n\n";
   std::vector<std::string> widths, keys;
   for (const auto& q : qat_settings()) widths.push_back(q.name), keys.push_back(qat_key(q, a));
-  width_tables(md, r, widths,
-               [&](const Downstream& d, const std::string& q) {
-                 const auto i = static_cast<std::size_t>(std::find(widths.begin(), widths.end(), q) - widths.begin());
-                 return d.qat.at(keys.at(i));
-               },
+  width_tables(md, r, widths, [&](const Downstream& d, std::size_t i) { return d.qat.at(keys[i]); },
                "the training data");
 }
 

@@ -288,6 +288,30 @@ inline std::vector<std::size_t> permutation(std::size_t n, std::uint64_t seed, s
   }
   return p;
 }
+
+// `epochs` passes over `data`, epoch e shuffled by Philox (seed, stream_base + e), in batches of `batch` images
+// (the last of an epoch possibly smaller); step(batch) -> DistillStepStats runs each. The loop of every offline
+// protocol (distill_offline, quantization_aware_training); returns their log.
+template <class Step>
+DistillLog shuffled_epochs(std::span<const SparseImage> data, std::int64_t epochs, std::int64_t batch,
+                           std::uint64_t seed, std::uint32_t stream_base, Step&& step) {
+  const auto t0 = std::chrono::steady_clock::now();
+  DistillLog log;
+  std::vector<SparseImage> images;
+  const auto per = static_cast<std::size_t>(batch);
+  for (std::int64_t e = 0; e < epochs; ++e) {
+    const auto perm = permutation(data.size(), seed, stream_base + static_cast<std::uint32_t>(e));
+    for (std::size_t s = 0; s < perm.size(); s += per) {
+      images.clear();
+      for (std::size_t j = s; j < std::min(perm.size(), s + per); ++j) images.push_back(data[perm[j]]);
+      const DistillStepStats st = step(std::span<const SparseImage>(images));
+      log.loss.push_back(st.loss);
+      log.images += st.images;
+    }
+  }
+  log.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return log;
+}
 }  // namespace detail
 
 // Offline protocol: `epochs` passes over `data`, each shuffled (Philox, opt.seed, stream 2^20 + epoch), in
@@ -296,24 +320,12 @@ inline DistillLog distill_offline(ViT<>& teacher, ViT<>& student, std::span<cons
                                   std::int64_t epochs, const DistillOptions& opt = {}, const StepCallback& on_step = {}) {
   check(!data.empty() && epochs >= 0 && opt.batch > 0, "distill_offline: need images, epochs >= 0, batch > 0 (got ",
         data.size(), ", ", epochs, ", ", opt.batch, ")");
-  const auto t0 = std::chrono::steady_clock::now();
   Distiller d(teacher, student, opt);
-  DistillLog log;
-  std::vector<SparseImage> batch;
-  for (std::int64_t e = 0; e < epochs; ++e) {
-    const auto perm = detail::permutation(data.size(), opt.seed, (1u << 20) + static_cast<std::uint32_t>(e));
-    for (std::size_t s = 0; s < perm.size(); s += static_cast<std::size_t>(opt.batch)) {
-      batch.clear();
-      for (std::size_t j = s; j < std::min(perm.size(), s + static_cast<std::size_t>(opt.batch)); ++j)
-        batch.push_back(data[perm[j]]);
-      const auto st = d.step(batch);
-      log.loss.push_back(st.loss);
-      log.images += st.images;
-      if (on_step) on_step(d.steps() - 1, st);
-    }
-  }
-  log.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return log;
+  return detail::shuffled_epochs(data, epochs, opt.batch, opt.seed, 1u << 20, [&](std::span<const SparseImage> b) {
+    const auto st = d.step(b);
+    if (on_step) on_step(d.steps() - 1, st);
+    return st;
+  });
 }
 
 // Alternating protocol: `steps` times, next_batch() produces a synthetic batch (any size, any mix of kept

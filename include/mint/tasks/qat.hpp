@@ -25,7 +25,6 @@
 #pragma once
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <map>
@@ -263,33 +262,19 @@ inline DistillLog quantization_aware_training(ViT<>& teacher, QatViT& q, std::sp
                                               const QatOptions& opt, const StepCallback& on_step = {}) {
   check(!data.empty() && opt.epochs >= 0 && opt.batch > 0, "quantization_aware_training: need images, epochs >= 0, ",
         "batch > 0 (got ", data.size(), ", ", opt.epochs, ", ", opt.batch, ")");
-  check(opt.temperature > 0.0f, "quantization_aware_training: temperature must be > 0, got ", opt.temperature);
-  const auto &t = teacher.config(), &s = q.model().config();
-  check(t.img_size == s.img_size && t.in_chans == s.in_chans && t.patch == s.patch && t.classes == s.classes,
-        "quantization_aware_training: the teacher and the quantized model differ in images or classes");
+  detail::check_distill_pair(teacher, q.model(), DistillOptions{.temperature = opt.temperature},
+                             "quantization_aware_training");
   q.set_options(opt);
-  const auto t0 = std::chrono::steady_clock::now();
-  DistillLog log;
-  std::vector<SparseImage> batch;
   std::vector<char> flips;
   std::uint64_t draws = 0;
-  for (std::int64_t e = 0; e < opt.epochs; ++e) {
-    const auto perm = detail::permutation(data.size(), opt.seed, (1u << 21) + static_cast<std::uint32_t>(e));
-    for (std::size_t b = 0; b < perm.size(); b += static_cast<std::size_t>(opt.batch)) {
-      batch.clear();
-      for (std::size_t j = b; j < std::min(perm.size(), b + static_cast<std::size_t>(opt.batch)); ++j)
-        batch.push_back(data[perm[j]]);
-      flips.assign(batch.size(), 0);
-      if (opt.flip)
-        for (auto& f : flips) f = philox_uniform(opt.seed, detail::kQatFlipStream, draws++) < 0.5f;
-      const auto st = q.step(teacher, batch, opt.flip ? &flips : nullptr, opt.temperature);
-      log.loss.push_back(st.loss);
-      log.images += st.images;
-      if (on_step) on_step(q.steps() - 1, st);
-    }
-  }
-  log.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return log;
+  return detail::shuffled_epochs(data, opt.epochs, opt.batch, opt.seed, 1u << 21, [&](std::span<const SparseImage> b) {
+    flips.assign(b.size(), 0);
+    if (opt.flip)
+      for (auto& f : flips) f = philox_uniform(opt.seed, detail::kQatFlipStream, draws++) < 0.5f;
+    const auto st = q.step(teacher, b, opt.flip ? &flips : nullptr, opt.temperature);
+    if (on_step) on_step(q.steps() - 1, st);
+    return st;
+  });
 }
 
 }  // namespace mint::tasks

@@ -12,6 +12,11 @@
 //       [--distance l2|cos] [--alpha-grad 1] [--schedule 0|1] [--alpha-image 0] [--patch 0] [--registration 0]
 //       [--tv 1e-4] [--l2 0] [--lr 0.1] [--filter all|attn|mlp|blocks:A-B|no-blocks:A-B] [--seed 0]
 //       [--register-every 50] [--register-from 0] [--model PATH] [--prior PATH] [--data DIR] [--out DIR] [--name attack] [--log-every 0]
+//       [--checkpoint-every 500] [--resume]
+// A long attack saves its state (every seed's images and Adam moments, the consensus, the losses) to
+// DIR/NAME.state.safetensors every --checkpoint-every iterations; the same command run again continues from it
+// and gives the bytes the uninterrupted run would have (--resume: require the state). The state is removed once
+// NAME.png and NAME.json are written.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -22,6 +27,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <mint/io/sha256.hpp>
 #include <mint/mint.hpp>
 #include <mint/tasks/april.hpp>
 #include <mint/tasks/gradvit.hpp>
@@ -42,8 +48,8 @@ const char* kDescription =
     "  position-embedding term to the optimisation.";
 
 struct Args {
-  int batch = 8, first = 0, iterations = 400, seeds = 1, register_every = 50, log_every = 0;
-  bool schedule = false;
+  int batch = 8, first = 0, iterations = 400, seeds = 1, register_every = 50, log_every = 0, checkpoint_every = 500;
+  bool schedule = false, resume = false;
   float register_from = 0.0f, alpha_grad = 1.0f, alpha_image = 0.0f, patch = 0.0f, registration = 0.0f, tv = 1e-4f,
         l2 = 0.0f, lr = 0.1f;
   std::uint64_t seed = 0;
@@ -84,6 +90,10 @@ void add_options(mint::cli::Command& c, Args& a) {
   c.text("--out", a.out, "output folder (NAME.png and NAME.json go there)");
   c.text("--name", a.name, "output file name stem");
   c.number("--log-every", a.log_every, "log PSNR every N iterations (0: never)", 0, 10'000'000);
+  c.number("--checkpoint-every", a.checkpoint_every,
+           "save the attack's state to OUT/NAME.state.safetensors every N iterations (0: never)", 0, 10'000'000);
+  c.app().add_flag("--resume", a.resume, "require OUT/NAME.state.safetensors (the same command resumes from it "
+                   "by default when it exists)");
 }
 
 namespace gv = mint::tasks::gradvit;
@@ -120,6 +130,17 @@ nlohmann::json metrics(const mint::Tensor<>& rec01, const mint::Tensor<>& orig01
   if (matched) *matched = m;
   return {{"psnr", mean(p)}, {"ssim", mean(s)}, {"fft2d", mean(f)}, {"psnr_per_image", p}, {"ssim_per_image", s},
           {"fft2d_per_image", f}, {"assignment", order}};
+}
+
+// The options that shape the attack, as the report and the state's fingerprint record them.
+nlohmann::json options_json(const Args& a) {
+  using mint::examples::dec;
+  return {{"distance", a.distance}, {"filter", a.filter}, {"iterations", a.iterations}, {"seeds", a.seeds},
+          {"lr", dec(a.lr)}, {"alpha_grad", dec(a.alpha_grad)}, {"schedule", a.schedule},
+          {"alpha_image", dec(a.alpha_image)}, {"prior", a.alpha_image > 0.0f ? a.prior_path : ""},
+          {"patch", dec(a.patch)}, {"registration", dec(a.registration)}, {"register_every", a.register_every},
+          {"register_from", dec(a.register_from)}, {"tv", dec(a.tv)}, {"l2", dec(a.l2)}, {"april", dec(a.april)},
+          {"seed", a.seed}, {"method", a.method}, {"labels", a.labels_mode}};
 }
 
 int run(const mint::cli::Command& c, const Args& args) {
@@ -197,6 +218,26 @@ int run(const mint::cli::Command& c, const Args& args) {
     opt.image_prior.model = &*prior;
   }
 
+  // What makes a saved state this run's: every option, the model's bytes, the hidden batch and the labels used.
+  const std::string state_path = out + "/" + name + ".state.safetensors";
+  nlohmann::json run_id = options_json(args);
+  run_id.update({{"model_sha256", io::sha256_file(model_path)}, {"first", first}, {"batch", batch},
+                 {"labels_used", labels}});
+  const std::string fingerprint = run_id.dump();
+  std::optional<gv::AttackState> resumed;
+  double seconds_before = 0.0;
+  check(!args.resume || std::filesystem::exists(state_path), "--resume: '", state_path,
+        "' does not exist: nothing to resume (leave out --resume to start)");
+  check(!args.resume || args.method == "gradvit", "--resume: --method ", args.method, " does not iterate");
+  if (args.method == "gradvit" && std::filesystem::exists(state_path)) {
+    std::map<std::string, std::string> extra;
+    resumed = gv::load_attack_state(state_path, fingerprint, &extra);
+    check(resumed->t < iterations, "'", state_path, "' is after iteration ", resumed->t, " of ", iterations);
+    seconds_before = extra.count("seconds") ? std::stod(extra.at("seconds")) : 0.0;
+    std::printf("mint-attack-gradients: resuming after iteration %d of %d from %s\n", resumed->t, iterations,
+                state_path.c_str());
+  }
+
   const auto orig01 = to_pixels(xstar);
   std::printf("mint-attack-gradients: batch %d (test images %d..%d, labels", batch, first, first + batch - 1);
   for (int y : ystar) std::printf(" %d", y);
@@ -214,15 +255,25 @@ int run(const mint::cli::Command& c, const Args& args) {
     res.distance = {match.evaluate(model, cf.image).distance};
     closed_form = {{"rank", cf.rank}, {"condition", cf.condition}, {"residual", cf.residual}};
   } else {
+    const auto elapsed = [&] {
+      return seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    };
+    const gv::AttackCheckpoint ckpt{
+        .every = args.checkpoint_every,
+        .save = [&](const gv::AttackState& st) {
+          gv::save_attack_state(state_path, st, fingerprint, {{"seconds", std::to_string(elapsed())}});
+        },
+        .resume = resumed ? &*resumed : nullptr};
     res = gv::attack(model, match, xstar.shape(), opt, [&](int t, double loss, const Tensor<>& x) {
       if (log_every > 0 && (t % log_every == 0 || t == iterations)) {
         const auto m = metrics(to_pixels(x), orig01, nullptr);
         std::printf("  t %5d  loss %.4e  seed-0 PSNR %.2f dB\n", t, loss, m["psnr"].get<double>());
         std::fflush(stdout);
       }
-    });
+    }, ckpt);
   }
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double secs =
+      seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   Tensor<> matched, matched_c;
   const auto m = metrics(to_pixels(res.images), orig01, &matched);
@@ -249,6 +300,8 @@ int run(const mint::cli::Command& c, const Args& args) {
     for (int c : v) h += static_cast<int>(present.count(c));
     return h;
   };
+  nlohmann::json opts = options_json(args);
+  opts["matched_tensors"] = match.matched().size();
   nlohmann::json rep = {
       {"command", c.command_line()},
       {"model", model_path},
@@ -263,14 +316,7 @@ int run(const mint::cli::Command& c, const Args& args) {
       {"label_recovery",
        {{"eq2", eq2}, {"eq2_present", hits(eq2)}, {"bias_sign", bias}, {"bias_sign_present", hits(bias)},
         {"distinct_true", present.size()}}},
-      {"options",
-       {{"distance", distance}, {"filter", filter}, {"matched_tensors", match.matched().size()},
-        {"iterations", iterations}, {"seeds", seeds}, {"lr", examples::dec(lr)}, {"alpha_grad", examples::dec(alpha_grad)},
-        {"schedule", schedule}, {"alpha_image", examples::dec(alpha_image)},
-        {"prior", alpha_image > 0.0f ? prior_path : ""}, {"patch", examples::dec(patch)},
-        {"registration", examples::dec(registration)}, {"register_every", register_every},
-        {"register_from", examples::dec(register_from)}, {"tv", examples::dec(tv)},
-        {"l2", examples::dec(l2)}, {"april", examples::dec(args.april)}, {"seed", seed}}},
+      {"options", opts},
       {"recovered", m},
       {"consensus", mc},
       {"reference_mean_image", {{"psnr", m_mean["psnr"]}, {"ssim", m_mean["ssim"]}, {"fft2d", m_mean["fft2d"]}}},
@@ -279,9 +325,11 @@ int run(const mint::cli::Command& c, const Args& args) {
       {"final_distance", res.distance},
       {"final_loss", res.loss.back()},
       {"seconds", secs},
+      {"resumed_after", resumed ? resumed->t : 0},
       {"threads", cpu::num_threads()},
   };
   cli::write_json(out + "/" + name + ".json", rep);
+  std::filesystem::remove(state_path);  // the run's outputs are written: nothing is left to resume
   std::printf("  PSNR %.2f dB  SSIM %.3f  FFT2D %.4f  (consensus: %.2f dB; mean image %.2f dB)  in %.1f s -> %s/%s.{png,json}\n",
               m["psnr"].get<double>(), m["ssim"].get<double>(), m["fft2d"].get<double>(), mc["psnr"].get<double>(),
               m_mean["psnr"].get<double>(), secs, out.c_str(), name.c_str());

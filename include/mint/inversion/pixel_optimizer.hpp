@@ -99,6 +99,23 @@ class PixelOptimizer {
   [[nodiscard]] const TensorD& images() const { return x_; }
   [[nodiscard]] const ClipRange& range() const { return range_; }
   [[nodiscard]] const PixelAdam& adam() const { return adam_; }
+  // Adam's first and second moments (what a resumed optimisation needs beside the images and t).
+  [[nodiscard]] const TensorD& first_moment() const { return m_; }
+  [[nodiscard]] const TensorD& second_moment() const { return v_; }
+
+  // Continues from saved moments (CPU): m and v the shape of images(), finite, v >= 0 (checked, naming `what`).
+  void restore_moments(const Tensor<Cpu>& m, const Tensor<Cpu>& v, const std::string& what) {
+    static_assert(std::is_same_v<Device, Cpu>, "PixelOptimizer::restore_moments is the CPU path");
+    check_shape(m, x_.shape(), (what + ": first moment").c_str());
+    check_shape(v, x_.shape(), (what + ": second moment").c_str());
+    for (std::int64_t i = 0; i < m.numel(); ++i) {
+      check(std::isfinite(m[i]), what, ": first moment [", i, "] = ", m[i], " is not finite");
+      check(std::isfinite(v[i]) && v[i] >= 0.0f, what, ": second moment [", i, "] = ", v[i],
+            " is not a finite value >= 0");
+    }
+    m_ = m.clone();
+    v_ = v.clone();
+  }
 
   // Adam (from `step`: fn::AdamStep, or a device-side source such as a CUDA graph's) on the pixels of the active
   // patches of patch size p, then the clip. requires: g the shape of images().

@@ -40,6 +40,7 @@
 #include "mint/inversion/bn_prior.hpp"
 #include "mint/inversion/inverter.hpp"
 #include "mint/inversion/pixel_optimizer.hpp"
+#include "mint/io/safetensors.hpp"
 #include "mint/nn/elementwise.hpp"
 #include "mint/nn/image_priors.hpp"
 #include "mint/nn/losses.hpp"
@@ -481,6 +482,25 @@ struct AttackOptions {
   }
 };
 
+// The attack after iteration t of opt.iterations: everything a resumed run needs to continue bit for bit (every
+// seed's images and Adam moments, the consensus x_C as last computed, the loss of every iteration so far). The
+// model, the target gradient and the options are not part of it: the caller checks they are the same
+// (save_attack_state's fingerprint).
+struct AttackState {
+  int t = 0;
+  std::vector<Tensor<Cpu>> x = {}, m = {}, v = {};  // one per seed
+  Tensor<Cpu> consensus = {};                        // empty until the first registration
+  std::vector<double> loss = {};                     // loss[i]: iteration i + 1
+};
+
+// Saving and resuming an attack (attack's last argument). every > 0: `save(state)` after every every-th
+// iteration before the last (t = every, 2 every, ... < T); resume (not null): continue after resume->t.
+struct AttackCheckpoint {
+  int every = 0;
+  std::function<void(const AttackState&)> save = {};
+  const AttackState* resume = nullptr;
+};
+
 struct AttackResult {
   Tensor<Cpu> images;             // the reconstruction x^: the seed with the least final matching distance
   Tensor<Cpu> consensus;          // the final consensus x_C of all seeds (Eq. 9; with one seed, x^ itself)
@@ -533,9 +553,12 @@ double attack_objective(M& model, const GradientMatch& match, const Tensor<Cpu>&
 // Minimises Gamma(t) match(x^) + Upsilon(t) R_image(x^) + patch R_patch + l2 R_l2 + tv R_TV + registration R_reg
 // over x^ with Adam, from seeded Gaussian noise of `shape`, for every seed.
 // `on_iteration(t, loss, x^ of seed 0)` (optional) is called after every step.
+// `ckpt` saves the state every ckpt.every iterations and/or resumes from ckpt.resume: a resumed run returns the
+// same bytes as one that was never interrupted (tests/tasks/test_gradvit_resume.cpp).
 template <WhiteBoxModel M>
 AttackResult attack(M& model, const GradientMatch& match, const Shape& shape, const AttackOptions& opt = {},
-                    const std::function<void(int, double, const Tensor<Cpu>&)>& on_iteration = {}) {
+                    const std::function<void(int, double, const Tensor<Cpu>&)>& on_iteration = {},
+                    const AttackCheckpoint& ckpt = {}) {
   check(opt.iterations >= 1, "gradvit::attack: iterations must be >= 1, got ", opt.iterations);
   check(shape.rank() == 4 && shape[0] == static_cast<std::int64_t>(match.labels().size()), "gradvit::attack: shape ",
         shape.str(), " does not hold one image per label (", match.labels().size(), ")");
@@ -546,6 +569,8 @@ AttackResult attack(M& model, const GradientMatch& match, const Shape& shape, co
   check(opt.schedule.alpha_image == 0.0f || opt.image_prior.model != nullptr,
         "gradvit::attack: alpha_image = ", opt.schedule.alpha_image, " but no image-prior CNN is set");
   if (opt.image_prior.model) check(!opt.image_prior.model->training(), "gradvit::attack: the image-prior CNN must be in eval mode");
+  check(ckpt.every >= 0 && (ckpt.every == 0 || static_cast<bool>(ckpt.save)),
+        "gradvit::attack: checkpoint every ", ckpt.every, " needs every >= 0 and a save function");
   const auto S = static_cast<std::size_t>(opt.seeds);
   const bool registering = S > 1 && opt.registration > 0.0f;
   AttackResult res;
@@ -565,11 +590,38 @@ AttackResult attack(M& model, const GradientMatch& match, const Shape& shape, co
   };
   auto g = Tensor<Cpu>::zeros(shape);
   Tensor<Cpu> xc;
+  const int reg_t0 = static_cast<int>(opt.register_from * static_cast<float>(opt.iterations));  // pull for t > reg_t0
+  const auto recomputes_consensus = [&](int t) {
+    return registering && t > reg_t0 && (t - reg_t0 - 1) % opt.register_every == 0;
+  };
+  int done = 0;
+  if (const AttackState* st = ckpt.resume) {
+    const char* who = "gradvit::attack: the resumed state";
+    check(st->t >= 1 && st->t < opt.iterations, who, " is after iteration ", st->t, ", not in [1, ", opt.iterations,
+          ")");
+    check(st->x.size() == S && st->m.size() == S && st->v.size() == S, who, " holds ", st->x.size(), " / ",
+          st->m.size(), " / ", st->v.size(), " images / moments / moments, not one per seed (", S, ")");
+    check(st->loss.size() == static_cast<std::size_t>(st->t), who, " has ", st->loss.size(),
+          " losses for ", st->t, " iterations");
+    for (std::size_t s = 0; s < S; ++s) {
+      const std::string what = std::string(who) + " (seed " + std::to_string(s) + ")";
+      check_shape(st->x[s], shape, what.c_str());
+      for (std::int64_t i = 0; i < st->x[s].numel(); ++i)  // inside the clip range: an attack's images always are
+        check(st->x[s][i] >= io.pixel_lo && st->x[s][i] <= io.pixel_hi, what, ": pixel [", i, "] = ",
+              st->x[s][i], " is outside [", io.pixel_lo, ", ", io.pixel_hi, "]");
+      pix[s] = PixelOptimizer<Cpu>(st->x[s].clone(), adam, io.clip_range(shape[1]), false, what);
+      pix[s].restore_moments(st->m[s], st->v[s], what);
+    }
+    const bool needs_consensus = registering && st->t + 1 > reg_t0 && !recomputes_consensus(st->t + 1);
+    if (needs_consensus) check_shape(st->consensus, shape, (std::string(who) + ": consensus").c_str());
+    if (needs_consensus) xc = st->consensus.clone();
+    res.loss = st->loss;
+    done = st->t;
+  }
   const double pi = 3.14159265358979323846;
-  for (int t = 1; t <= opt.iterations; ++t) {
-    const int reg_t0 = static_cast<int>(opt.register_from * static_cast<float>(opt.iterations));  // pull for t > reg_t0
+  for (int t = done + 1; t <= opt.iterations; ++t) {
     const bool pulling = registering && t > reg_t0;
-    if (pulling && (t - reg_t0 - 1) % opt.register_every == 0) xc = consensus(images(), opt.align_shift, opt.align_flip);
+    if (recomputes_consensus(t)) xc = consensus(images(), opt.align_shift, opt.align_flip);
     const float lr = opt.cosine_lr ? static_cast<float>(0.5 * opt.lr * (1.0 + std::cos(pi * (t - 1) / opt.iterations))) : opt.lr;
     const fn::AdamStep step = adam.at(t, lr);
     double mean_loss = 0.0;
@@ -581,6 +633,15 @@ AttackResult attack(M& model, const GradientMatch& match, const Shape& shape, co
     }
     res.loss.push_back(mean_loss);
     if (on_iteration) on_iteration(t, mean_loss, pix[0].images());
+    if (ckpt.every > 0 && t % ckpt.every == 0 && t < opt.iterations) {
+      AttackState st{.t = t, .consensus = xc.data() ? xc.clone() : Tensor<Cpu>{}, .loss = res.loss};
+      for (const auto& p : pix) {
+        st.x.push_back(p.images().clone());
+        st.m.push_back(p.first_moment().clone());
+        st.v.push_back(p.second_moment().clone());
+      }
+      ckpt.save(st);
+    }
   }
   const std::vector<Tensor<Cpu>> xs = images();
   for (std::size_t s = 0; s < S; ++s) {
@@ -590,6 +651,77 @@ AttackResult attack(M& model, const GradientMatch& match, const Shape& shape, co
   res.images = xs[static_cast<std::size_t>(res.best_seed)];
   res.consensus = S > 1 ? consensus(xs, opt.align_shift, opt.align_flip) : res.images.clone();
   return res;
+}
+
+// An attack's state on disk: a safetensors file (x.<s>, m.<s>, v.<s> per seed, consensus when set) whose metadata
+// holds t, the seed count, the loss history (JSON, doubles exact), `fingerprint` (what the caller says makes
+// two runs the same: options, model, target) and the caller's `extra` entries. Written atomically.
+inline constexpr const char* kAttackStateFormat = "mint-gradvit-attack-state-1";
+
+inline void save_attack_state(const std::string& path, const AttackState& st, const std::string& fingerprint,
+                              std::map<std::string, std::string> extra = {}) {
+  std::map<std::string, Tensor<Cpu>> t;
+  for (std::size_t s = 0; s < st.x.size(); ++s) {
+    t["x." + std::to_string(s)] = st.x[s];
+    t["m." + std::to_string(s)] = st.m[s];
+    t["v." + std::to_string(s)] = st.v[s];
+  }
+  if (st.consensus.data()) t["consensus"] = st.consensus;
+  extra["format"] = kAttackStateFormat;
+  extra["t"] = std::to_string(st.t);
+  extra["seeds"] = std::to_string(st.x.size());
+  extra["loss"] = nlohmann::json(st.loss).dump();
+  extra["fingerprint"] = fingerprint;
+  io::save_safetensors(path, t, extra);
+}
+
+// Reads a state written by save_attack_state, refusing (mint::Error naming the path and what is wrong) a file of
+// another format, another fingerprint (the first differing key named when both are JSON objects), a missing
+// tensor, or counts that do not agree. Shapes, ranges and moments are checked by attack() on resume.
+inline AttackState load_attack_state(const std::string& path, const std::string& fingerprint,
+                                     std::map<std::string, std::string>* extra = nullptr) {
+  const io::SafetensorsFile f = io::load_safetensors(path);
+  const auto meta = [&](const std::string& key) -> const std::string& {
+    const auto it = f.metadata.find(key);
+    check(it != f.metadata.end(), "'", path, "' is not a GradViT attack state: no metadata '", key, "'");
+    return it->second;
+  };
+  check(meta("format") == kAttackStateFormat, "'", path, "' is not a GradViT attack state (format '",
+        meta("format"), "', expected '", kAttackStateFormat, "')");
+  if (meta("fingerprint") != fingerprint) {
+    std::string first = "(not JSON objects: the texts differ)";
+    const auto a = nlohmann::json::parse(meta("fingerprint"), nullptr, false), b = nlohmann::json::parse(fingerprint, nullptr, false);
+    if (a.is_object() && b.is_object())
+      for (const auto& [k, v] : b.items())
+        if (!a.contains(k) || a[k] != v) {
+          first = k + ": saved " + (a.contains(k) ? a[k].dump() : "(absent)") + ", now " + v.dump();
+          break;
+        }
+    throw Error("'" + path + "' was saved by a different attack (first difference: " + first +
+                "): delete it to start again, or rerun with the options it was made with");
+  }
+  const auto count = [&](const std::string& key, std::int64_t lo, std::int64_t hi) {
+    meta(key);  // present
+    return static_cast<int>(*io::metadata_int(f.metadata, key, lo, hi, "'" + path + "'"));
+  };
+  AttackState st;
+  st.t = count("t", 1, std::numeric_limits<int>::max());
+  const int seeds = count("seeds", 1, 1000);
+  const auto loss = nlohmann::json::parse(meta("loss"), nullptr, false);
+  check(loss.is_array() && loss.size() == static_cast<std::size_t>(st.t), "'", path, "': metadata 'loss' must be ",
+        "a JSON array of ", st.t, " numbers");
+  for (const auto& l : loss) {
+    check(l.is_number(), "'", path, "': metadata 'loss' holds a non-number");
+    st.loss.push_back(l.get<double>());
+  }
+  for (int s = 0; s < seeds; ++s)
+    for (auto [name, dst] : {std::pair{"x.", &st.x}, std::pair{"m.", &st.m}, std::pair{"v.", &st.v}})
+      dst->push_back(f.at(name + std::to_string(s)).clone());
+  if (f.contains("consensus")) st.consensus = f.at("consensus").clone();
+  check(f.tensors.size() == static_cast<std::size_t>(3 * seeds) + (st.consensus.data() ? 1 : 0), "'", path,
+        "' holds ", f.tensors.size(), " tensors, not 3 per seed (", seeds, " seeds) and the consensus");
+  if (extra) *extra = f.metadata;
+  return st;
 }
 
 }  // namespace mint::tasks::gradvit

@@ -3,11 +3,14 @@
 # test images 0..7) and init seed, plus APRIL's closed form at batch 1 on every checkpoint (issue 19).
 #
 #   bash scripts/results_gradvit_levers.sh             T = 300 (the screen; ~3 min per run on a loaded 2-core machine)
-#   ITER=2000 bash scripts/results_gradvit_levers.sh   any T (a separate cache folder per T)
+#   ITER=2000 bash scripts/results_gradvit_levers.sh   any T (a separate cache folder per T; T != 300 writes
+#                                                      docs/results_gradvit_levers_T<ITER>.md)
+#   ONLY="ig_e1 ig_converged" ...                      only these rows (the long runs: ITER=20000 ONLY=...)
 #   BIN=/path/to/mint-attack-gradients ...             use a binary already built (otherwise cmake builds it)
 #
-# Resumable: a run whose JSON exists in out/results_gradvit_levers/T<ITER>/ is not run again, so an interrupted
-# study continues where it stopped. One run at a time, OMP_NUM_THREADS=1, nice 19.
+# Resumable: a run whose JSON exists in out/results_gradvit_levers/T<ITER>/ is not run again, and a run that was
+# interrupted continues from its last saved state (every 500 iterations, mint-attack-gradients --checkpoint-every),
+# so an interrupted study continues where it stopped. One run at a time, OMP_NUM_THREADS=1, nice 19.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ITER=${ITER:-300}
@@ -23,6 +26,7 @@ export OMP_NUM_THREADS=1
 run() {  # run NAME ARGS...: skipped when OUT/NAME.json exists
   local name=$1
   shift
+  if [[ -n "${ONLY:-}" && " $ONLY " != *" $name "* ]]; then return; fi
   if [[ -f "$OUT/$name.json" ]]; then echo "$name: cached"; return; fi
   nice -n 19 "$BIN" --out "$OUT" --name "$name" "$@" | tail -1 | sed "s|^|$name:|"
 }
@@ -31,7 +35,7 @@ M=models
 for ck in fmnist_vit fmnist_vit_e1 fmnist_vit_init; do
   run "april_cf_$ck" --batch 1 --method april-closed-form --model "$M/$ck.safetensors"
 done
-B8=(--batch 8 --iterations "$ITER" --distance cos --tv 1e-3)  # the IG configuration of results_gradvit.md
+B8=(--batch 8 --iterations "$ITER" --distance cos --tv 1e-3 --checkpoint-every 500)  # the IG configuration of results_gradvit.md
 # lever 1: the victim's training state
 run ig_converged "${B8[@]}" --model "$M/fmnist_vit.safetensors"
 run ig_e1 "${B8[@]}" --model "$M/fmnist_vit_e1.safetensors"
@@ -47,4 +51,5 @@ run e1_dlg "${E1[@]}" --distance l2 --tv 0                          # DLG baseli
 for b in 1 2 4; do
   run "e1_ig_b$b" --batch "$b" --iterations "$ITER" --distance cos --tv 1e-3 --model "$M/fmnist_vit_e1.safetensors"
 done
-/usr/bin/python3 scripts/results_gradvit_levers.py "$OUT" "$ITER" "ITER=$ITER bash scripts/results_gradvit_levers.sh"
+cmd="ITER=$ITER${ONLY:+ ONLY=\"$ONLY\"} bash scripts/results_gradvit_levers.sh"
+/usr/bin/python3 scripts/results_gradvit_levers.py "$OUT" "$ITER" "$cmd" ${ONLY:-}

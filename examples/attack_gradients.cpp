@@ -49,12 +49,12 @@ const char* kDescription =
 
 struct Args {
   int batch = 8, first = 0, iterations = 400, seeds = 1, register_every = 50, log_every = 0, checkpoint_every = 500;
-  bool schedule = false, resume = false;
+  bool schedule = false, resume = false, signed_gradient = false, cosine_lr = true;
   float register_from = 0.0f, alpha_grad = 1.0f, alpha_image = 0.0f, patch = 0.0f, registration = 0.0f, tv = 1e-4f,
         l2 = 0.0f, lr = 0.1f;
   std::uint64_t seed = 0;
   float april = 0.0f;
-  std::string method = "gradvit";
+  std::string method = "gradvit", init = "noise";
   std::string labels_mode = "true", distance = "cos", filter = "all", model_path = MINT_DEFAULT_MODEL,
               prior_path = MINT_DEFAULT_CNN, data_dir = "/usr/share/datasets/fashion-mnist", out = "out/attack",
               name = "attack";
@@ -71,7 +71,8 @@ void add_options(mint::cli::Command& c, Args& a) {
   c.choice("--method", a.method, "gradvit (optimisation) or april-closed-form (batch 1, no iterations)",
            {"gradvit", "april-closed-form"});
   c.number("--april", a.april, "weight of APRIL's position-embedding cosine term (0: off)", 0, 1e6);
-  c.choice("--distance", a.distance, "gradient distance", {"l2", "cos"});
+  c.choice("--distance", a.distance, "gradient distance: l2 (Eq. 3), cos (total cosine), layer-cos (mean per-tensor cosine)",
+           {"l2", "cos", "layer-cos"});
   c.number("--alpha-grad", a.alpha_grad, "gradient-matching weight", 0, 1e6);
   c.flag01("--schedule", a.schedule, "Eq. 5-6 loss schedule");
   c.number("--alpha-image", a.alpha_image, "BN image-prior weight (needs --prior)", 0, 1e6);
@@ -80,6 +81,10 @@ void add_options(mint::cli::Command& c, Args& a) {
   c.number("--tv", a.tv, "total-variation weight", 0, 1e6);
   c.number("--l2", a.l2, "L2 weight", 0, 1e6);
   c.number("--lr", a.lr, "Adam learning rate", 1e-9, 1e3);
+  c.flag01("--cosine-lr", a.cosine_lr, "decay the learning rate by a cosine to 0 (0: constant)");
+  c.flag01("--signed", a.signed_gradient, "feed Adam the sign of the gradient (Inverting Gradients)");
+  c.choice("--init", a.init, "start: noise (seeded Gaussian), mean (the dataset-mean image) or truth (the hidden batch: "
+           "an oracle diagnostic of where the objective's minimiser lies, not an attack)", {"noise", "mean", "truth"});
   c.text("--filter", a.filter, "matched parameters: all|attn|mlp|blocks:A-B|no-blocks:A-B");
   c.number("--seed", a.seed, "seed", 0, std::numeric_limits<std::uint64_t>::max());
   c.number("--register-every", a.register_every, "iterations between registrations", 1, 10'000'000);
@@ -140,7 +145,8 @@ nlohmann::json options_json(const Args& a) {
           {"alpha_image", dec(a.alpha_image)}, {"prior", a.alpha_image > 0.0f ? a.prior_path : ""},
           {"patch", dec(a.patch)}, {"registration", dec(a.registration)}, {"register_every", a.register_every},
           {"register_from", dec(a.register_from)}, {"tv", dec(a.tv)}, {"l2", dec(a.l2)}, {"april", dec(a.april)},
-          {"seed", a.seed}, {"method", a.method}, {"labels", a.labels_mode}};
+          {"seed", a.seed}, {"method", a.method}, {"labels", a.labels_mode}, {"signed", a.signed_gradient},
+          {"init", a.init}, {"cosine_lr", a.cosine_lr}};
 }
 
 int run(const mint::cli::Command& c, const Args& args) {
@@ -199,19 +205,24 @@ int run(const mint::cli::Command& c, const Args& args) {
   }
 
   gv::GradientMatch match(gstar, labels,
-                          {.distance = distance == "l2" ? gv::MatchDistance::L2 : gv::MatchDistance::Cosine,
+                          {.distance = distance == "l2"    ? gv::MatchDistance::L2
+                                       : distance == "cos" ? gv::MatchDistance::Cosine
+                                                           : gv::MatchDistance::LayerCosine,
                            .filter = param_filter});
   std::optional<gv::GradientMatch> april_match;
   if (args.april > 0.0f) april_match.emplace(tasks::april::position_embedding_match(gstar, labels, args.april));
   std::optional<ResNet<>> prior;
   const float lo = (0.0f - tasks::kFashionMnistMean) / tasks::kFashionMnistStd,
               hi = (1.0f - tasks::kFashionMnistMean) / tasks::kFashionMnistStd;
-  gv::AttackOptions opt{.iterations = iterations, .lr = lr, .tv = tv, .l2 = l2, .patch = patch, .patch_size = cfg.patch,
+  gv::AttackOptions opt{.iterations = iterations, .lr = lr, .cosine_lr = args.cosine_lr, .tv = tv, .l2 = l2, .patch = patch, .patch_size = cfg.patch,
                         .schedule = {.enabled = schedule, .alpha_grad = alpha_grad, .alpha_image = alpha_image},
                         .seeds = seeds, .registration = registration, .register_every = register_every,
                         .register_from = register_from,
-                        .seed = seed, .pixel_lo = lo, .pixel_hi = hi,
+                        .signed_gradient = args.signed_gradient, .seed = seed, .pixel_lo = lo, .pixel_hi = hi,
                         .extra_match = april_match ? &*april_match : nullptr};
+  auto mean_start = Tensor<>::full(xstar.shape(), 0.0f);  // the dataset-mean pixel is 0 in normalised units
+  if (args.init == "mean") opt.start = &mean_start;
+  if (args.init == "truth") opt.start = &xstar;
   if (alpha_image > 0.0f) {
     prior.emplace(ResNet<>::load(prior_path));
     prior->eval();

@@ -62,7 +62,7 @@ constexpr std::uint32_t kShuffleStream = 1u << 20, kAugStream = 1u << 21, kErase
                         kMixStream = 1u << 23;  // erasing uses kEraseStream + 2 epoch and the one after it
 
 struct Args : mint::examples::TrainingArgs {
-  int dim = 64, depth = 4, heads = 4, mlp = 128;
+  int dim = 64, depth = 4, heads = 4, mlp = 128, patch = 4;
   std::vector<int> classes;  // empty: all
   mint::tasks::EraseOptions erase;
   mint::tasks::MixOptions mix;
@@ -74,6 +74,7 @@ struct Args : mint::examples::TrainingArgs {
 
 void add_options(mint::cli::Command& c, Args& a) {
   mint::examples::add_training_options(c, a, {"peak AdamW learning rate", "weight decay", "images per step", 1});
+  c.number("--patch", a.patch, "patch size (divides the 28-pixel image: 1, 2, 4, 7, 14 or 28)", 1, 28);
   c.number("--dim", a.dim, "width", 1, 4096);
   c.number("--depth", a.depth, "blocks", 1, 64);
   c.number("--heads", a.heads, "attention heads (divides --dim)", 1, 256);
@@ -90,6 +91,7 @@ void add_options(mint::cli::Command& c, Args& a) {
 void validate(const Args& a) {
   mint::examples::validate_training(a);
   mint::check(a.dim % a.heads == 0, "--heads ", a.heads, " must divide --dim ", a.dim);
+  mint::check(28 % a.patch == 0, "--patch ", a.patch, " must divide the 28-pixel Fashion-MNIST image");
   mint::tasks::check_options(a.erase);
   mint::tasks::check_options(a.mix);
 }
@@ -183,7 +185,7 @@ int run(const mint::cli::Command& cmd, const Args& a) {
   const std::int64_t n = train.images.dim(0), img = train.images.dim(2);
 
   mint::ViTConfig cfg;
-  cfg.img_size = static_cast<int>(img), cfg.patch = 4, cfg.in_chans = 1, cfg.dim = a.dim, cfg.depth = a.depth;
+  cfg.img_size = static_cast<int>(img), cfg.patch = a.patch, cfg.in_chans = 1, cfg.dim = a.dim, cfg.depth = a.depth;
   cfg.heads = a.heads, cfg.mlp_hidden = a.mlp, cfg.classes = 10;
   mint::ViT<> model(cfg);
   mint::init_timm_like(model, a.seed);

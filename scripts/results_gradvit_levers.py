@@ -30,6 +30,20 @@ ROWS = [  # name, what changes against the row above it in its group
     ("e1_ig_b1", "batch 1, IG, one-epoch checkpoint (image 0)"),
     ("e1_ig_b2", "batch 2, IG, one-epoch checkpoint (images 0, 1)"),
     ("e1_ig_b4", "batch 4, IG, one-epoch checkpoint (images 0..3)"),
+    # the second screen: the objective and the optimiser, converged teacher unless named
+    ("truth_tv1e-3", "oracle: IG (TV 1e-3) started at the hidden batch itself"),
+    ("truth_tv0", "oracle: cosine alone (TV 0) started at the hidden batch itself"),
+    ("tv1e-4", "batch 8, cosine + TV 1e-4"),
+    ("tv1e-5", "batch 8, cosine + TV 1e-5"),
+    ("tv0", "batch 8, cosine alone (TV 0)"),
+    ("tv1e-5_lr0.01", "TV 1e-5, Adam lr 0.01 (not 0.1)"),
+    ("tv1e-5_constlr", "TV 1e-5, constant lr (no cosine decay)"),
+    ("tv1e-5_signed", "TV 1e-5, signed gradients (Inverting Gradients)"),
+    ("tv1e-5_layercos", "TV 1e-5, mean per-tensor cosine (mint's variant)"),
+    ("tv1e-5_mean", "TV 1e-5, started at the dataset-mean image"),
+    ("tv1e-5_reg", "TV 1e-5, 4 seeds + registration 1e-2 every 100"),
+    ("tv1e-5_e1", "TV 1e-5, one-epoch checkpoint"),
+    ("tv1e-5_init", "TV 1e-5, checkpoint at initialisation"),
 ]
 
 

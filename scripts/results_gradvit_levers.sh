@@ -52,4 +52,21 @@ for b in 1 2 4; do
   run "e1_ig_b$b" --batch "$b" --iterations "$ITER" --distance cos --tv 1e-3 --model "$M/fmnist_vit_e1.safetensors"
 done
 cmd="ITER=$ITER${ONLY:+ ONLY=\"$ONLY\"} bash scripts/results_gradvit_levers.sh"
+# the objective and the optimiser (the second screen, ITER=2000 ONLY=...): where the objective's own minimiser lies
+# (the oracle start at the hidden batch), the TV weight, the rate and its schedule, signed gradients, the per-tensor
+# cosine, the start, registration; on the converged teacher unless the name says otherwise
+C=(--batch 8 --iterations "$ITER" --distance cos --checkpoint-every 500 --model "$M/fmnist_vit.safetensors")
+run truth_tv1e-3 "${C[@]}" --tv 1e-3 --init truth
+run truth_tv0 "${C[@]}" --tv 0 --init truth
+run tv1e-4 "${C[@]}" --tv 1e-4
+run tv1e-5 "${C[@]}" --tv 1e-5
+run tv0 "${C[@]}" --tv 0
+run tv1e-5_lr0.01 "${C[@]}" --tv 1e-5 --lr 0.01
+run tv1e-5_constlr "${C[@]}" --tv 1e-5 --cosine-lr 0
+run tv1e-5_signed "${C[@]}" --tv 1e-5 --signed 1
+run tv1e-5_layercos "${C[@]}" --tv 1e-5 --distance layer-cos
+run tv1e-5_mean "${C[@]}" --tv 1e-5 --init mean
+run tv1e-5_reg "${C[@]}" --tv 1e-5 --seeds 4 --registration 1e-2 --register-every 100
+run tv1e-5_e1 "${C[@]}" --tv 1e-5 --model "$M/fmnist_vit_e1.safetensors"
+run tv1e-5_init "${C[@]}" --tv 1e-5 --model "$M/fmnist_vit_init.safetensors"
 /usr/bin/python3 scripts/results_gradvit_levers.py "$OUT" "$ITER" "$cmd" ${ONLY:-}

@@ -30,7 +30,8 @@ double prob(const Tensor<>& z, std::int64_t i, int label) {
 }
 }  // namespace
 
-TEST_CASE("DMI on the teacher reaches a mean target probability >= 0.9 in 200 iterations", "[inversion][teacher]") {
+TEST_CASE("DMI on the teacher reaches a mean target probability >= 0.9 in 200 iterations",
+          "[inversion][teacher][slow]") {
   auto model = teacher();
   DMI<ViT<>> dmi(model, {}, TV{1e-4f}, {}, {}, {}, options(200));
   auto res = dmi.run(all_classes());
@@ -43,7 +44,8 @@ TEST_CASE("DMI on the teacher reaches a mean target probability >= 0.9 in 200 it
   REQUIRE(mean >= 0.9);
 }
 
-TEST_CASE("PRI v=4 on the teacher: the last image of most trajectories is classified as its target", "[inversion][teacher]") {
+TEST_CASE("PRI v=4 on the teacher: the last image of most trajectories is classified as its target",
+          "[inversion][teacher][slow]") {
   auto model = teacher();
   PRI<ViT<>> pri(model, {}, TV{1e-4f}, {}, Rebirth{4}, {}, options(400));
   auto res = pri.run(all_classes());

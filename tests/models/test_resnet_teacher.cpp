@@ -29,7 +29,8 @@ nlohmann::json recipe() {
 }
 }  // namespace
 
-TEST_CASE("Fashion-MNIST CNN teacher: recorded accuracy on the first 2000 test images", "[models][resnet_teacher]") {
+TEST_CASE("Fashion-MNIST CNN teacher: recorded accuracy on the first 2000 test images",
+          "[models][resnet_teacher][slow]") {
   const auto r = recipe();
   REQUIRE(r.at("status") == "complete");
   auto model = ResNet<>::load(std::string(MINT_MODELS_DIR) + "/fmnist_resnet.safetensors");

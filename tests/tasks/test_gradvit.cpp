@@ -271,7 +271,7 @@ TEST_CASE("GradViT: label recovery on the trained teacher: exact at batch 1, no 
   }
 }
 
-TEST_CASE("GradViT: batch-1 attack on the Fashion-MNIST teacher recovers the image", "[gradvit][attack]") {
+TEST_CASE("GradViT: batch-1 attack on the Fashion-MNIST teacher recovers the image", "[gradvit][attack][slow]") {
   auto& model = teacher();
   const std::vector<int> label{7};  // a sneaker
   const auto xstar = batch_of(label);

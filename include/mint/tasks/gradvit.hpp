@@ -127,6 +127,11 @@ enum class MatchDistance {
   L2,      // Eq. 3: sum over matched tensors l of ||G_l - G*_l||^2 (a plain sum of squares, no normalisation)
   Cosine,  // 1 - <G, G*> / (||G|| ||G*||) over the concatenation of all matched tensors (Inverting Gradients'
            // total cosine, not a per-layer sum)
+  // The mean over matched tensors l of 1 - <G_l, G*_l> / (||G_l|| ||G*_l||), tensors with G*_l = 0 left out: every
+  // tensor weighs the same, so the patch and position embeddings (the only tensors whose gradients are linear in
+  // the pixels) count as much as the head, which dominates the total cosine of a trained model. mint's variant,
+  // not a form printed by GradViT or Inverting Gradients (docs/gradvit.md, issue 19's levers).
+  LayerCosine,
 };
 
 struct GradientMatchOptions {
@@ -188,23 +193,38 @@ class GradientMatch {
       g.push_back(&it->second.grad);
     }
     double gg = 0.0, gt = 0.0, dd = 0.0;
+    // per tensor: ||G_l||^2, <G_l, G*_l>, ||G*_l||^2 (LayerCosine)
+    std::vector<double> lg(names_.size()), lgt(names_.size()), lt(names_.size());
     for (std::size_t k = 0; k < names_.size(); ++k) {
       const auto& a = *g[k];
       const auto& t = target_.at(names_[k]);
       for (std::int64_t i = 0; i < a.numel(); ++i) {
         const double u = a[i], v = t[i];
-        gg += u * u;
-        gt += u * v;
+        lg[k] += u * u;
+        lgt[k] += u * v;
+        lt[k] += v * v;
         dd += (u - v) * (u - v);
       }
+      gg += lg[k];
+      gt += lgt[k];
     }
     MatchValue out;
     const double gn = std::sqrt(gg), tn = std::sqrt(target_norm2_);
+    std::size_t layers = 0;  // LayerCosine: the tensors with G*_l != 0
     if (opt_.distance == MatchDistance::L2) {
       out.distance = dd;
-    } else {
+    } else if (opt_.distance == MatchDistance::Cosine) {
       check(gn > 0.0 && tn > 0.0, "GradientMatch: cosine distance of a zero gradient (||G|| = ", gn, ", ||G*|| = ", tn, ")");
       out.distance = 1.0 - gt / (gn * tn);
+    } else {
+      for (std::size_t k = 0; k < names_.size(); ++k)
+        if (lt[k] > 0.0) {
+          ++layers;
+          // a zero G_l has no direction: distance 1 (the cosine's mean value), and no gradient through it below
+          out.distance += lg[k] > 0.0 ? 1.0 - lgt[k] / std::sqrt(lg[k] * lt[k]) : 1.0;
+        }
+      check(layers > 0, "GradientMatch: layer-wise cosine with every matched target tensor zero");
+      out.distance /= static_cast<double>(layers);
     }
     out.loss = opt_.weight * out.distance;
     if (!d_x) return out;
@@ -216,10 +236,18 @@ class GradientMatch {
       const auto& a = *g[k];
       const auto& t = target_.at(names_[k]);
       auto rk = Tensor<Cpu>::empty(a.shape());
+      // LayerCosine: d (1 - cos_l) / L with cos_l's own norms (zero for a left-out or zero tensor)
+      const bool in_layer = lt[k] > 0.0 && lg[k] > 0.0;
+      const double ln = std::sqrt(lg[k]), ltn = std::sqrt(lt[k]), per = layers > 0 ? 1.0 / static_cast<double>(layers) : 0.0;
       for (std::int64_t i = 0; i < a.numel(); ++i) {
         const double u = a[i], v = t[i];
-        const double d = opt_.distance == MatchDistance::L2 ? 2.0 * (u - v)
-                                                            : -v / (gn * tn) + gt * u / (gn * gn * gn * tn);
+        double d = 0.0;
+        if (opt_.distance == MatchDistance::L2)
+          d = 2.0 * (u - v);
+        else if (opt_.distance == MatchDistance::Cosine)
+          d = -v / (gn * tn) + gt * u / (gn * gn * gn * tn);
+        else if (in_layer)
+          d = per * (-v / (ln * ltn) + lgt[k] * u / (ln * ln * ln * ltn));
         rk[i] = static_cast<float>(d);
         rr += d * d;
       }
@@ -459,8 +487,15 @@ struct AttackOptions {
   float register_from = 0.0f;   // the pull (and consensus updates) run for t > register_from * T (0: from t = 1)
   int align_shift = 2;          // the alignment searches |dy|, |dx| <= align_shift pixels
   bool align_flip = true;       // ... and a horizontal flip
+  // Signed gradients (Inverting Gradients, Geiping et al. 2020; breaching's optim.signed = "hard"): Adam is fed
+  // sign(d loss / d x^) instead of the gradient itself.
+  bool signed_gradient = false;
   std::uint64_t seed = 0;       // Gaussian init of x^ (seed s uses seed + s)
   float init_std = 1.0f;
+  // Every seed starts from these images (clipped) instead of noise when set (shape of the batch; must outlive the
+  // attack): the constant mean image, or the hidden batch itself as an oracle that shows where the objective's own
+  // minimiser lies near x* (a diagnostic, not an attack).
+  const Tensor<Cpu>* start = nullptr;
   float pixel_lo = -1e30f, pixel_hi = 1e30f;  // valid range of x^ (normalised space), clipped after every step
   // A second matching term added with the same Gamma(t) (nullptr = none), e.g. APRIL's position-embedding cosine
   // (april::position_embedding_match); it must outlive the attack.
@@ -580,8 +615,9 @@ AttackResult attack(M& model, const GradientMatch& match, const Shape& shape, co
   const PixelAdam adam{io.lr, io.beta1, io.beta2, io.eps};
   std::vector<PixelOptimizer<Cpu>> pix;
   pix.reserve(S);
+  if (opt.start) check_shape(*opt.start, shape, "gradvit::attack: start images");
   for (std::size_t s = 0; s < S; ++s)
-    pix.emplace_back(PixelOptimizer<Cpu>::noise(shape, io.seed + s, opt.init_std), adam,
+    pix.emplace_back(opt.start ? opt.start->clone() : PixelOptimizer<Cpu>::noise(shape, io.seed + s, opt.init_std), adam,
                      io.clip_range(shape[1]), true, "gradvit::attack: initial images");
   const auto images = [&] {
     std::vector<Tensor<Cpu>> xs;
@@ -628,6 +664,8 @@ AttackResult attack(M& model, const GradientMatch& match, const Shape& shape, co
     for (std::size_t s = 0; s < S; ++s) {
       const double loss = attack_objective(model, match, pix[s].images(), opt, t, pulling ? &xc : nullptr, &g);
       PixelOptimizer<Cpu>::check_loss(loss, t, "gradvit::attack", " (seed " + std::to_string(s) + ")");
+      if (opt.signed_gradient)
+        for (std::int64_t i = 0; i < g.numel(); ++i) g[i] = static_cast<float>((g[i] > 0.0f) - (g[i] < 0.0f));
       pix[s].step(step, g);
       mean_loss += loss / static_cast<double>(S);
     }

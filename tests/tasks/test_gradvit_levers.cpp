@@ -1,0 +1,124 @@
+// The GradViT attack's issue-19 levers (mint/tasks/gradvit.hpp): the per-tensor cosine distance
+// (MatchDistance::LayerCosine: its value from the per-tensor cosines, its input gradient against central
+// differences), signed gradients (Adam fed sign(g)), and given start images (the oracle start at the hidden batch,
+// where the distance and its gradient are exactly zero, so the attack does not move).
+#include "test_util.hpp"
+#include "tasks/teacher_fixture.hpp"
+
+#include <cmath>
+#include <cstring>
+
+#include "mint/io/safetensors.hpp"
+#include "mint/tasks/gradvit.hpp"
+
+using namespace mint;
+namespace gv = mint::tasks::gradvit;
+
+namespace gradvit_levers_test {
+
+// the random fixture ViT of test_gradvit.cpp (tests/fixtures/gradvit.safetensors), its G* and a far candidate
+struct Fix {
+  ViT<> vit;
+  std::vector<int> labels;
+  gv::GradMap gstar;
+  Tensor<> xhat;
+};
+Fix load() {
+  const auto t = io::load_safetensors(std::string(MINT_FIXTURE_DIR) + "/gradvit.safetensors").tensors;
+  std::map<std::string, Tensor<>> w;
+  gv::GradMap gstar;
+  for (const auto& [k, v] : t) {
+    if (k.rfind("w.", 0) == 0) w[k.substr(2)] = v;
+    if (k.rfind("gstar.", 0) == 0) gstar[k.substr(6)] = v;
+  }
+  std::vector<int> labels;
+  const auto& lab = t.at("labels");
+  for (std::int64_t i = 0; i < lab.numel(); ++i) labels.push_back(static_cast<int>(lab[i]));  // I32 read as float
+  return {ViT<>::from_tensors(w, ViTLoadOptions{.heads = 2}), labels, gstar, t.at("xhat.far").clone()};
+}
+
+}  // namespace gradvit_levers_test
+
+TEST_CASE("GradientMatch LayerCosine: the mean of the per-tensor cosines, and its input gradient",
+          "[gradvit][levers]") {
+  auto f = gradvit_levers_test::load();
+  const gv::GradientMatch match(f.gstar, f.labels, {.distance = gv::MatchDistance::LayerCosine});
+  // by hand: G(x^) from the model's own backward, then mean over tensors of 1 - cos
+  const auto g = gv::parameter_gradients(f.vit, f.xhat, f.labels);
+  double sum = 0.0;
+  int layers = 0;
+  for (const auto& n : match.matched()) {
+    double gg = 0, gt = 0, tt = 0;
+    const auto &a = g.at(n), &b = f.gstar.at(n);
+    for (std::int64_t i = 0; i < a.numel(); ++i) gg += double(a[i]) * a[i], gt += double(a[i]) * b[i], tt += double(b[i]) * b[i];
+    if (tt == 0.0) continue;
+    sum += 1.0 - gt / std::sqrt(gg * tt);
+    ++layers;
+  }
+  REQUIRE(layers == static_cast<int>(match.matched().size()));  // the fixture's G* has no zero tensor
+  auto dx = Tensor<>::zeros(f.xhat.shape());
+  const auto v = match.evaluate(f.vit, f.xhat, &dx);
+  CAPTURE(v.distance, sum / layers);
+  // the same float gradients summed in double in the same order: equal up to the last bits
+  REQUIRE(std::abs(v.distance - sum / layers) <= 1e-12);
+  // it is not the total cosine (the per-tensor weights differ), so a mix-up of the two forms fails here
+  const gv::GradientMatch total(f.gstar, f.labels, {.distance = gv::MatchDistance::Cosine});
+  REQUIRE(std::abs(total.evaluate(f.vit, f.xhat).distance - v.distance) > 1e-3);
+  // d distance / d x^ (the central-difference HVP) against central differences of the distance itself: the
+  // HVP's own error is ~1e-4 of max |d/dx| (docs/gradvit.md); the distance's float32 gradients make the outer
+  // differences at step 1e-2 good to about 1e-3 of max |d/dx| (measured 2e-4 here), so 2 % + 2e-3 of the
+  // largest coordinate is a bound that a wrong per-tensor normalisation (off by the tensor's share) exceeds
+  double amax = 0.0;
+  for (std::int64_t i = 0; i < dx.numel(); ++i) amax = std::max(amax, static_cast<double>(std::abs(dx[i])));
+  MINT_REQUIRE_CLOSE(testing::check_gradient([&] { return match.evaluate(f.vit, f.xhat).distance; }, f.xhat, dx,
+                                             "LayerCosine d/dx", {.eps = 1e-2, .tol = {2e-3 * amax, 2e-2}, .max_coords = 32}));
+}
+
+TEST_CASE("GradViT attack: signed gradients feed Adam sign(g)", "[gradvit][levers][attack]") {
+  auto f = gradvit_levers_test::load();
+  const gv::GradientMatch match(f.gstar, f.labels, {.distance = gv::MatchDistance::Cosine});
+  gv::AttackOptions opt{.iterations = 3, .lr = 0.05f, .tv = 1e-3f, .signed_gradient = true, .seed = 2,
+                        .init_std = 0.5f};
+  const auto res = gv::attack(f.vit, match, f.xhat.shape(), opt);
+  // by hand: the same start, the objective's gradient, its sign, Adam with the cosine-decayed rate
+  auto x = Tensor<>::empty(f.xhat.shape());
+  fill_normal(x, opt.seed, 0, 0.0f, opt.init_std);
+  auto m = Tensor<>::zeros(x.shape()), s = Tensor<>::zeros(x.shape()), g = Tensor<>::empty(x.shape());
+  const PixelAdam adam{opt.lr, opt.beta1, opt.beta2, opt.adam_eps};
+  for (int t = 1; t <= opt.iterations; ++t) {
+    (void)gv::attack_objective(f.vit, match, x, opt, t, nullptr, &g);
+    const double lr = 0.5 * opt.lr * (1.0 + std::cos(3.14159265358979323846 * (t - 1) / opt.iterations));
+    const auto step = adam.at(t, static_cast<float>(lr));
+    for (std::int64_t i = 0; i < x.numel(); ++i) {
+      float sg = g[i] > 0.0f ? 1.0f : g[i] < 0.0f ? -1.0f : 0.0f;
+      step(x[i], sg, m[i], s[i]);
+    }
+  }
+  REQUIRE(std::memcmp(res.images.data(), x.data(), sizeof(float) * x.numel()) == 0);
+  // and it is not the unsigned attack
+  opt.signed_gradient = false;
+  const auto plain = gv::attack(f.vit, match, f.xhat.shape(), opt);
+  REQUIRE(testing::compare(plain.images, res.images, {0, 0}, "signed vs plain").max_abs > 1e-3);
+}
+
+TEST_CASE("GradViT attack: started at the hidden batch with TV 0, it stays there", "[gradvit][levers][attack]") {
+  auto& model = test::teacher();
+  const auto& data = test::test_images();
+  auto x = Tensor<>::empty(Shape{2, 1, 28, 28});
+  std::copy(data.images.data(), data.images.data() + x.numel(), x.data());
+  const std::vector<int> y{data.labels[0], data.labels[1]};
+  const gv::GradientMatch match(gv::parameter_gradients(model, x, y), y, {.distance = gv::MatchDistance::Cosine});
+  const float lo = (0.0f - tasks::kFashionMnistMean) / tasks::kFashionMnistStd,
+              hi = (1.0f - tasks::kFashionMnistMean) / tasks::kFashionMnistStd;
+  gv::AttackOptions opt{.iterations = 4, .tv = 0.0f, .start = &x, .pixel_lo = lo, .pixel_hi = hi};
+  // at x* the gradient is G* bit for bit, so the distance's gradient R is exactly 0 and no step moves a pixel
+  const auto res = gv::attack(model, match, x.shape(), opt);
+  REQUIRE(std::memcmp(res.images.data(), x.data(), sizeof(float) * x.numel()) == 0);
+  REQUIRE(res.distance[0] == 0.0);
+  // with the TV prior the objective's minimiser is elsewhere: the same start moves
+  opt.tv = 1e-3f;
+  REQUIRE(testing::compare(gv::attack(model, match, x.shape(), opt).images, x, {0, 0}, "TV start").max_abs > 1e-3);
+  const auto wrong = Tensor<>::zeros(Shape{1, 1, 28, 28});
+  opt.start = &wrong;
+  REQUIRE_THROWS_WITH(gv::attack(model, match, x.shape(), opt), Catch::Contains("start images"));
+}

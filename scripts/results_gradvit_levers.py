@@ -33,6 +33,8 @@ ROWS = [  # name, what changes against the row above it in its group
     # the second screen: the objective and the optimiser, converged teacher unless named
     ("truth_tv1e-3", "oracle: IG (TV 1e-3) started at the hidden batch itself"),
     ("truth_tv0", "oracle: cosine alone (TV 0) started at the hidden batch itself"),
+    ("truth_tv1e-4", "oracle: cosine + TV 1e-4 started at the hidden batch itself"),
+    ("truth_tv0_lr0.01", "oracle: cosine alone started at the hidden batch, Adam lr 0.01"),
     ("tv1e-4", "batch 8, cosine + TV 1e-4"),
     ("tv1e-5", "batch 8, cosine + TV 1e-5"),
     ("tv0", "batch 8, cosine alone (TV 0)"),
@@ -44,6 +46,12 @@ ROWS = [  # name, what changes against the row above it in its group
     ("tv1e-5_reg", "TV 1e-5, 4 seeds + registration 1e-2 every 100"),
     ("tv1e-5_e1", "TV 1e-5, one-epoch checkpoint"),
     ("tv1e-5_init", "TV 1e-5, checkpoint at initialisation"),
+    ("tv1e-4_lr0.01", "TV 1e-4, Adam lr 0.01 (not 0.1)"),
+    ("tv1e-4_signed", "TV 1e-4, signed gradients (Inverting Gradients)"),
+    ("tv1e-4_layercos", "TV 1e-4, mean per-tensor cosine (mint's variant)"),
+    ("tv1e-4_reg", "TV 1e-4, 4 seeds + registration 1e-2 every 100"),
+    ("tv1e-4_e1", "TV 1e-4, one-epoch checkpoint"),
+    ("tv1e-4_init", "TV 1e-4, checkpoint at initialisation"),
 ]
 
 

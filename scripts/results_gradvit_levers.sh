@@ -58,6 +58,8 @@ cmd="ITER=$ITER${ONLY:+ ONLY=\"$ONLY\"} bash scripts/results_gradvit_levers.sh"
 C=(--batch 8 --iterations "$ITER" --distance cos --checkpoint-every 500 --model "$M/fmnist_vit.safetensors")
 run truth_tv1e-3 "${C[@]}" --tv 1e-3 --init truth
 run truth_tv0 "${C[@]}" --tv 0 --init truth
+run truth_tv1e-4 "${C[@]}" --tv 1e-4 --init truth
+run truth_tv0_lr0.01 "${C[@]}" --tv 0 --init truth --lr 0.01
 run tv1e-4 "${C[@]}" --tv 1e-4
 run tv1e-5 "${C[@]}" --tv 1e-5
 run tv0 "${C[@]}" --tv 0
@@ -69,4 +71,12 @@ run tv1e-5_mean "${C[@]}" --tv 1e-5 --init mean
 run tv1e-5_reg "${C[@]}" --tv 1e-5 --seeds 4 --registration 1e-2 --register-every 100
 run tv1e-5_e1 "${C[@]}" --tv 1e-5 --model "$M/fmnist_vit_e1.safetensors"
 run tv1e-5_init "${C[@]}" --tv 1e-5 --model "$M/fmnist_vit_init.safetensors"
+# the same levers at TV 1e-4, the best weight of the TV rows above
+for lever in "lr0.01 --lr 0.01" "signed --signed 1" "layercos --distance layer-cos" \
+             "reg --seeds 4 --registration 1e-2 --register-every 100" \
+             "e1 --model $M/fmnist_vit_e1.safetensors" "init --model $M/fmnist_vit_init.safetensors"; do
+  read -r tag args <<<"$lever"
+  # shellcheck disable=SC2086  # the lever's options are words
+  run "tv1e-4_$tag" "${C[@]}" --tv 1e-4 $args
+done
 /usr/bin/python3 scripts/results_gradvit_levers.py "$OUT" "$ITER" "$cmd" ${ONLY:-}

@@ -52,7 +52,17 @@ ROWS = [  # name, what changes against the row above it in its group
     ("tv1e-4_reg", "TV 1e-4, 4 seeds + registration 1e-2 every 100"),
     ("tv1e-4_e1", "TV 1e-4, one-epoch checkpoint"),
     ("tv1e-4_init", "TV 1e-4, checkpoint at initialisation"),
+    ("tv1e-4_april", "TV 1e-4, + APRIL position-embedding term (weight 1)"),
+    ("p14_cf", "patch-14 victim (4 tokens, one epoch): APRIL closed form, batch 1"),
+    ("p14_b1", "patch-14 victim: IG (TV 1e-3), batch 1"),
+    ("p14_b1_tv0", "patch-14 victim: cosine alone, batch 1"),
+    ("p14_b8", "patch-14 victim: cosine + TV 1e-4, batch 8"),
 ]
+
+
+def db(v):
+    """A PSNR from a report: JSON has no infinity, so an exact recovery (MSE 0) is written as null."""
+    return float("inf") if v is None else v
 
 
 def mean(v):
@@ -78,16 +88,18 @@ for name, label in [r for r in ROWS if not only or r[0] in only]:
         continue
     r = R[name]
     m, ref = r["recovered"], r["reference_mean_image"]
-    per = ", ".join(f"{p:.1f}" for p in m["psnr_per_image"])
-    L.append(f"| {label} | {m['psnr']:.2f} | {m['psnr'] - ref['psnr']:+.2f} | {m['ssim']:.3f} | {m['fft2d']:.4f} | "
+    per = ", ".join(f"{db(p):.1f}" for p in m["psnr_per_image"])
+    L.append(f"| {label} | {db(m['psnr']):.2f} | {db(m['psnr']) - ref['psnr']:+.2f} | {m['ssim']:.3f} | {m['fft2d']:.4f} | "
              f"{r['labels_correct']}/{r['batch']} | {r['seconds']:.0f} | {per} | "
              f"![](figures/{fig_name}/{name}.png) |")
 if missing:
     L.append("\nNot run yet (the script resumes them): " + ", ".join(f"`{n}`" for n in missing) + ".\n")
-b8 = [R[n] for n, _ in ROWS if n in R and R[n]["batch"] == 8]
-if b8:
-    best = max(b8, key=lambda r: r["recovered"]["psnr"] - r["reference_mean_image"]["psnr"])
-    gain = best["recovered"]["psnr"] - best["reference_mean_image"]["psnr"]
+# the oracle rows start at the hidden batch: they say where the objective's minimiser lies, not what an attack
+# recovers, so the bar is judged on the other rows
+attacks = [R[n] for n, _ in ROWS if n in R and R[n]["batch"] == 8 and R[n]["options"].get("init", "noise") != "truth"]
+if attacks:
+    best = max(attacks, key=lambda r: db(r["recovered"]["psnr"]) - r["reference_mean_image"]["psnr"])
+    gain = db(best["recovered"]["psnr"]) - best["reference_mean_image"]["psnr"]
     L.append(f"\n**Bar (batch 8 at least 5 dB above the mean image):** the best batch-8 row gains {gain:+.2f} dB; "
              + ("met." if gain >= 5 else "missed at this T.") + "\n")
 os.makedirs(os.path.join(root, "docs"), exist_ok=True)

@@ -17,7 +17,7 @@ ITER=${ITER:-300}
 if [[ -z "${BIN:-}" ]]; then
   bash scripts/setup.sh
   cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMINT_BUILD_EXAMPLES=ON >/dev/null
-  cmake --build build -j1 --target mint_attack_gradients
+  cmake --build build -j1 --target mint_attack_gradients mint_train_teacher
   BIN=./build/examples/mint-attack-gradients
 fi
 OUT=out/results_gradvit_levers/T$ITER
@@ -79,4 +79,17 @@ for lever in "lr0.01 --lr 0.01" "signed --signed 1" "layercos --distance layer-c
   # shellcheck disable=SC2086  # the lever's options are words
   run "tv1e-4_$tag" "${C[@]}" --tv 1e-4 $args
 done
+run tv1e-4_april "${C[@]}" --tv 1e-4 --april 1  # APRIL's position-embedding term
+# a victim whose first layer pins a batch-1 image in closed form with room to spare: patch 14 (4 tokens of 196
+# pixels, dim 64), one epoch of mint-train-teacher (5 s); trained into OUT/models/ when missing
+P14="$OUT/models/p14_e1.safetensors"
+if [[ " ${ONLY:-p14} " == *" p14"* && ! -f "$P14" ]]; then
+  mkdir -p "$OUT/models"
+  "$(dirname "$BIN")/mint-train-teacher" --patch 14 --epochs 1 --flip 1 --warmup 0.1 --threads 1 --out "$OUT/models" \
+    --name p14_e1 >/dev/null
+fi
+run p14_cf --batch 1 --method april-closed-form --model "$P14"
+run p14_b1 --batch 1 --iterations "$ITER" --distance cos --tv 1e-3 --model "$P14"
+run p14_b1_tv0 --batch 1 --iterations "$ITER" --distance cos --tv 0 --model "$P14"
+run p14_b8 "${C[@]}" --tv 1e-4 --model "$P14"
 /usr/bin/python3 scripts/results_gradvit_levers.py "$OUT" "$ITER" "$cmd" ${ONLY:-}

@@ -3,45 +3,21 @@
 // differences), signed gradients (Adam fed sign(g)), and given start images (the oracle start at the hidden batch,
 // where the distance and its gradient are exactly zero, so the attack does not move).
 #include "test_util.hpp"
+#include "tasks/gradvit_fixture.hpp"
 #include "tasks/teacher_fixture.hpp"
 
 #include <cmath>
 #include <cstring>
 
-#include "mint/io/safetensors.hpp"
 #include "mint/tasks/gradvit.hpp"
 
 using namespace mint;
 namespace gv = mint::tasks::gradvit;
 
-namespace gradvit_levers_test {
-
-// the random fixture ViT of test_gradvit.cpp (tests/fixtures/gradvit.safetensors), its G* and a far candidate
-struct Fix {
-  ViT<> vit;
-  std::vector<int> labels;
-  gv::GradMap gstar;
-  Tensor<> xhat;
-};
-Fix load() {
-  const auto t = io::load_safetensors(std::string(MINT_FIXTURE_DIR) + "/gradvit.safetensors").tensors;
-  std::map<std::string, Tensor<>> w;
-  gv::GradMap gstar;
-  for (const auto& [k, v] : t) {
-    if (k.rfind("w.", 0) == 0) w[k.substr(2)] = v;
-    if (k.rfind("gstar.", 0) == 0) gstar[k.substr(6)] = v;
-  }
-  std::vector<int> labels;
-  const auto& lab = t.at("labels");
-  for (std::int64_t i = 0; i < lab.numel(); ++i) labels.push_back(static_cast<int>(lab[i]));  // I32 read as float
-  return {ViT<>::from_tensors(w, ViTLoadOptions{.heads = 2}), labels, gstar, t.at("xhat.far").clone()};
-}
-
-}  // namespace gradvit_levers_test
 
 TEST_CASE("GradientMatch LayerCosine: the mean of the per-tensor cosines, and its input gradient",
           "[gradvit][levers]") {
-  auto f = gradvit_levers_test::load();
+  auto f = test::gradvit_fixture();
   const gv::GradientMatch match(f.gstar, f.labels, {.distance = gv::MatchDistance::LayerCosine});
   // by hand: G(x^) from the model's own backward, then mean over tensors of 1 - cos
   const auto g = gv::parameter_gradients(f.vit, f.xhat, f.labels);
@@ -75,7 +51,7 @@ TEST_CASE("GradientMatch LayerCosine: the mean of the per-tensor cosines, and it
 }
 
 TEST_CASE("GradViT attack: signed gradients feed Adam sign(g)", "[gradvit][levers][attack]") {
-  auto f = gradvit_levers_test::load();
+  auto f = test::gradvit_fixture();
   const gv::GradientMatch match(f.gstar, f.labels, {.distance = gv::MatchDistance::Cosine});
   gv::AttackOptions opt{.iterations = 3, .lr = 0.05f, .tv = 1e-3f, .signed_gradient = true, .seed = 2,
                         .init_std = 0.5f};

@@ -33,6 +33,10 @@ struct Setup {
     opt = {.iterations = 12, .tv = 1e-3f, .seeds = 2, .registration = 0.5f, .register_every = 4, .seed = 3,
            .pixel_lo = lo, .pixel_hi = hi};
   }
+  // the teacher's gradient of the two images, matched by the total cosine
+  [[nodiscard]] gv::GradientMatch match() const {
+    return {gv::parameter_gradients(test::teacher(), x, y), y, {.distance = gv::MatchDistance::Cosine}};
+  }
 };
 
 }  // namespace gradvit_resume_test
@@ -42,8 +46,7 @@ using gradvit_resume_test::same_bytes;
 TEST_CASE("GradViT attack: a resumed run gives the uninterrupted run's bytes", "[gradvit][attack][resume]") {
   auto& model = test::teacher();
   const gradvit_resume_test::Setup su;
-  const gv::GradientMatch match(gv::parameter_gradients(model, su.x, su.y), su.y,
-                                {.distance = gv::MatchDistance::Cosine});
+  const gv::GradientMatch match = su.match();
   std::vector<gv::AttackState> saved;
   const auto straight = gv::attack(model, match, su.x.shape(), su.opt, {},
                                    {.every = 5, .save = [&](const gv::AttackState& s) { saved.push_back(s); }});
@@ -83,8 +86,7 @@ TEST_CASE("GradViT attack: a resumed run gives the uninterrupted run's bytes", "
 TEST_CASE("GradViT attack: states that do not fit the run are refused", "[gradvit][attack][resume]") {
   auto& model = test::teacher();
   const gradvit_resume_test::Setup su;
-  const gv::GradientMatch match(gv::parameter_gradients(model, su.x, su.y), su.y,
-                                {.distance = gv::MatchDistance::Cosine});
+  const gv::GradientMatch match = su.match();
   std::vector<gv::AttackState> saved;
   gv::AttackOptions opt = su.opt;
   opt.iterations = 6;

@@ -14,31 +14,12 @@
 #include "mint/models/resnet.hpp"
 #include "mint/models/vit.hpp"
 #include "mint/tasks/gradvit.hpp"
+#include "tasks/gradvit_fixture.hpp"
 
 using namespace mint;
 namespace gv = mint::tasks::gradvit;
 
 namespace {
-// The fixture's ViT (img 8, patch 2, 3 channels, 2 blocks), its hidden batch's G* and labels.
-struct ScheduleFixture {
-  ViT<> vit;
-  gv::GradMap gstar;
-  std::vector<int> labels;
-  Tensor<> xhat;  // the 'far' candidate x^ [2, 3, 8, 8]
-};
-ScheduleFixture schedule_fixture() {
-  const auto& t = testing::fixture_file("gradvit.safetensors").tensors;
-  std::map<std::string, Tensor<>> w;
-  gv::GradMap g;
-  for (const auto& [k, v] : t) {
-    if (k.rfind("w.", 0) == 0) w[k.substr(2)] = v;
-    if (k.rfind("gstar.", 0) == 0) g[k.substr(6)] = v;
-  }
-  std::vector<int> labels;
-  const auto& lab = t.at("labels");
-  for (std::int64_t i = 0; i < lab.numel(); ++i) labels.push_back(static_cast<int>(lab[i]));  // I32 is read as float
-  return {ViT<>::from_tensors(w, ViTLoadOptions{.heads = 2}), g, labels, t.at("xhat.far").clone()};
-}
 // A tiny random ResNet on the fixture's images (3 x 8 x 8) with non-trivial BN running statistics (one
 // training-mode pass on noise), in eval mode: the image prior's CNN.
 ResNet<> schedule_cnn() {
@@ -97,7 +78,7 @@ TEST_CASE("loss schedule disabled: both weights constant (the ablation's rows wi
 }
 
 TEST_CASE("attack objective: Gamma(t) != 1 scales the matching term's value and gradient (Eq. 5)", "[gradvit][schedule]") {
-  auto f = schedule_fixture();
+  auto f = test::gradvit_fixture();
   gv::GradientMatch match(f.gstar, f.labels, {.distance = gv::MatchDistance::Cosine});
   auto dmatch = Tensor<>::zeros(f.xhat.shape());
   const double m = match.evaluate(f.vit, f.xhat, &dmatch).loss;
@@ -127,7 +108,7 @@ TEST_CASE("attack objective: Gamma(t) != 1 scales the matching term's value and 
 }
 
 TEST_CASE("attack objective: Upsilon(t) > 0 adds the BN image prior after T/2 (Eq. 6)", "[gradvit][schedule]") {
-  auto f = schedule_fixture();
+  auto f = test::gradvit_fixture();
   auto cnn = schedule_cnn();
   gv::GradientMatch match(f.gstar, f.labels, {.distance = gv::MatchDistance::Cosine});
   auto dmatch = Tensor<>::zeros(f.xhat.shape());
@@ -164,7 +145,7 @@ TEST_CASE("attack objective: Upsilon(t) > 0 adds the BN image prior after T/2 (E
 
 TEST_CASE("attack: one step is Adam on the objective's gradient (Gamma, Upsilon, patch, L2 all on)", "[gradvit][schedule][attack]") {
   // T = 1: the single iteration lies past T/2, so Gamma = alpha_grad / 2 = 1.5 and Upsilon = alpha_image
-  auto f = schedule_fixture();
+  auto f = test::gradvit_fixture();
   auto cnn = schedule_cnn();
   gv::GradientMatch match(f.gstar, f.labels, {.distance = gv::MatchDistance::L2});
   const gv::AttackOptions opt{.iterations = 1, .lr = 0.05f, .tv = 1e-3f, .l2 = 0.1f, .patch = 0.05f, .patch_size = 2,

@@ -57,6 +57,8 @@ ROWS = [  # name, what changes against the row above it in its group
     ("p14_b1", "patch-14 victim: IG (TV 1e-3), batch 1"),
     ("p14_b1_tv0", "patch-14 victim: cosine alone, batch 1"),
     ("p14_b8", "patch-14 victim: cosine + TV 1e-4, batch 8"),
+    ("wide_ig", "dim-192 victim at initialisation: IG (TV 1e-3), batch 8"),
+    ("wide_tv1e-4_signed", "dim-192 victim at initialisation: TV 1e-4 + signed gradients, batch 8"),
 ]
 
 

@@ -92,4 +92,14 @@ run p14_cf --batch 1 --method april-closed-form --model "$P14"
 run p14_b1 --batch 1 --iterations "$ITER" --distance cos --tv 1e-3 --model "$P14"
 run p14_b1_tv0 --batch 1 --iterations "$ITER" --distance cos --tv 0 --model "$P14"
 run p14_b8 "${C[@]}" --tv 1e-4 --model "$P14"
+# a wider victim at initialisation (dim 192, DeiT-Tiny's width, 3 heads, MLP 768, patch 4): more gradient entries
+# per unknown pixel (issue 19's "wider ViT" lever); trained into OUT/models/ when missing (one AdamW step at 1e-9)
+WIDE="$OUT/models/wide192_init.safetensors"
+if [[ " ${ONLY:-wide} " == *" wide"* && ! -f "$WIDE" ]]; then
+  mkdir -p "$OUT/models"
+  "$(dirname "$BIN")/mint-train-teacher" --dim 192 --heads 3 --mlp 768 --epochs 1 --train-limit 128 --batch 128 \
+    --lr 1e-9 --min-lr 0 --warmup 0 --threads 1 --out "$OUT/models" --name wide192_init >/dev/null
+fi
+run wide_ig "${C[@]}" --tv 1e-3 --model "$WIDE"
+run wide_tv1e-4_signed "${C[@]}" --tv 1e-4 --signed 1 --model "$WIDE"
 /usr/bin/python3 scripts/results_gradvit_levers.py "$OUT" "$ITER" "$cmd" ${ONLY:-}

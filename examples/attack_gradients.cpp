@@ -71,7 +71,8 @@ void add_options(mint::cli::Command& c, Args& a) {
   c.choice("--method", a.method, "gradvit (optimisation) or april-closed-form (batch 1, no iterations)",
            {"gradvit", "april-closed-form"});
   c.number("--april", a.april, "weight of APRIL's position-embedding cosine term (0: off)", 0, 1e6);
-  c.choice("--distance", a.distance, "gradient distance: l2 (Eq. 3), cos (total cosine), layer-cos (mean per-tensor cosine)",
+  c.choice("--distance", a.distance,
+           "gradient distance: l2 (Eq. 3), cos (total cosine), layer-cos (mean per-tensor cosine)",
            {"l2", "cos", "layer-cos"});
   c.number("--alpha-grad", a.alpha_grad, "gradient-matching weight", 0, 1e6);
   c.flag01("--schedule", a.schedule, "Eq. 5-6 loss schedule");
@@ -83,8 +84,10 @@ void add_options(mint::cli::Command& c, Args& a) {
   c.number("--lr", a.lr, "Adam learning rate", 1e-9, 1e3);
   c.flag01("--cosine-lr", a.cosine_lr, "decay the learning rate by a cosine to 0 (0: constant)");
   c.flag01("--signed", a.signed_gradient, "feed Adam the sign of the gradient (Inverting Gradients)");
-  c.choice("--init", a.init, "start: noise (seeded Gaussian), mean (the dataset-mean image) or truth (the hidden batch: "
-           "an oracle diagnostic of where the objective's minimiser lies, not an attack)", {"noise", "mean", "truth"});
+  c.choice("--init", a.init,
+           "start: noise (seeded Gaussian), mean (the dataset-mean image) or truth (the hidden batch: an oracle "
+           "diagnostic of where the objective's minimiser lies, not an attack)",
+           {"noise", "mean", "truth"});
   c.text("--filter", a.filter, "matched parameters: all|attn|mlp|blocks:A-B|no-blocks:A-B");
   c.number("--seed", a.seed, "seed", 0, std::numeric_limits<std::uint64_t>::max());
   c.number("--register-every", a.register_every, "iterations between registrations", 1, 10'000'000);
@@ -214,7 +217,8 @@ int run(const mint::cli::Command& c, const Args& args) {
   std::optional<ResNet<>> prior;
   const float lo = (0.0f - tasks::kFashionMnistMean) / tasks::kFashionMnistStd,
               hi = (1.0f - tasks::kFashionMnistMean) / tasks::kFashionMnistStd;
-  gv::AttackOptions opt{.iterations = iterations, .lr = lr, .cosine_lr = args.cosine_lr, .tv = tv, .l2 = l2, .patch = patch, .patch_size = cfg.patch,
+  gv::AttackOptions opt{.iterations = iterations, .lr = lr, .cosine_lr = args.cosine_lr, .tv = tv, .l2 = l2,
+                        .patch = patch, .patch_size = cfg.patch,
                         .schedule = {.enabled = schedule, .alpha_grad = alpha_grad, .alpha_image = alpha_image},
                         .seeds = seeds, .registration = registration, .register_every = register_every,
                         .register_from = register_from,

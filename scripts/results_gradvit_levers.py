@@ -91,7 +91,8 @@ for name, label in [r for r in ROWS if not only or r[0] in only]:
     r = R[name]
     m, ref = r["recovered"], r["reference_mean_image"]
     per = ", ".join(f"{db(p):.1f}" for p in m["psnr_per_image"])
-    L.append(f"| {label} | {db(m['psnr']):.2f} | {db(m['psnr']) - ref['psnr']:+.2f} | {m['ssim']:.3f} | {m['fft2d']:.4f} | "
+    psnr = db(m["psnr"])
+    L.append(f"| {label} | {psnr:.2f} | {psnr - ref['psnr']:+.2f} | {m['ssim']:.3f} | {m['fft2d']:.4f} | "
              f"{r['labels_correct']}/{r['batch']} | {r['seconds']:.0f} | {per} | "
              f"![](figures/{fig_name}/{name}.png) |")
 if missing:

@@ -26,7 +26,8 @@ TEST_CASE("GradientMatch LayerCosine: the mean of the per-tensor cosines, and it
   for (const auto& n : match.matched()) {
     double gg = 0, gt = 0, tt = 0;
     const auto &a = g.at(n), &b = f.gstar.at(n);
-    for (std::int64_t i = 0; i < a.numel(); ++i) gg += double(a[i]) * a[i], gt += double(a[i]) * b[i], tt += double(b[i]) * b[i];
+    for (std::int64_t i = 0; i < a.numel(); ++i)
+      gg += double(a[i]) * a[i], gt += double(a[i]) * b[i], tt += double(b[i]) * b[i];
     if (tt == 0.0) continue;
     sum += 1.0 - gt / std::sqrt(gg * tt);
     ++layers;
@@ -47,7 +48,8 @@ TEST_CASE("GradientMatch LayerCosine: the mean of the per-tensor cosines, and it
   double amax = 0.0;
   for (std::int64_t i = 0; i < dx.numel(); ++i) amax = std::max(amax, static_cast<double>(std::abs(dx[i])));
   MINT_REQUIRE_CLOSE(testing::check_gradient([&] { return match.evaluate(f.vit, f.xhat).distance; }, f.xhat, dx,
-                                             "LayerCosine d/dx", {.eps = 1e-2, .tol = {2e-3 * amax, 2e-2}, .max_coords = 32}));
+                                             "LayerCosine d/dx",
+                                             {.eps = 1e-2, .tol = {2e-3 * amax, 2e-2}, .max_coords = 32}));
 }
 
 TEST_CASE("GradViT attack: signed gradients feed Adam sign(g)", "[gradvit][levers][attack]") {

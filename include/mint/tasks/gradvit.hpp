@@ -238,7 +238,8 @@ class GradientMatch {
       auto rk = Tensor<Cpu>::empty(a.shape());
       // LayerCosine: d (1 - cos_l) / L with cos_l's own norms (zero for a left-out or zero tensor)
       const bool in_layer = lt[k] > 0.0 && lg[k] > 0.0;
-      const double ln = std::sqrt(lg[k]), ltn = std::sqrt(lt[k]), per = layers > 0 ? 1.0 / static_cast<double>(layers) : 0.0;
+      const double ln = std::sqrt(lg[k]), ltn = std::sqrt(lt[k]);
+      const double per = layers > 0 ? 1.0 / static_cast<double>(layers) : 0.0;
       for (std::int64_t i = 0; i < a.numel(); ++i) {
         const double u = a[i], v = t[i];
         double d = 0.0;
@@ -617,8 +618,8 @@ AttackResult attack(M& model, const GradientMatch& match, const Shape& shape, co
   pix.reserve(S);
   if (opt.start) check_shape(*opt.start, shape, "gradvit::attack: start images");
   for (std::size_t s = 0; s < S; ++s)
-    pix.emplace_back(opt.start ? opt.start->clone() : PixelOptimizer<Cpu>::noise(shape, io.seed + s, opt.init_std), adam,
-                     io.clip_range(shape[1]), true, "gradvit::attack: initial images");
+    pix.emplace_back(opt.start ? opt.start->clone() : PixelOptimizer<Cpu>::noise(shape, io.seed + s, opt.init_std),
+                     adam, io.clip_range(shape[1]), true, "gradvit::attack: initial images");
   const auto images = [&] {
     std::vector<Tensor<Cpu>> xs;
     for (auto& p : pix) xs.push_back(p.images());
@@ -728,7 +729,8 @@ inline AttackState load_attack_state(const std::string& path, const std::string&
         meta("format"), "', expected '", kAttackStateFormat, "')");
   if (meta("fingerprint") != fingerprint) {
     std::string first = "(not JSON objects: the texts differ)";
-    const auto a = nlohmann::json::parse(meta("fingerprint"), nullptr, false), b = nlohmann::json::parse(fingerprint, nullptr, false);
+    const auto a = nlohmann::json::parse(meta("fingerprint"), nullptr, false),
+               b = nlohmann::json::parse(fingerprint, nullptr, false);
     if (a.is_object() && b.is_object())
       for (const auto& [k, v] : b.items())
         if (!a.contains(k) || a[k] != v) {

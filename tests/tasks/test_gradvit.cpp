@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "mint/backend/cpu/gemm_backends.hpp"
 #include "mint/io/safetensors.hpp"
 #include "mint/models/vit.hpp"
 #include "mint/tasks/evaluate.hpp"
@@ -136,31 +137,39 @@ TEST_CASE("GradViT: matching loss and d loss / d x^ (central-difference HVP) mat
 }
 
 TEST_CASE("GradViT: the HVP step trades truncation against float32 rounding", "[gradvit][parity]") {
-  // The default rel_step is within 2x of the best of this grid on both candidates; 1e-3 is truncation-bound
-  // and 1e-6 rounding-bound, both clearly worse (measured values: docs/gradvit.md).
+  // On every GEMM candidate: 1e-3 is truncation-bound and 1e-6 rounding-bound, both clearly worse than the default.
+  // On Eigen, where the grid was measured (docs/gradvit.md), the default rel_step is also within 2x of the best of
+  // the grid. On oneDNN it is not (far.l2: 2.1e-4 against 9.0e-5 at 3e-5): the default's error is the same there
+  // (it is the truncation error, 2.0e-4 in float64), but oneDNN rounds the 3e-5 step's products with a smaller error
+  // (9.0e-5 against Eigen's 1.6e-4), so the grid's best moves; on near.cos.all 1e-4 stays the best on both.
   auto model = fixture_model();
   const std::vector<double> steps = {1e-3, 1e-4, 3e-5, 1e-5, 1e-6};
-  for (const std::string key : {"far.l2.all", "near.cos.all"}) {
-    const auto& xh = fixture().t.at(key.rfind("far", 0) == 0 ? "xhat.far" : "xhat.near");
-    const auto& ref = fixture().t.at(key + ".dx");
-    const auto dist = key.find("cos") != std::string::npos ? gv::MatchDistance::Cosine : gv::MatchDistance::L2;
-    auto err_at = [&](double s) {
-      gv::GradientMatch match(fixture().gstar, fixture().labels, {.distance = dist, .rel_step = s});
-      auto dx = Tensor<>::zeros(xh.shape());
-      match.evaluate(model, xh, &dx);
-      return testing::compare(dx, ref, {1.0, 0.0}, "dx").max_abs / max_abs(ref);
-    };
-    std::vector<double> err;
-    for (double s : steps) {
-      err.push_back(err_at(s));
-      std::printf("[gradvit] %s rel_step %.0e: max|diff|/max|ref| %.2e\n", key.c_str(), s, err.back());
+  for (auto backend : cpu::kGemmBackends) {
+    if (!cpu::gemm_backend_available(backend)) continue;
+    cpu::ScopedGemmChoice pin({backend, cpu::GemmBackend::Eigen});
+    for (const std::string key : {"far.l2.all", "near.cos.all"}) {
+      const auto& xh = fixture().t.at(key.rfind("far", 0) == 0 ? "xhat.far" : "xhat.near");
+      const auto& ref = fixture().t.at(key + ".dx");
+      const auto dist = key.find("cos") != std::string::npos ? gv::MatchDistance::Cosine : gv::MatchDistance::L2;
+      auto err_at = [&](double s) {
+        gv::GradientMatch match(fixture().gstar, fixture().labels, {.distance = dist, .rel_step = s});
+        auto dx = Tensor<>::zeros(xh.shape());
+        match.evaluate(model, xh, &dx);
+        return testing::compare(dx, ref, {1.0, 0.0}, "dx").max_abs / max_abs(ref);
+      };
+      std::vector<double> err;
+      for (double s : steps) {
+        err.push_back(err_at(s));
+        std::printf("[gradvit] %s %s rel_step %.0e: max|diff|/max|ref| %.2e\n",
+                    std::string(cpu::gemm_backend_name(backend)).c_str(), key.c_str(), s, err.back());
+      }
+      const double best = *std::min_element(err.begin(), err.end());
+      const double dflt = err_at(gv::GradientMatchOptions{}.rel_step);
+      CAPTURE(std::string(cpu::gemm_backend_name(backend)), key, err, dflt);
+      if (backend == cpu::GemmBackend::Eigen) CHECK(dflt <= 2.0 * best);
+      CHECK(err.front() > 3.0 * dflt);
+      CHECK(err.back() > 3.0 * dflt);
     }
-    const double best = *std::min_element(err.begin(), err.end());
-    const double dflt = err_at(gv::GradientMatchOptions{}.rel_step);
-    CAPTURE(key, err, dflt);
-    CHECK(dflt <= 2.0 * best);
-    CHECK(err.front() > 3.0 * dflt);
-    CHECK(err.back() > 3.0 * dflt);
   }
 }
 

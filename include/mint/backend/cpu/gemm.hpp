@@ -6,8 +6,8 @@
 // head inside a fused qkv buffer are used in place. op(A) is M x K, op(B) is K x N, C is M x N.
 // beta == 0 overwrites C (it may hold garbage); beta == 1 accumulates.
 //
-// A call outside an OpenMP parallel region runs on gemm_choice().team over the whole team; a call inside one
-// (batched attention GEMMs, one per image and head) on gemm_choice().single, on the calling thread.
+// A call outside an OpenMP parallel region runs on gemm_choice().team over the whole team; a call inside one, active
+// or not (batched attention GEMMs, one per image and head), on gemm_choice().single, on the calling thread.
 // docs/performance.md ("Which GEMM") has the measurements behind the default and the results check.
 #pragma once
 
@@ -29,8 +29,10 @@ inline void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std
     else cm *= beta;
     return;
   }
+  // omp_get_level, not omp_in_parallel: a region run by one thread is inactive, and a per-(image, head) call there
+  // must still take the `single` candidate, or the candidate (and so the bits) would change with the thread count
   const GemmChoice choice = gemm_choice();
-  gemm_on(omp_in_parallel() ? choice.single : choice.team, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
+  gemm_on(omp_get_level() > 0 ? choice.single : choice.team, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
           ldc);
 }
 

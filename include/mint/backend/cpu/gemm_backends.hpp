@@ -142,10 +142,34 @@ inline void gemm_blis(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int
 #endif
 
 #if MINT_HAVE_DNNL
+// oneDNN's own threading partitions a product by the thread count and may change its kernels and sums with it
+// (12 of 840 products measured differ between 1 and 2 threads). So on the team mint splits C into row panels whose
+// number depends on M alone (kOneDnnPanels, each a multiple of 16 rows) and runs each panel as one single-threaded
+// dnnl_sgemm: the same calls, so the same bits, on any thread count (docs/performance.md, "Which GEMM"). Eight
+// panels balance 1, 2, 4 and 8 threads; beyond 8 threads the linear layers use 8. Inside a parallel region the
+// call is one dnnl_sgemm on the calling thread (oneDNN runs it single-threaded there).
+inline constexpr std::int64_t kOneDnnPanels = 8;
+
 inline void gemm_onednn(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
                         const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
                         std::int64_t ldc) {
-  const dnnl_status_t s = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  const char ca = ta ? 'T' : 'N', cb = tb ? 'T' : 'N';
+  dnnl_status_t s = dnnl_success;
+  if (omp_get_level() > 0) {
+    s = dnnl_sgemm(ca, cb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  } else {
+    const std::int64_t rows = ((m + kOneDnnPanels - 1) / kOneDnnPanels + 15) / 16 * 16;
+    const std::int64_t panels = (m + rows - 1) / rows;
+    std::atomic<int> failed{static_cast<int>(dnnl_success)};
+#pragma omp parallel for schedule(static)
+    for (std::int64_t p = 0; p < panels; ++p) {
+      const std::int64_t i0 = p * rows, mp = std::min(rows, m - i0);
+      const dnnl_status_t sp = dnnl_sgemm(ca, cb, mp, n, k, alpha, ta ? a + i0 : a + i0 * lda, lda, b, ldb, beta,
+                                          c + i0 * ldc, ldc);
+      if (sp != dnnl_success) failed.store(static_cast<int>(sp), std::memory_order_relaxed);
+    }
+    s = static_cast<dnnl_status_t>(failed.load());
+  }
   check(s == dnnl_success, "dnnl_sgemm failed (status ", static_cast<int>(s), ") for M=", m, " N=", n, " K=", k);
 }
 #endif

@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "mint/backend/cpu/gemm_backends.hpp"
+#include "mint/backend/cpu/parallel.hpp"
 
 namespace mint::cpu {
 
@@ -29,10 +30,8 @@ inline void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std
     else cm *= beta;
     return;
   }
-  // omp_get_level, not omp_in_parallel: a region run by one thread is inactive, and a per-(image, head) call there
-  // must still take the `single` candidate, or the candidate (and so the bits) would change with the thread count
   const GemmChoice choice = gemm_choice();
-  gemm_on(omp_get_level() > 0 ? choice.single : choice.team, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
+  gemm_on(in_parallel_region() ? choice.single : choice.team, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
           ldc);
 }
 

@@ -44,6 +44,7 @@
 #include <libxsmm.h>
 #endif
 
+#include "mint/backend/cpu/parallel.hpp"
 #include "mint/core/error.hpp"
 
 namespace mint::cpu {
@@ -134,7 +135,7 @@ inline void gemm_openblas(bool ta, bool tb, std::int64_t m, std::int64_t n, std:
 inline void gemm_blis(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
                       std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
   rntm_t rntm = BLIS_RNTM_INITIALIZER;
-  bli_rntm_set_num_threads(omp_in_parallel() ? 1 : omp_get_max_threads(), &rntm);
+  bli_rntm_set_num_threads(in_parallel_region() ? 1 : omp_get_max_threads(), &rntm);
   // row-major: row stride = leading dimension, column stride 1; a transposed operand is stored as its transpose
   bli_sgemm_ex(ta ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, tb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, m, n, k, &alpha,
                const_cast<float*>(a), lda, 1, const_cast<float*>(b), ldb, 1, &beta, c, ldc, 1, nullptr, &rntm);
@@ -155,7 +156,7 @@ inline void gemm_onednn(bool ta, bool tb, std::int64_t m, std::int64_t n, std::i
                         std::int64_t ldc) {
   const char ca = ta ? 'T' : 'N', cb = tb ? 'T' : 'N';
   dnnl_status_t s = dnnl_success;
-  if (omp_get_level() > 0) {
+  if (in_parallel_region()) {
     s = dnnl_sgemm(ca, cb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   } else {
     const std::int64_t rows = ((m + kOneDnnPanels - 1) / kOneDnnPanels + 15) / 16 * 16;

@@ -26,6 +26,17 @@ inline void set_num_threads(int n) {
 #endif
 }
 
+// Whether the caller runs inside an OpenMP parallel region, active or not. Not omp_in_parallel(): a region run by
+// one thread is inactive, and a choice made inside one (which GEMM, how many threads a library may use) must be the
+// same there as on more threads, or it would change with the thread count.
+inline bool in_parallel_region() {
+#if defined(_OPENMP)
+  return omp_get_level() > 0;
+#else
+  return false;
+#endif
+}
+
 // Calls f(i) for i in [0, n), split statically across the OpenMP team when n >= grain.
 template <class F>
 void parallel_for(std::int64_t n, F&& f, std::int64_t grain = 1) {

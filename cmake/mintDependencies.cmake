@@ -58,7 +58,15 @@ _mint_import(mint::openblas MINT_OPENBLAS cblas.h "${CMAKE_LIBRARY_ARCHITECTURE}
              openblas libopenblas-openmp-dev OPTIONAL)
 _mint_import(mint::blis MINT_BLIS blis.h "${CMAKE_LIBRARY_ARCHITECTURE}/blis-openmp;blis-openmp" blis
              libblis-openmp-dev OPTIONAL)
-find_package(dnnl CONFIG QUIET)
+# Debian's dnnl-config.cmake (built with the OpenCL GPU runtime) calls find_package(OpenCL REQUIRED), which would
+# fail the whole configure where OpenCL's development files are missing: oneDNN is then skipped, as when absent.
+find_package(OpenCL QUIET)
+if(OpenCL_FOUND)
+  find_package(dnnl CONFIG QUIET)
+else()
+  message(STATUS "mint: oneDNN not searched: OpenCL's development files (ocl-icd-opencl-dev), which Debian's "
+                 "dnnl-config.cmake requires, are missing")
+endif()
 # LIBXSMM: Debian ships static libraries only; libxsmmnoblas stands in for the BLAS fallback it would otherwise
 # need (mint never asks LIBXSMM for a product it does not JIT).
 if(NOT TARGET mint::libxsmm)

@@ -6,7 +6,9 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config libeigen3-dev libxtensor-dev libstb-dev nlohmann-json3-dev catch2 libbenchmark-dev
       zlib1g-dev libzip-dev libcli11-dev libssl-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist libb64-dev
       fonts-dejavu-core chromium python3-torch python3-torchvision python3-matplotlib clang libomp-dev libclang-rt-dev
-      libopenblas0-openmp libopenblas-openmp-dev libblis-openmp-dev libdnnl-dev libxsmm-dev)
+      libopenblas0-openmp libopenblas-openmp-dev libblis-openmp-dev libdnnl-dev ocl-icd-opencl-dev libxsmm-dev)
+# ocl-icd-opencl-dev: Debian's dnnl-config.cmake (libdnnl-dev, built with the OpenCL GPU runtime) runs
+# find_package(OpenCL REQUIRED); libdnnl-dev only recommends it, so --no-install-recommends leaves it out.
 if [[ "${1:-}" == "--bench" ]]; then
   pkgs+=(python3-torch python3-numpy libopenblas0-openmp libopenblas-openmp-dev linux-perf)  # perf: breakdown.sh
 fi

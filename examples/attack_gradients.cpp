@@ -12,12 +12,13 @@
 //       [--distance l2|cos] [--alpha-grad 1] [--schedule 0|1] [--alpha-image 0] [--patch 0] [--registration 0]
 //       [--tv 1e-4] [--l2 0] [--lr 0.1] [--filter all|attn|mlp|blocks:A-B|no-blocks:A-B] [--seed 0]
 //       [--register-every 50] [--register-from 0] [--model PATH] [--prior PATH] [--data DIR] [--out DIR] [--name attack] [--log-every 0]
-//       [--checkpoint-every 500] [--resume]
+//       [--checkpoint-every 500] [--resume] [--subspace 0] [--subspace-images 60000]
 // A long attack saves its state (every seed's images and Adam moments, the consensus, the losses) to
 // DIR/NAME.state.safetensors every --checkpoint-every iterations; the same command run again continues from it
 // and gives the bytes the uninterrupted run would have (--resume: require the state). The state is removed once
 // NAME.png and NAME.json are written.
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <limits>
@@ -45,7 +46,9 @@ const char* kDescription =
     "  distinct classes). --alpha-image > 0 turns on the BN prior of the CNN --prior; with --schedule 1 the matching\n"
     "  weight halves and the image prior starts at iteration T/2 (Eq. 5-6). --method april-closed-form solves APRIL's\n"
     "  linear system (batch 1, learned position embedding) instead of optimising; --april W adds APRIL's\n"
-    "  position-embedding term to the optimisation.";
+    "  position-embedding term to the optimisation. --subspace K optimises each image's coordinates in the top-K\n"
+    "  principal components of the first --subspace-images Fashion-MNIST TRAINING images (public data of the\n"
+    "  victim's distribution; the hidden batch is from the test split) instead of its pixels.";
 
 struct Args {
   int batch = 8, first = 0, iterations = 400, seeds = 1, register_every = 50, log_every = 0, checkpoint_every = 500;
@@ -54,6 +57,7 @@ struct Args {
         l2 = 0.0f, lr = 0.1f;
   std::uint64_t seed = 0;
   float april = 0.0f;
+  int subspace = 0, subspace_images = 60000;
   std::string method = "gradvit", init = "noise";
   std::string labels_mode = "true", distance = "cos", filter = "all", model_path = MINT_DEFAULT_MODEL,
               prior_path = MINT_DEFAULT_CNN, data_dir = "/usr/share/datasets/fashion-mnist", out = "out/attack",
@@ -100,6 +104,9 @@ void add_options(mint::cli::Command& c, Args& a) {
   c.number("--log-every", a.log_every, "log PSNR every N iterations (0: never)", 0, 10'000'000);
   c.number("--checkpoint-every", a.checkpoint_every,
            "save the attack's state to OUT/NAME.state.safetensors every N iterations (0: never)", 0, 10'000'000);
+  c.number("--subspace", a.subspace,
+           "optimise the top-K principal components of public training images (0: the pixels)", 0, 4096);
+  c.number("--subspace-images", a.subspace_images, "training images the subspace is fitted on", 2, 60000);
   c.app().add_flag("--resume", a.resume, "require OUT/NAME.state.safetensors (the same command resumes from it "
                    "by default when it exists)");
 }
@@ -149,7 +156,8 @@ nlohmann::json options_json(const Args& a) {
           {"patch", dec(a.patch)}, {"registration", dec(a.registration)}, {"register_every", a.register_every},
           {"register_from", dec(a.register_from)}, {"tv", dec(a.tv)}, {"l2", dec(a.l2)}, {"april", dec(a.april)},
           {"seed", a.seed}, {"method", a.method}, {"labels", a.labels_mode}, {"signed", a.signed_gradient},
-          {"init", a.init}, {"cosine_lr", a.cosine_lr}};
+          {"init", a.init}, {"cosine_lr", a.cosine_lr}, {"subspace", a.subspace},
+          {"subspace_images", a.subspace > 0 ? a.subspace_images : 0}};
 }
 
 int run(const mint::cli::Command& c, const Args& args) {
@@ -171,6 +179,8 @@ int run(const mint::cli::Command& c, const Args& args) {
   check(!name.empty() && name.find('/') == std::string::npos, "--name '", name, "' must be a plain file name");
   check(args.method == "gradvit" || batch == 1, "--method april-closed-form recovers batch 1 only, got --batch ",
         batch);
+  check(!c.given("--subspace-images") || args.subspace > 0, "--subspace-images is used only with --subspace > 0");
+  check(args.method == "gradvit" || args.subspace == 0, "--method april-closed-form does not optimise: drop --subspace");
   check(args.method == "gradvit" || !c.given("--iterations"),
         "--method april-closed-form does not iterate: drop --iterations");
   const auto param_filter = parse_filter(filter);
@@ -189,6 +199,17 @@ int run(const mint::cli::Command& c, const Args& args) {
   // the client's shared gradient, and what the attacker can read from the head
   const auto gstar = gv::parameter_gradients(model, xstar, ystar);
   const auto bias = gv::labels_from_bias_sign(gstar.at("head.bias"));
+  // the evaluator's view of what the shared gradient holds of each image: the norm of its own gradient (the batch's
+  // is their mean); an image whose norm is orders below the others' is all but absent from G*
+  std::vector<double> per_image_norm;
+  for (int b = 0; b < batch; ++b) {
+    auto xb = Tensor<>::empty(Shape{1, xstar.dim(1), xstar.dim(2), xstar.dim(3)});
+    std::copy(xstar.data() + b * per, xstar.data() + (b + 1) * per, xb.data());
+    double n2 = 0.0;
+    for (const auto& [pname, g] : gv::parameter_gradients(model, xb, {ystar[static_cast<std::size_t>(b)]}))
+      for (std::int64_t i = 0; i < g.numel(); ++i) n2 += double{g[i]} * g[i];
+    per_image_norm.push_back(std::sqrt(n2));
+  }
   std::vector<int> eq2;
   if (batch <= cfg.classes) eq2 = gv::recover_labels_eq2(gstar.at("head.weight"), batch);
   std::vector<int> labels = ystar;
@@ -227,6 +248,27 @@ int run(const mint::cli::Command& c, const Args& args) {
   auto mean_start = Tensor<>::full(xstar.shape(), 0.0f);  // the dataset-mean pixel is 0 in normalised units
   if (args.init == "mean") opt.start = &mean_start;
   if (args.init == "truth") opt.start = &xstar;
+  // the subspace prior, fitted on public images (the training split; the hidden batch is from the test split)
+  std::optional<tasks::ImageSubspace> subspace;
+  nlohmann::json subspace_report;
+  if (args.subspace > 0) {
+    const auto ts = std::chrono::steady_clock::now();
+    const auto pub = tasks::load_fashion_mnist(data_dir, true, args.subspace_images);
+    check(pub.size() == args.subspace_images, "--subspace-images ", args.subspace_images, ": the training set has only ",
+          pub.size(), " images");
+    subspace.emplace(tasks::fit_image_subspace(pub.images, args.subspace));
+    opt.subspace = &*subspace;
+    // the best the prior allows: the hidden batch projected onto the subspace (the evaluator's knowledge)
+    auto proj = subspace->decode(subspace->encode(xstar));
+    for (std::int64_t i = 0; i < proj.numel(); ++i) proj[i] = std::clamp(proj[i], lo, hi);
+    subspace_report = {{"k", args.subspace}, {"images", args.subspace_images}, {"explained", subspace->explained},
+                       {"fit_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count()},
+                       {"projection_of_hidden_batch", metrics(to_pixels(proj), to_pixels(xstar), nullptr)}};
+    std::printf("mint-attack-gradients: subspace prior: %d components of %d training images (%.1f %% of the "
+                "variance); the hidden batch projected onto it: %.2f dB\n",
+                args.subspace, args.subspace_images, 100.0 * subspace->explained,
+                subspace_report["projection_of_hidden_batch"]["psnr"].get<double>());
+  }
   if (alpha_image > 0.0f) {
     prior.emplace(ResNet<>::load(prior_path));
     prior->eval();
@@ -304,8 +346,10 @@ int run(const mint::cli::Command& c, const Args& args) {
   // references an attack must beat: the constant dataset-mean image and the clipped initial noise of seed 0
   auto mean_img = Tensor<>::empty(xstar.shape());
   mean_img.fill(tasks::kFashionMnistMean);
-  auto noise = Tensor<>::empty(xstar.shape());
-  fill_normal(noise, opt.seed, 0, 0.0f, opt.init_std);  // as gradvit::attack draws seed 0's start
+  // as gradvit::attack draws seed 0's start: pixels, or the subspace coordinates
+  auto noise = Tensor<>::empty(subspace ? Shape{batch, subspace->k()} : xstar.shape());
+  fill_normal(noise, opt.seed, 0, 0.0f, opt.init_std);
+  if (subspace) noise = subspace->decode(noise);
   for (std::int64_t i = 0; i < noise.numel(); ++i) noise[i] = std::clamp(noise[i], lo, hi);
   const auto m_mean = metrics(mean_img, orig01, nullptr), m_noise = metrics(to_pixels(noise), orig01, nullptr);
 
@@ -325,6 +369,7 @@ int run(const mint::cli::Command& c, const Args& args) {
       {"true_labels", ystar},
       {"labels_mode", labels_mode},
       {"labels_used", labels},
+      {"hidden_gradient_norm_per_image", per_image_norm},
       {"labels_correct", tasks::labels::multiset_overlap(labels, ystar)},
       {"method", args.method},
       {"april_closed_form", closed_form},
@@ -335,6 +380,7 @@ int run(const mint::cli::Command& c, const Args& args) {
       {"recovered", m},
       {"consensus", mc},
       {"reference_mean_image", {{"psnr", m_mean["psnr"]}, {"ssim", m_mean["ssim"]}, {"fft2d", m_mean["fft2d"]}}},
+      {"subspace", subspace_report},
       {"reference_init_noise", {{"psnr", m_noise["psnr"]}, {"ssim", m_noise["ssim"]}, {"fft2d", m_noise["fft2d"]}}},
       {"best_seed", res.best_seed},
       {"final_distance", res.distance},

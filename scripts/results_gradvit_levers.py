@@ -59,6 +59,16 @@ ROWS = [  # name, what changes against the row above it in its group
     ("p14_b8", "patch-14 victim: cosine + TV 1e-4, batch 8"),
     ("wide_ig", "dim-192 victim at initialisation: IG (TV 1e-3), batch 8"),
     ("wide_tv1e-4_signed", "dim-192 victim at initialisation: TV 1e-4 + signed gradients, batch 8"),
+    # the third screen: the DeiT-recipe victim and the subspace (PCA) prior
+    ("deit_tv1e-4", "DeiT-recipe victim (label smoothing, mixup/cutmix; 88.0 %): cosine + TV 1e-4, pixels"),
+    ("deit_tv1e-3", "DeiT-recipe victim: IG (cosine + TV 1e-3), pixels"),
+    ("deit_sub128", "DeiT-recipe victim: cosine on the top-128 principal components (subspace prior), TV 0"),
+    ("deit_sub64", "DeiT-recipe victim: subspace prior, 64 components"),
+    ("deit_sub256", "DeiT-recipe victim: subspace prior, 256 components"),
+    ("deit_sub128_s4", "DeiT-recipe victim: subspace prior 128, 4 seeds (the least final distance kept)"),
+    ("deit_sub128_truth", "oracle: DeiT-recipe victim, subspace prior 128, started at the hidden batch's projection"),
+    ("sub128_converged", "converged teacher: subspace prior 128"),
+    ("sub128_e1", "one-epoch checkpoint: subspace prior 128"),
 ]
 
 
@@ -105,6 +115,18 @@ if attacks:
     gain = db(best["recovered"]["psnr"]) - best["reference_mean_image"]["psnr"]
     L.append(f"\n**Bar (batch 8 at least 5 dB above the mean image):** the best batch-8 row gains {gain:+.2f} dB; "
              + ("met." if gain >= 5 else "missed at this T.") + "\n")
+# what the shared gradient holds of each image: the norm of each image's own gradient (the batch's is their mean),
+# per victim, from the reports that record it
+norms = {}
+for n, _ in ROWS:
+    if n in R and R[n]["batch"] == 8 and "hidden_gradient_norm_per_image" in R[n]:
+        norms.setdefault(os.path.basename(R[n]["model"]), R[n]["hidden_gradient_norm_per_image"])
+if norms:
+    L += ["\n**Per-image gradient norms of the hidden batch** (the evaluator's view: |dL(x_b, y_b)/dW| for each image "
+          "alone; the shared gradient is their mean, so an image orders of magnitude below the others is all but "
+          "absent from it):\n", "| victim | norm per image (images 0..7) | largest / smallest |", "|---|---|---|"]
+    for model, v in norms.items():
+        L.append(f"| `{model}` | {', '.join(f'{x:.3g}' for x in v)} | {max(v) / max(min(v), 1e-30):.3g} |")
 os.makedirs(os.path.join(root, "docs"), exist_ok=True)
 doc = "results_gradvit_levers.md" if iters == 300 else f"results_gradvit_levers_T{iters}.md"
 path = os.path.join(root, "docs", doc)

@@ -102,4 +102,18 @@ if [[ " ${ONLY:-wide} " == *" wide"* && ! -f "$WIDE" ]]; then
 fi
 run wide_ig "${C[@]}" --tv 1e-3 --model "$WIDE"
 run wide_tv1e-4_signed "${C[@]}" --tv 1e-4 --signed 1 --model "$WIDE"
+# the victim trained with DeiT's recipe (label smoothing 0.1, mixup/cutmix, erasing: models/fmnist_vit_deit, 88.0 %),
+# whose images all stay visible in the batch gradient (the JSON's hidden_gradient_norm_per_image), and the subspace
+# prior: the top-K principal components of the 60,000 Fashion-MNIST training images (public data; the batch is from
+# the test split), on which Adam optimises instead of the pixels (the third screen, ITER=1000 ONLY=...)
+D=(--batch 8 --iterations "$ITER" --distance cos --checkpoint-every 500 --model "$M/fmnist_vit_deit.safetensors")
+run deit_tv1e-4 "${D[@]}" --tv 1e-4
+run deit_tv1e-3 "${D[@]}" --tv 1e-3
+run deit_sub128 "${D[@]}" --tv 0 --subspace 128
+run deit_sub64 "${D[@]}" --tv 0 --subspace 64
+run deit_sub256 "${D[@]}" --tv 0 --subspace 256
+run deit_sub128_s4 "${D[@]}" --tv 0 --subspace 128 --seeds 4
+run deit_sub128_truth "${D[@]}" --tv 0 --subspace 128 --init truth
+run sub128_converged "${C[@]}" --tv 0 --subspace 128
+run sub128_e1 "${C[@]}" --tv 0 --subspace 128 --model "$M/fmnist_vit_e1.safetensors"
 /usr/bin/python3 scripts/results_gradvit_levers.py "$OUT" "$ITER" "$cmd" ${ONLY:-}

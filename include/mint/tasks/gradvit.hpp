@@ -14,6 +14,8 @@
 //   attack          Adam on x^ (one or several seeds) with the matching loss under the schedule, the CNN BN
 //                   image prior (Eq. 4), the patch prior (Eq. 8), L2 + TV (Eq. 11) and registration (Eq. 10);
 //                   attack_objective is that loss (and its gradient) for one seed at one iteration.
+//                   With a subspace prior (mint/tasks/image_subspace.hpp) Adam runs on each image's PCA
+//                   coordinates instead of its pixels.
 //
 // Layering: this is a task. It needs the whole model (weights it can perturb, Full backward), which is more than
 // the Inverter's Objective concept (logits -> d_logits) offers, so it has its own loop and leaves the Inverter
@@ -44,6 +46,7 @@
 #include "mint/nn/elementwise.hpp"
 #include "mint/nn/image_priors.hpp"
 #include "mint/nn/losses.hpp"
+#include "mint/tasks/image_subspace.hpp"
 
 namespace mint::tasks::gradvit {
 
@@ -501,6 +504,11 @@ struct AttackOptions {
   // A second matching term added with the same Gamma(t) (nullptr = none), e.g. APRIL's position-embedding cosine
   // (april::position_embedding_match); it must outlive the attack.
   const GradientMatch* extra_match = nullptr;
+  // The subspace (linear generative) prior (nullptr = none; it must outlive the attack): every image is
+  // clip(mean + w B) of an ImageSubspace fitted on public images (mint/tasks/image_subspace.hpp), and Adam runs on
+  // the k coordinates w of each image instead of its pixels. The noise start draws w ~ N(0, init_std^2), a `start`
+  // is projected onto the subspace, and the state and its moments are the coordinates'.
+  const ImageSubspace* subspace = nullptr;
 
   // The pixel side of the attack as the inversion engine's options (what PixelOptimizer is built from: Adam's
   // rate, betas and eps, the seed, the iterations, the clip range). AttackOptions keeps its own fields, rather than
@@ -524,7 +532,7 @@ struct AttackOptions {
 // (save_attack_state's fingerprint).
 struct AttackState {
   int t = 0;
-  std::vector<Tensor<Cpu>> x = {}, m = {}, v = {};  // one per seed
+  std::vector<Tensor<Cpu>> x = {}, m = {}, v = {};  // one per seed (with a subspace prior: its coordinates)
   Tensor<Cpu> consensus = {};                        // empty until the first registration
   std::vector<double> loss = {};                     // loss[i]: iteration i + 1
 };
@@ -607,25 +615,50 @@ AttackResult attack(M& model, const GradientMatch& match, const Shape& shape, co
   if (opt.image_prior.model) check(!opt.image_prior.model->training(), "gradvit::attack: the image-prior CNN must be in eval mode");
   check(ckpt.every >= 0 && (ckpt.every == 0 || static_cast<bool>(ckpt.save)),
         "gradvit::attack: checkpoint every ", ckpt.every, " needs every >= 0 and a save function");
+  const ImageSubspace* sub = opt.subspace;
+  if (sub)
+    check(sub->image == Shape{shape[1], shape[2], shape[3]}, "gradvit::attack: the subspace prior's images are ",
+          sub->image.str(), ", the batch's ", shape.str());
   const auto S = static_cast<std::size_t>(opt.seeds);
   const bool registering = S > 1 && opt.registration > 0.0f;
   AttackResult res;
   // The inversion engine's pixel optimiser (mint/inversion/pixel_optimizer.hpp), one per seed: seeded noise
   // (seed + s, std init_std) clipped to [pixel_lo, pixel_hi], Adam on every pixel, the clip, the loss check.
+  // With the subspace prior it holds the coordinates w [B, k] instead, viewed as [B, 1, 1, k], unclipped.
   const InversionOptions io = opt.inversion_options();
   const PixelAdam adam{io.lr, io.beta1, io.beta2, io.eps};
+  const ClipRange pixel_range = io.clip_range(shape[1]);
+  const float inf = std::numeric_limits<float>::infinity();
+  const Shape zshape = sub ? Shape{shape[0], 1, 1, sub->k()} : shape;
+  const ClipRange zrange = sub ? ClipRange::uniform(1, -inf, inf) : pixel_range;
+  const auto coordinates = [&](const Tensor<Cpu>& x) {  // a start, in the optimised variable
+    return sub ? sub->encode(x).reshape(zshape) : x.clone();
+  };
+  // the images of the optimised variable z; with the subspace, clip(decode(z)), and `raw` the unclipped images
+  const auto decode = [&](const Tensor<Cpu>& z, Tensor<Cpu>* raw = nullptr) {
+    if (!sub) return z;
+    Tensor<Cpu> r = sub->decode(z.reshape(Shape{shape[0], sub->k()})), x = r.clone();
+    const std::int64_t hw = shape[2] * shape[3];
+    for (std::int64_t i = 0; i < x.numel(); ++i) {
+      const std::int64_t ch = (i / hw) % shape[1];
+      x[i] = std::clamp(x[i], pixel_range.lo[ch], pixel_range.hi[ch]);
+    }
+    if (raw) *raw = r;
+    return x;
+  };
   std::vector<PixelOptimizer<Cpu>> pix;
   pix.reserve(S);
   if (opt.start) check_shape(*opt.start, shape, "gradvit::attack: start images");
   for (std::size_t s = 0; s < S; ++s)
-    pix.emplace_back(opt.start ? opt.start->clone() : PixelOptimizer<Cpu>::noise(shape, io.seed + s, opt.init_std),
-                     adam, io.clip_range(shape[1]), true, "gradvit::attack: initial images");
+    pix.emplace_back(opt.start ? coordinates(*opt.start) : PixelOptimizer<Cpu>::noise(zshape, io.seed + s, opt.init_std),
+                     adam, zrange, true, "gradvit::attack: initial images");
   const auto images = [&] {
     std::vector<Tensor<Cpu>> xs;
-    for (auto& p : pix) xs.push_back(p.images());
+    for (auto& p : pix) xs.push_back(decode(p.images()));
     return xs;
   };
   auto g = Tensor<Cpu>::zeros(shape);
+  Tensor<Cpu> raw;
   Tensor<Cpu> xc;
   const int reg_t0 = static_cast<int>(opt.register_from * static_cast<float>(opt.iterations));  // pull for t > reg_t0
   const auto recomputes_consensus = [&](int t) {
@@ -642,11 +675,11 @@ AttackResult attack(M& model, const GradientMatch& match, const Shape& shape, co
           " losses for ", st->t, " iterations");
     for (std::size_t s = 0; s < S; ++s) {
       const std::string what = std::string(who) + " (seed " + std::to_string(s) + ")";
-      check_shape(st->x[s], shape, what.c_str());
-      for (std::int64_t i = 0; i < st->x[s].numel(); ++i)  // inside the clip range: an attack's images always are
+      check_shape(st->x[s], zshape, what.c_str());
+      for (std::int64_t i = 0; i < st->x[s].numel() && !sub; ++i)  // inside the clip range: an attack's images are
         check(st->x[s][i] >= io.pixel_lo && st->x[s][i] <= io.pixel_hi, what, ": pixel [", i, "] = ",
               st->x[s][i], " is outside [", io.pixel_lo, ", ", io.pixel_hi, "]");
-      pix[s] = PixelOptimizer<Cpu>(st->x[s].clone(), adam, io.clip_range(shape[1]), false, what);
+      pix[s] = PixelOptimizer<Cpu>(st->x[s].clone(), adam, zrange, false, what);
       pix[s].restore_moments(st->m[s], st->v[s], what);
     }
     const bool needs_consensus = registering && st->t + 1 > reg_t0 && !recomputes_consensus(st->t + 1);
@@ -663,15 +696,17 @@ AttackResult attack(M& model, const GradientMatch& match, const Shape& shape, co
     const fn::AdamStep step = adam.at(t, lr);
     double mean_loss = 0.0;
     for (std::size_t s = 0; s < S; ++s) {
-      const double loss = attack_objective(model, match, pix[s].images(), opt, t, pulling ? &xc : nullptr, &g);
+      const Tensor<Cpu> x = decode(pix[s].images(), &raw);
+      const double loss = attack_objective(model, match, x, opt, t, pulling ? &xc : nullptr, &g);
       PixelOptimizer<Cpu>::check_loss(loss, t, "gradvit::attack", " (seed " + std::to_string(s) + ")");
+      Tensor<Cpu> gz = sub ? sub->pull_back(g, raw, pixel_range).reshape(zshape) : g;
       if (opt.signed_gradient)
-        for (std::int64_t i = 0; i < g.numel(); ++i) g[i] = static_cast<float>((g[i] > 0.0f) - (g[i] < 0.0f));
-      pix[s].step(step, g);
+        for (std::int64_t i = 0; i < gz.numel(); ++i) gz[i] = static_cast<float>((gz[i] > 0.0f) - (gz[i] < 0.0f));
+      pix[s].step(step, gz);
       mean_loss += loss / static_cast<double>(S);
     }
     res.loss.push_back(mean_loss);
-    if (on_iteration) on_iteration(t, mean_loss, pix[0].images());
+    if (on_iteration) on_iteration(t, mean_loss, decode(pix[0].images()));
     if (ckpt.every > 0 && t % ckpt.every == 0 && t < opt.iterations) {
       AttackState st{.t = t, .consensus = xc.data() ? xc.clone() : Tensor<Cpu>{}, .loss = res.loss};
       for (const auto& p : pix) {

@@ -89,9 +89,10 @@ void add_options(mint::cli::Command& c, Args& a) {
   c.flag01("--cosine-lr", a.cosine_lr, "decay the learning rate by a cosine to 0 (0: constant)");
   c.flag01("--signed", a.signed_gradient, "feed Adam the sign of the gradient (Inverting Gradients)");
   c.choice("--init", a.init,
-           "start: noise (seeded Gaussian), mean (the dataset-mean image) or truth (the hidden batch: an oracle "
-           "diagnostic of where the objective's minimiser lies, not an attack)",
-           {"noise", "mean", "truth"});
+           "start: noise (seeded Gaussian), mean (the dataset-mean image), class-mean (each image at the mean of "
+           "the public training images of its label) or truth (the hidden batch: an oracle diagnostic of where "
+           "the objective's minimiser lies, not an attack)",
+           {"noise", "mean", "class-mean", "truth"});
   c.text("--filter", a.filter, "matched parameters: all|attn|mlp|blocks:A-B|no-blocks:A-B");
   c.number("--seed", a.seed, "seed", 0, std::numeric_limits<std::uint64_t>::max());
   c.number("--register-every", a.register_every, "iterations between registrations", 1, 10'000'000);
@@ -248,15 +249,32 @@ int run(const mint::cli::Command& c, const Args& args) {
   auto mean_start = Tensor<>::full(xstar.shape(), 0.0f);  // the dataset-mean pixel is 0 in normalised units
   if (args.init == "mean") opt.start = &mean_start;
   if (args.init == "truth") opt.start = &xstar;
-  // the subspace prior, fitted on public images (the training split; the hidden batch is from the test split)
+  // The attacker's public data: the training split (the hidden batch is from the test split). The class-mean image
+  // of each label used is a reference (what labels and public data give without the gradient's pixel information)
+  // and a start; the first --subspace-images images are the subspace prior's.
+  const auto pub = tasks::load_fashion_mnist(data_dir, true);
+  auto class_mean = Tensor<>::zeros(xstar.shape());
+  for (int b = 0; b < batch; ++b) {
+    const int label = labels[static_cast<std::size_t>(b)];
+    std::int64_t count = 0;
+    for (std::int64_t i = 0; i < pub.size(); ++i)
+      if (pub.labels[static_cast<std::size_t>(i)] == label) {
+        ++count;
+        for (std::int64_t j = 0; j < per; ++j) class_mean[b * per + j] += pub.images[i * per + j];
+      }
+    check(count > 0, "--data: no training image has label ", label);
+    for (std::int64_t j = 0; j < per; ++j) class_mean[b * per + j] /= static_cast<float>(count);
+  }
+  if (args.init == "class-mean") opt.start = &class_mean;
   std::optional<tasks::ImageSubspace> subspace;
   nlohmann::json subspace_report;
   if (args.subspace > 0) {
     const auto ts = std::chrono::steady_clock::now();
-    const auto pub = tasks::load_fashion_mnist(data_dir, true, args.subspace_images);
-    check(pub.size() == args.subspace_images, "--subspace-images ", args.subspace_images, ": the training set has only ",
-          pub.size(), " images");
-    subspace.emplace(tasks::fit_image_subspace(pub.images, args.subspace));
+    check(pub.size() >= args.subspace_images, "--subspace-images ", args.subspace_images,
+          ": the training set has only ", pub.size(), " images");
+    auto fit_on = Tensor<>::empty(Shape{args.subspace_images, xstar.dim(1), xstar.dim(2), xstar.dim(3)});
+    std::copy(pub.images.data(), pub.images.data() + fit_on.numel(), fit_on.data());
+    subspace.emplace(tasks::fit_image_subspace(fit_on, args.subspace));
     opt.subspace = &*subspace;
     // the best the prior allows: the hidden batch projected onto the subspace (the evaluator's knowledge)
     auto proj = subspace->decode(subspace->encode(xstar));
@@ -352,6 +370,7 @@ int run(const mint::cli::Command& c, const Args& args) {
   if (subspace) noise = subspace->decode(noise);
   for (std::int64_t i = 0; i < noise.numel(); ++i) noise[i] = std::clamp(noise[i], lo, hi);
   const auto m_mean = metrics(mean_img, orig01, nullptr), m_noise = metrics(to_pixels(noise), orig01, nullptr);
+  const auto m_class = metrics(to_pixels(class_mean), orig01, nullptr);
 
   std::set<int> present(ystar.begin(), ystar.end());
   auto hits = [&](const std::vector<int>& v) {
@@ -381,6 +400,8 @@ int run(const mint::cli::Command& c, const Args& args) {
       {"consensus", mc},
       {"reference_mean_image", {{"psnr", m_mean["psnr"]}, {"ssim", m_mean["ssim"]}, {"fft2d", m_mean["fft2d"]}}},
       {"subspace", subspace_report},
+      {"reference_class_mean_image", {{"psnr", m_class["psnr"]}, {"ssim", m_class["ssim"]}, {"fft2d", m_class["fft2d"]},
+                                      {"psnr_per_image", m_class["psnr_per_image"]}}},
       {"reference_init_noise", {{"psnr", m_noise["psnr"]}, {"ssim", m_noise["ssim"]}, {"fft2d", m_noise["fft2d"]}}},
       {"best_seed", res.best_seed},
       {"final_distance", res.distance},
@@ -391,9 +412,10 @@ int run(const mint::cli::Command& c, const Args& args) {
   };
   cli::write_json(out + "/" + name + ".json", rep);
   std::filesystem::remove(state_path);  // the run's outputs are written: nothing is left to resume
-  std::printf("  PSNR %.2f dB  SSIM %.3f  FFT2D %.4f  (consensus: %.2f dB; mean image %.2f dB)  in %.1f s -> %s/%s.{png,json}\n",
+  std::printf("  PSNR %.2f dB  SSIM %.3f  FFT2D %.4f  (consensus: %.2f dB; mean image %.2f dB, class means %.2f dB)  "
+              "in %.1f s -> %s/%s.{png,json}\n",
               m["psnr"].get<double>(), m["ssim"].get<double>(), m["fft2d"].get<double>(), mc["psnr"].get<double>(),
-              m_mean["psnr"].get<double>(), secs, out.c_str(), name.c_str());
+              m_mean["psnr"].get<double>(), m_class["psnr"].get<double>(), secs, out.c_str(), name.c_str());
   return 0;
 }
 

@@ -116,4 +116,19 @@ run deit_sub128_s4 "${D[@]}" --tv 0 --subspace 128 --seeds 4
 run deit_sub128_truth "${D[@]}" --tv 0 --subspace 128 --init truth
 run sub128_converged "${C[@]}" --tv 0 --subspace 128
 run sub128_e1 "${C[@]}" --tv 0 --subspace 128 --model "$M/fmnist_vit_e1.safetensors"
+# the pixel attack on the DeiT-recipe victim: TV weight, signed Adam, per-tensor cosine, seeds, where the
+# objective's minimiser lies (oracle), and the start at each label's public class mean (at three rates)
+run deit_tv3e-4 "${D[@]}" --tv 3e-4
+run deit_tv3e-5 "${D[@]}" --tv 3e-5
+run deit_tv1e-4_signed "${D[@]}" --tv 1e-4 --signed 1
+run deit_tv1e-4_layercos "${D[@]}" --tv 1e-4 --distance layer-cos
+run deit_tv1e-4_s4 "${D[@]}" --tv 1e-4 --seeds 4
+run deit_sub128_tv1e-4 "${D[@]}" --tv 1e-4 --subspace 128
+run deit_truth_tv1e-4 "${D[@]}" --tv 1e-4 --init truth
+run deit_truth_tv0 "${D[@]}" --tv 0 --init truth
+run deit_tv1e-4_cm "${D[@]}" --tv 1e-4 --init class-mean
+run deit_sub128_cm "${D[@]}" --tv 0 --subspace 128 --init class-mean
+run cm_converged "${C[@]}" --tv 1e-4 --init class-mean
+run deit_tv1e-4_cm_lr0.03 "${D[@]}" --tv 1e-4 --init class-mean --lr 0.03
+run deit_tv1e-4_cm_lr0.01 "${D[@]}" --tv 1e-4 --init class-mean --lr 0.01
 /usr/bin/python3 scripts/results_gradvit_levers.py "$OUT" "$ITER" "$cmd" ${ONLY:-}

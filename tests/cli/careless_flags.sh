@@ -103,6 +103,9 @@ rows() {
       mint-attack-gradients --registration 0.1 --out "$OUT"
   row attack-filter-reversed '--filter blocks:3-1' mint-attack-gradients --filter blocks:3-1 --out "$OUT"
   row attack-labels-unknown '--labels: guess not in' mint-attack-gradients --labels guess --out "$OUT"
+  row attack-subspace-images-alone '--subspace-images is used only with --subspace > 0' \
+      mint-attack-gradients --subspace-images 100 --out "$OUT"
+  row attack-subspace-too-large "--subspace: '5000' is outside \[0, 4096\]" mint-attack-gradients --subspace 5000 --out "$OUT"
   # mint-train-teacher, mint-train-cnn
   row train-teacher-heads-not-dividing '--heads 4 must divide --dim 30' \
       mint-train-teacher --dim 30 --heads 4 --epochs 100000 --out "$OUT"

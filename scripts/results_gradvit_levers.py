@@ -82,6 +82,11 @@ ROWS = [  # name, what changes against the row above it in its group
     ("cm_converged", "converged teacher: TV 1e-4, started at the class means"),
     ("deit_tv1e-4_cm_lr0.03", "DeiT-recipe victim: TV 1e-4, started at the class means, Adam lr 0.03"),
     ("deit_tv1e-4_cm_lr0.01", "DeiT-recipe victim: TV 1e-4, started at the class means, Adam lr 0.01"),
+    ("deit_tv1e-5_cm_lr0.01", "DeiT-recipe victim: TV 1e-5, started at the class means, Adam lr 0.01"),
+    ("deit_tv0_cm_lr0.01", "DeiT-recipe victim: cosine alone (TV 0), started at the class means, Adam lr 0.01"),
+    ("deit_sub128_cm_tv1e-4", "DeiT-recipe victim: subspace prior 128 + TV 1e-4, started at the class means"),
+    ("deit_sub256_cm", "DeiT-recipe victim: subspace prior 256, started at the class means"),
+    ("deit_sub128_cm_lr0.03", "DeiT-recipe victim: subspace prior 128, started at the class means, Adam lr 0.03"),
 ]
 
 

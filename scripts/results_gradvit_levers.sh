@@ -10,7 +10,7 @@
 #
 # Resumable: a run whose JSON exists in out/results_gradvit_levers/T<ITER>/ is not run again, and a run that was
 # interrupted continues from its last saved state (every 500 iterations, mint-attack-gradients --checkpoint-every),
-# so an interrupted study continues where it stopped. One run at a time, OMP_NUM_THREADS=1, nice 19.
+# so an interrupted study continues where it stopped. One run at a time, OMP_NUM_THREADS=1, nice 19 (NICE=N: N).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ITER=${ITER:-300}
@@ -28,7 +28,7 @@ run() {  # run NAME ARGS...: skipped when OUT/NAME.json exists
   shift
   if [[ -n "${ONLY:-}" && " $ONLY " != *" $name "* ]]; then return; fi
   if [[ -f "$OUT/$name.json" ]]; then echo "$name: cached"; return; fi
-  nice -n 19 "$BIN" --out "$OUT" --name "$name" "$@" | tail -1 | sed "s|^|$name:|"
+  nice -n "${NICE:-19}" "$BIN" --out "$OUT" --name "$name" "$@" | tail -1 | sed "s|^|$name:|"
 }
 M=models
 # APRIL's closed form, batch 1, on each checkpoint (no iterations)
@@ -131,4 +131,10 @@ run deit_sub128_cm "${D[@]}" --tv 0 --subspace 128 --init class-mean
 run cm_converged "${C[@]}" --tv 1e-4 --init class-mean
 run deit_tv1e-4_cm_lr0.03 "${D[@]}" --tv 1e-4 --init class-mean --lr 0.03
 run deit_tv1e-4_cm_lr0.01 "${D[@]}" --tv 1e-4 --init class-mean --lr 0.01
+run deit_tv1e-5_cm_lr0.01 "${D[@]}" --tv 1e-5 --init class-mean --lr 0.01
+run deit_tv0_cm_lr0.01 "${D[@]}" --tv 0 --init class-mean --lr 0.01
+# the subspace prior from the class means: its TV, components, rate
+run deit_sub128_cm_tv1e-4 "${D[@]}" --tv 1e-4 --subspace 128 --init class-mean
+run deit_sub256_cm "${D[@]}" --tv 0 --subspace 256 --init class-mean
+run deit_sub128_cm_lr0.03 "${D[@]}" --tv 0 --subspace 128 --init class-mean --lr 0.03
 /usr/bin/python3 scripts/results_gradvit_levers.py "$OUT" "$ITER" "$cmd" ${ONLY:-}

@@ -137,11 +137,13 @@ TEST_CASE("GradViT: matching loss and d loss / d x^ (central-difference HVP) mat
 }
 
 TEST_CASE("GradViT: the HVP step trades truncation against float32 rounding", "[gradvit][parity]") {
-  // On every GEMM candidate: 1e-3 is truncation-bound and 1e-6 rounding-bound, both clearly worse than the default.
-  // On Eigen, where the grid was measured (docs/gradvit.md), the default rel_step is also within 2x of the best of
-  // the grid. On oneDNN it is not (far.l2: 2.1e-4 against 9.0e-5 at 3e-5): the default's error is the same there
-  // (it is the truncation error, 2.0e-4 in float64), but oneDNN rounds the 3e-5 step's products with a smaller error
-  // (9.0e-5 against Eigen's 1.6e-4), so the grid's best moves; on near.cos.all 1e-4 stays the best on both.
+  // On every GEMM candidate: 1e-3 is truncation-bound and 1e-6 rounding-bound, both clearly worse than the default,
+  // and the default beats the steps ten times smaller (1e-5, where rounding has taken over) and larger (1e-3).
+  // What the default is NOT claimed to be is the grid's best: between 1e-4 and 3e-5 the winner depends on how the
+  // GEMM kernel rounds, not on the method. far.l2's default error is its truncation error (2.0e-4, the same in
+  // float64); 3e-5 gave 1.6e-4 with Eigen on the machine the grid was first measured on, 9.0e-5 with oneDNN there,
+  // and 1.0e-4 with Eigen on an AMD EPYC (stop 29), where an Eigen-only "default within 2x of the best" check
+  // failed at 2.03x. On near.cos.all 1e-4 has been the best everywhere so far, but that is not asserted either.
   auto model = fixture_model();
   const std::vector<double> steps = {1e-3, 1e-4, 3e-5, 1e-5, 1e-6};
   for (auto backend : cpu::kGemmBackends) {
@@ -163,12 +165,11 @@ TEST_CASE("GradViT: the HVP step trades truncation against float32 rounding", "[
         std::printf("[gradvit] %s %s rel_step %.0e: max|diff|/max|ref| %.2e\n",
                     std::string(cpu::gemm_backend_name(backend)).c_str(), key.c_str(), s, err.back());
       }
-      const double best = *std::min_element(err.begin(), err.end());
       const double dflt = err_at(gv::GradientMatchOptions{}.rel_step);
       CAPTURE(std::string(cpu::gemm_backend_name(backend)), key, err, dflt);
-      if (backend == cpu::GemmBackend::Eigen) CHECK(dflt <= 2.0 * best);
-      CHECK(err.front() > 3.0 * dflt);
-      CHECK(err.back() > 3.0 * dflt);
+      CHECK(err.front() > 3.0 * dflt);  // 1e-3: truncation
+      CHECK(err.back() > 3.0 * dflt);   // 1e-6: rounding
+      CHECK(err[3] > dflt);             // 1e-5: rounding already dominates
     }
   }
 }

@@ -56,7 +56,7 @@ struct Args {
   float register_from = 0.0f, alpha_grad = 1.0f, alpha_image = 0.0f, patch = 0.0f, registration = 0.0f, tv = 1e-4f,
         l2 = 0.0f, lr = 0.1f;
   std::uint64_t seed = 0;
-  float april = 0.0f;
+  float april = 0.0f, start_std = 0.0f;
   int subspace = 0, subspace_images = 60000;
   std::string method = "gradvit", init = "noise";
   std::string labels_mode = "true", distance = "cos", filter = "all", model_path = MINT_DEFAULT_MODEL,
@@ -93,6 +93,10 @@ void add_options(mint::cli::Command& c, Args& a) {
            "the public training images of its label) or truth (the hidden batch: an oracle diagnostic of where "
            "the objective's minimiser lies, not an attack)",
            {"noise", "mean", "class-mean", "truth"});
+  c.number("--start-std", a.start_std,
+           "with --init mean|class-mean|truth: seed s starts there plus N(0, std^2) noise (pixels, or subspace "
+           "coordinates), so that several seeds differ",
+           0, 1e3);
   c.text("--filter", a.filter, "matched parameters: all|attn|mlp|blocks:A-B|no-blocks:A-B");
   c.number("--seed", a.seed, "seed", 0, std::numeric_limits<std::uint64_t>::max());
   c.number("--register-every", a.register_every, "iterations between registrations", 1, 10'000'000);
@@ -157,7 +161,7 @@ nlohmann::json options_json(const Args& a) {
           {"patch", dec(a.patch)}, {"registration", dec(a.registration)}, {"register_every", a.register_every},
           {"register_from", dec(a.register_from)}, {"tv", dec(a.tv)}, {"l2", dec(a.l2)}, {"april", dec(a.april)},
           {"seed", a.seed}, {"method", a.method}, {"labels", a.labels_mode}, {"signed", a.signed_gradient},
-          {"init", a.init}, {"cosine_lr", a.cosine_lr}, {"subspace", a.subspace},
+          {"init", a.init}, {"start_std", dec(a.start_std)}, {"cosine_lr", a.cosine_lr}, {"subspace", a.subspace},
           {"subspace_images", a.subspace > 0 ? a.subspace_images : 0}};
 }
 
@@ -180,6 +184,8 @@ int run(const mint::cli::Command& c, const Args& args) {
   check(!name.empty() && name.find('/') == std::string::npos, "--name '", name, "' must be a plain file name");
   check(args.method == "gradvit" || batch == 1, "--method april-closed-form recovers batch 1 only, got --batch ",
         batch);
+  check(args.start_std == 0.0f || args.init != "noise", "--start-std adds noise to a start: it needs --init mean, "
+        "class-mean or truth");
   check(!c.given("--subspace-images") || args.subspace > 0, "--subspace-images is used only with --subspace > 0");
   check(args.method == "gradvit" || args.subspace == 0, "--method april-closed-form does not optimise: drop --subspace");
   check(args.method == "gradvit" || !c.given("--iterations"),
@@ -246,6 +252,7 @@ int run(const mint::cli::Command& c, const Args& args) {
                         .register_from = register_from,
                         .signed_gradient = args.signed_gradient, .seed = seed, .pixel_lo = lo, .pixel_hi = hi,
                         .extra_match = april_match ? &*april_match : nullptr};
+  opt.start_std = args.start_std;
   auto mean_start = Tensor<>::full(xstar.shape(), 0.0f);  // the dataset-mean pixel is 0 in normalised units
   if (args.init == "mean") opt.start = &mean_start;
   if (args.init == "truth") opt.start = &xstar;

@@ -87,6 +87,11 @@ ROWS = [  # name, what changes against the row above it in its group
     ("deit_sub128_cm_tv1e-4", "DeiT-recipe victim: subspace prior 128 + TV 1e-4, started at the class means"),
     ("deit_sub256_cm", "DeiT-recipe victim: subspace prior 256, started at the class means"),
     ("deit_sub128_cm_lr0.03", "DeiT-recipe victim: subspace prior 128, started at the class means, Adam lr 0.03"),
+    ("deit_sub512_cm", "DeiT-recipe victim: subspace prior 512, started at the class means"),
+    ("deit_sub256_cm_lr0.03", "DeiT-recipe victim: subspace prior 256, started at the class means, Adam lr 0.03"),
+    ("deit_sub256_cm_repeats", "DeiT-recipe victim: subspace 256 from the class means, labels recovered (repeats rule)"),
+    ("deit_sub256_cm_first8", "DeiT-recipe victim: subspace 256 from the class means, another batch (test images 8..15)"),
+    ("sub256_cm_converged", "converged teacher: subspace prior 256, started at the class means"),
 ]
 
 

@@ -137,4 +137,10 @@ run deit_tv0_cm_lr0.01 "${D[@]}" --tv 0 --init class-mean --lr 0.01
 run deit_sub128_cm_tv1e-4 "${D[@]}" --tv 1e-4 --subspace 128 --init class-mean
 run deit_sub256_cm "${D[@]}" --tv 0 --subspace 256 --init class-mean
 run deit_sub128_cm_lr0.03 "${D[@]}" --tv 0 --subspace 128 --init class-mean --lr 0.03
+run deit_sub512_cm "${D[@]}" --tv 0 --subspace 512 --init class-mean
+run deit_sub256_cm_lr0.03 "${D[@]}" --tv 0 --subspace 256 --init class-mean --lr 0.03
+# the best row with the labels recovered from the gradient (repeats rule), on another batch, on the converged teacher
+run deit_sub256_cm_repeats "${D[@]}" --tv 0 --subspace 256 --init class-mean --labels repeats
+run deit_sub256_cm_first8 "${D[@]}" --tv 0 --subspace 256 --init class-mean --first 8
+run sub256_cm_converged "${C[@]}" --tv 0 --subspace 256 --init class-mean
 /usr/bin/python3 scripts/results_gradvit_levers.py "$OUT" "$ITER" "$cmd" ${ONLY:-}

@@ -105,6 +105,8 @@ rows() {
   row attack-labels-unknown '--labels: guess not in' mint-attack-gradients --labels guess --out "$OUT"
   row attack-subspace-images-alone '--subspace-images is used only with --subspace > 0' \
       mint-attack-gradients --subspace-images 100 --out "$OUT"
+  row attack-start-std-noise '--start-std adds noise to a start: it needs --init mean, class-mean or truth' \
+      mint-attack-gradients --start-std 0.5 --out "$OUT"
   row attack-subspace-too-large "--subspace: '5000' is outside \[0, 4096\]" mint-attack-gradients --subspace 5000 --out "$OUT"
   # mint-train-teacher, mint-train-cnn
   row train-teacher-heads-not-dividing '--heads 4 must divide --dim 30' \

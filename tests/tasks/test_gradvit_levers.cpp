@@ -102,3 +102,34 @@ TEST_CASE("GradViT attack: started at the hidden batch with TV 0, it stays there
   opt.start = &wrong;
   REQUIRE_THROWS_WITH(gv::attack(model, match, x.shape(), opt), Catch::Contains("start images"));
 }
+
+TEST_CASE("GradViT attack: start_std spreads the seeds around one start", "[gradvit][levers][attack]") {
+  auto& model = test::teacher();
+  const auto& data = test::test_images();
+  auto x = Tensor<>::empty(Shape{2, 1, 28, 28});
+  std::copy(data.images.data(), data.images.data() + x.numel(), x.data());
+  const std::vector<int> y{data.labels[0], data.labels[1]};
+  const gv::GradientMatch match(gv::parameter_gradients(model, x, y), y, {.distance = gv::MatchDistance::Cosine});
+  const float lo = (0.0f - tasks::kFashionMnistMean) / tasks::kFashionMnistStd,
+              hi = (1.0f - tasks::kFashionMnistMean) / tasks::kFashionMnistStd;
+  const auto start = Tensor<>::zeros(x.shape());  // the dataset-mean image
+  // lr 1e-9: the one step before the saved state moves no pixel by more than ~1e-9, so the state shows the start
+  gv::AttackOptions opt{.iterations = 2, .lr = 1e-9f, .tv = 0.0f, .seeds = 2, .seed = 6, .start = &start,
+                        .start_std = 0.25f, .pixel_lo = lo, .pixel_hi = hi};
+  std::vector<gv::AttackState> saved;
+  (void)gv::attack(model, match, x.shape(), opt, {},
+                   {.every = 1, .save = [&](const gv::AttackState& st) { saved.push_back(st); }});
+  REQUIRE(saved.size() == 1);
+  for (std::size_t s = 0; s < 2; ++s) {
+    // seed s: clip(start + N(0, 0.25^2)) from Philox stream (seed + s, 0), as the noise start draws it
+    const auto n = PixelOptimizer<Cpu>::noise(x.shape(), opt.seed + s, 0.25f);
+    double worst = 0.0;
+    for (std::int64_t i = 0; i < n.numel(); ++i)
+      worst = std::max(worst, std::abs(double{saved[0].x[s][i]} - std::clamp(n[i], lo, hi)));
+    CHECK(worst < 1e-6);
+  }
+  CHECK(testing::compare(saved[0].x[0], saved[0].x[1], {0, 0}, "seeds").max_abs > 0.1);
+  // start_std without a start is refused
+  opt.start = nullptr;
+  REQUIRE_THROWS_WITH(gv::attack(model, match, x.shape(), opt), Catch::Contains("start_std 0.25 needs start images"));
+}

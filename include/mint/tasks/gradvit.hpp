@@ -500,6 +500,10 @@ struct AttackOptions {
   // attack): the constant mean image, or the hidden batch itself as an oracle that shows where the objective's own
   // minimiser lies near x* (a diagnostic, not an attack).
   const Tensor<Cpu>* start = nullptr;
+  // With `start`: seed s starts at start + N(0, start_std^2) in the optimised variable (the pixels, or the subspace
+  // coordinates), Philox stream (seed + s, 0), so that several seeds around one start differ; 0: every seed at
+  // `start` exactly.
+  float start_std = 0.0f;
   float pixel_lo = -1e30f, pixel_hi = 1e30f;  // valid range of x^ (normalised space), clipped after every step
   // A second matching term added with the same Gamma(t) (nullptr = none), e.g. APRIL's position-embedding cosine
   // (april::position_embedding_match); it must outlive the attack.
@@ -649,9 +653,19 @@ AttackResult attack(M& model, const GradientMatch& match, const Shape& shape, co
   std::vector<PixelOptimizer<Cpu>> pix;
   pix.reserve(S);
   if (opt.start) check_shape(*opt.start, shape, "gradvit::attack: start images");
+  check(opt.start_std >= 0.0f && (opt.start_std == 0.0f || opt.start), "gradvit::attack: start_std ", opt.start_std,
+        " needs start images and must be >= 0");
+  const auto start_of = [&](std::size_t s) {
+    if (!opt.start) return PixelOptimizer<Cpu>::noise(zshape, io.seed + s, opt.init_std);
+    Tensor<Cpu> z = coordinates(*opt.start);
+    if (opt.start_std > 0.0f) {
+      const Tensor<Cpu> n = PixelOptimizer<Cpu>::noise(zshape, io.seed + s, opt.start_std);
+      for (std::int64_t i = 0; i < z.numel(); ++i) z[i] += n[i];
+    }
+    return z;
+  };
   for (std::size_t s = 0; s < S; ++s)
-    pix.emplace_back(opt.start ? coordinates(*opt.start) : PixelOptimizer<Cpu>::noise(zshape, io.seed + s, opt.init_std),
-                     adam, zrange, true, "gradvit::attack: initial images");
+    pix.emplace_back(start_of(s), adam, zrange, true, "gradvit::attack: initial images");
   const auto images = [&] {
     std::vector<Tensor<Cpu>> xs;
     for (auto& p : pix) xs.push_back(decode(p.images()));

@@ -1,7 +1,8 @@
 // The GradViT attack's issue-19 levers (mint/tasks/gradvit.hpp): the per-tensor cosine distance
 // (MatchDistance::LayerCosine: its value from the per-tensor cosines, its input gradient against central
 // differences), signed gradients (Adam fed sign(g)), and given start images (the oracle start at the hidden batch,
-// where the distance and its gradient are exactly zero, so the attack does not move).
+// where the distance and its gradient are exactly zero, so the attack does not move; start_std spreading the seeds
+// around one start).
 #include "test_util.hpp"
 #include "tasks/gradvit_fixture.hpp"
 #include "tasks/teacher_fixture.hpp"
@@ -13,6 +14,27 @@
 
 using namespace mint;
 namespace gv = mint::tasks::gradvit;
+
+namespace gradvit_levers_test {
+
+// the hidden batch of the start tests: test images 0 and 1, their labels, the valid normalised pixel range
+struct TwoImages {
+  Tensor<> x = Tensor<>::empty(Shape{2, 1, 28, 28});
+  std::vector<int> y;
+  float lo = (0.0f - tasks::kFashionMnistMean) / tasks::kFashionMnistStd,
+        hi = (1.0f - tasks::kFashionMnistMean) / tasks::kFashionMnistStd;
+  TwoImages() {
+    const auto& data = test::test_images();
+    std::copy(data.images.data(), data.images.data() + x.numel(), x.data());
+    y = {data.labels[0], data.labels[1]};
+  }
+  // the teacher's gradient of the two images, matched by the total cosine
+  [[nodiscard]] gv::GradientMatch match() const {
+    return {gv::parameter_gradients(test::teacher(), x, y), y, {.distance = gv::MatchDistance::Cosine}};
+  }
+};
+
+}  // namespace gradvit_levers_test
 
 
 TEST_CASE("GradientMatch LayerCosine: the mean of the per-tensor cosines, and its input gradient",
@@ -81,13 +103,10 @@ TEST_CASE("GradViT attack: signed gradients feed Adam sign(g)", "[gradvit][lever
 
 TEST_CASE("GradViT attack: started at the hidden batch with TV 0, it stays there", "[gradvit][levers][attack]") {
   auto& model = test::teacher();
-  const auto& data = test::test_images();
-  auto x = Tensor<>::empty(Shape{2, 1, 28, 28});
-  std::copy(data.images.data(), data.images.data() + x.numel(), x.data());
-  const std::vector<int> y{data.labels[0], data.labels[1]};
-  const gv::GradientMatch match(gv::parameter_gradients(model, x, y), y, {.distance = gv::MatchDistance::Cosine});
-  const float lo = (0.0f - tasks::kFashionMnistMean) / tasks::kFashionMnistStd,
-              hi = (1.0f - tasks::kFashionMnistMean) / tasks::kFashionMnistStd;
+  const gradvit_levers_test::TwoImages b;
+  const Tensor<>& x = b.x;
+  const float lo = b.lo, hi = b.hi;
+  const gv::GradientMatch match = b.match();
   gv::AttackOptions opt{.iterations = 4, .tv = 0.0f, .start = &x, .pixel_lo = lo, .pixel_hi = hi};
   // at x* the gradient is G* bit for bit, so the distance's gradient R is exactly 0 and no step moves a pixel
   const auto res = gv::attack(model, match, x.shape(), opt);
@@ -105,13 +124,10 @@ TEST_CASE("GradViT attack: started at the hidden batch with TV 0, it stays there
 
 TEST_CASE("GradViT attack: start_std spreads the seeds around one start", "[gradvit][levers][attack]") {
   auto& model = test::teacher();
-  const auto& data = test::test_images();
-  auto x = Tensor<>::empty(Shape{2, 1, 28, 28});
-  std::copy(data.images.data(), data.images.data() + x.numel(), x.data());
-  const std::vector<int> y{data.labels[0], data.labels[1]};
-  const gv::GradientMatch match(gv::parameter_gradients(model, x, y), y, {.distance = gv::MatchDistance::Cosine});
-  const float lo = (0.0f - tasks::kFashionMnistMean) / tasks::kFashionMnistStd,
-              hi = (1.0f - tasks::kFashionMnistMean) / tasks::kFashionMnistStd;
+  const gradvit_levers_test::TwoImages b;
+  const Tensor<>& x = b.x;
+  const float lo = b.lo, hi = b.hi;
+  const gv::GradientMatch match = b.match();
   const auto start = Tensor<>::zeros(x.shape());  // the dataset-mean image
   // lr 1e-9: the one step before the saved state moves no pixel by more than ~1e-9, so the state shows the start
   gv::AttackOptions opt{.iterations = 2, .lr = 1e-9f, .tv = 0.0f, .seeds = 2, .seed = 6, .start = &start,

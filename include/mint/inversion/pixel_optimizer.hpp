@@ -40,6 +40,15 @@ inline void masked_adam_step(const fn::AdamStep& step, Tensor<Cpu>& x, const Ten
     }
   });
 }
+// Clips channel ch of every image of x [B, C, H, W] to [range.lo[ch], range.hi[ch]] in place (CPU).
+// requires: range.channels == C.
+inline void clip_images(Tensor<Cpu>& x, const ClipRange& range) {
+  const std::int64_t hw = x.dim(2) * x.dim(3), c = x.dim(1);
+  for (std::int64_t i = 0; i < x.numel(); ++i) {
+    const std::int64_t ch = (i / hw) % c;
+    x[i] = std::clamp(x[i], range.lo[ch], range.hi[ch]);
+  }
+}
 // The scalar range [lo, hi] for every channel.
 template <class D>
 void masked_adam_step(const fn::AdamStep& step, Tensor<D>& x, const Tensor<D>& g, Tensor<D>& m, Tensor<D>& v,
@@ -71,13 +80,7 @@ class PixelOptimizer {
           " channels, images ", x0.shape().str());
     for (std::int64_t i = 0; i < x0.numel(); ++i)
       check(std::isfinite(x0[i]), what, "[", i, "] = ", x0[i], " is not finite");
-    if (clip) {
-      const std::int64_t hw = x0.dim(2) * x0.dim(3);
-      for (std::int64_t i = 0; i < x0.numel(); ++i) {
-        const std::int64_t ch = (i / hw) % x0.dim(1);
-        x0[i] = std::clamp(x0[i], range.lo[ch], range.hi[ch]);
-      }
-    }
+    if (clip) clip_images(x0, range);
     if constexpr (std::is_same_v<Device, Cpu>) {
       x_ = x0;
     } else {

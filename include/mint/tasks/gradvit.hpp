@@ -642,11 +642,7 @@ AttackResult attack(M& model, const GradientMatch& match, const Shape& shape, co
   const auto decode = [&](const Tensor<Cpu>& z, Tensor<Cpu>* raw = nullptr) {
     if (!sub) return z;
     Tensor<Cpu> r = sub->decode(z.reshape(Shape{shape[0], sub->k()})), x = r.clone();
-    const std::int64_t hw = shape[2] * shape[3];
-    for (std::int64_t i = 0; i < x.numel(); ++i) {
-      const std::int64_t ch = (i / hw) % shape[1];
-      x[i] = std::clamp(x[i], pixel_range.lo[ch], pixel_range.hi[ch]);
-    }
+    clip_images(x, pixel_range);
     if (raw) *raw = r;
     return x;
   };

@@ -100,6 +100,11 @@ for b, paper in ((1, ""), (2, ""), (4, "27.37 / 0.001 (faces, Table S.1)"),
                  (8, "15.52 / 0.032 (ImageNet) · 23.31 / 0.008 (faces)"), (16, "")):
     if f"gradvit_b{b}" in R:
         L.append(row(f"gradvit_b{b}", f"batch {b}", paper))
+if signal:
+    L.append("\n## Batch size (the base: cosine on the subspace prior from the class means, no GradViT term)\n")
+    L.append(HEAD)
+    for b in (1, 2, 4, 8, 16):
+        L.append(row("base" if b == 8 else f"base_b{b}", f"batch {b}"))
 L.append("\n## Leakage studies, GradViT Tables 4-5 (batch 8, " + ("the base configuration" if signal else
          "cosine + TV") + ", one seed)\n")
 L.append("The teacher has 4 blocks: 'initial / middle / later' are block 0 / blocks 1-2 / block 3 (the paper's "

@@ -68,6 +68,10 @@ run gradvit_b1 1 "${GRADVIT[@]}"
 [[ "$SIGNAL" == 1 ]] && run gradvit_b2 2 "${GRADVIT[@]}"
 run gradvit_b4 4 "${GRADVIT[@]}"
 run gradvit_b16 16 "${GRADVIT[@]}"
+# batch sizes of the base (SIGNAL=1: the configuration that recovers at batch 8; its batch 8 is the base row)
+if [[ "$SIGNAL" == 1 ]]; then
+  for b in 1 2 4 16; do run "base_b$b" "$b" --distance cos --tv 0 "${BASE[@]}"; done
+fi
 # leakage studies, GradViT Tables 4-5 (batch 8), on the IG configuration (cosine + TV, one seed) to keep them cheap
 run layer_wo0 8 "${LEAK[@]}" --filter no-blocks:0-0
 run layer_wo12 8 "${LEAK[@]}" --filter no-blocks:1-2

@@ -118,6 +118,15 @@ L.append(row("layer_wo12", "w/o blocks 1-2 (middle)", "11.09 / 0.086 (w/o 5-8)")
 L.append(row("layer_wo3", "w/o block 3 (later)", "10.28 / 0.091 (w/o 9-12)"))
 L.append(row("comp_mlp", "MLP only", "12.26 / 0.066"))
 L.append(row("comp_attn", "attention only", "13.56 / 0.047"))
+L.append("\n## Per image (batch 8): PSNR dB / SSIM / FFT2D of each hidden image (test images 0..7) after matching\n")
+L.append("| run | " + " | ".join(f"image {i}" for i in range(8)) + " |\n|---|" + "---|" * 8)
+for name in R:
+    m = R[name]["recovered"]
+    if R[name]["batch"] != 8 or len(m["psnr_per_image"]) != 8:
+        continue
+    cells = [f"{p:.1f} / {q:.2f} / {f:.3f}" for p, q, f in zip(m["psnr_per_image"], m["ssim_per_image"],
+                                                             m["fft2d_per_image"])]
+    L.append(f"| {name} | " + " | ".join(cells) + " |")
 L.append("\n## Label recovery on these batches (from the shared head gradient)\n")
 L.append("| batch | true labels | Eq. 2 top-B (present) | bias sign (all present by construction) |\n|---|---|---|---|")
 for b in (1, 4, 8, 16):

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Per-iteration breakdown of bench_inversion by kind of work, from `perf record -e cpu-clock` samples (software
-# sampling: works without hardware counters): GEMM (the SGEMM candidates' kernels, packing and drivers), elementwise
+# sampling: works without hardware counters): GEMM (the SGEMM candidates' kernels, packing and drivers, and the
+# JIT-generated code of oneDNN and LIBXSMM, which perf files under "[JIT] tid N"), elementwise
 # (everything else in the binary and libm/libc: LayerNorm, GELU, softmax, TV, Adam, copies, zero-fills), OpenMP
 # runtime (libgomp: fork/join and the barrier spin of idle threads) and kernel. Prints one markdown row per benchmark.
 #
@@ -34,12 +35,13 @@ import re, sys
 kinds = {"GEMM": 0.0, "elementwise": 0.0, "omp": 0.0, "kernel": 0.0}
 gemm = re.compile(r"gebp|gemm|gemv|general_matrix|sgemm|openblas|blis|bli_|dnnl|libxsmm|triangular", re.I)
 for line in sys.stdin:
-    m = re.match(r"\s*([\d.]+)%\s+(\S+)\s+\[(.)\]\s+(.*)", line)
+    # dso "[JIT] tid N": code generated at run time, which here is only oneDNN's and LIBXSMM's GEMM kernels
+    m = re.match(r"\s*([\d.]+)%\s+(\[JIT\] tid \d+|\S+)\s+\[(.)\]\s+(.*)", line)
     if not m: continue
     pct, dso, where, sym = float(m.group(1)), m.group(2), m.group(3), m.group(4)
     if where == "k": kinds["kernel"] += pct
     elif "libgomp" in dso: kinds["omp"] += pct
-    elif gemm.search(sym) or gemm.search(dso): kinds["GEMM"] += pct
+    elif dso.startswith("[JIT]") or gemm.search(sym) or gemm.search(dso): kinds["GEMM"] += pct
     else: kinds["elementwise"] += pct
 print(" | ".join(f"{kinds[k]:.1f}" for k in ("GEMM", "elementwise", "omp", "kernel")))' >"$tmp/kinds"
   echo "| $filter | $OMP_NUM_THREADS | $ms | $(cat "$tmp/kinds") |"

@@ -22,6 +22,11 @@
 
 namespace mint {
 
+// How a backward op writes an input gradient it is given: Add (dx += d/dx, the default: dx may already hold
+// another path's gradient, e.g. a residual) or Overwrite (dx = d/dx: dx may be a fresh Tensor::empty, which
+// saves the zero fill and, on a GEMM that honours beta = 0, the read of dx).
+enum class GradInto { Add, Overwrite };
+
 // Storage for a device tag. The CPU one is 64-byte aligned (one AVX-512 register, one cache line) and comes
 // from the block cache in mint/core/allocator.hpp, so iteration after iteration reuses the same memory.
 template <class Device>

@@ -326,10 +326,11 @@ class ViT {
     nn::embed_tokens_backward(dx, keep, e,
                               nn::TokenEmbedGradsT<Device>{&dtok, cls_->grad_for(mode),
                                                            cfg_.distilled ? dist_->grad_for(mode) : nullptr, pos_->grad_for(mode)});
-    auto dpatches = TensorT::zeros(c.patches.shape());
+    auto dpatches = TensorT::empty(c.patches.shape());
     TensorT* dpe_w = pe_w_->grad_for(mode);
     TensorT dpe_w_flat = dpe_w ? dpe_w->reshape(pe_w_flat_.shape()) : TensorT{};
-    nn::linear_backward(dtok, c.patches, pe_w_flat_, &dpatches, dpe_w ? &dpe_w_flat : nullptr, pe_b_->grad_for(mode));
+    nn::linear_backward(dtok, c.patches, pe_w_flat_, &dpatches, dpe_w ? &dpe_w_flat : nullptr, pe_b_->grad_for(mode),
+                        GradInto::Overwrite);
     observe_grad(LinearSite::PatchEmbed, -1, dpatches);
     auto dimages = TensorT::zeros(c.image_shape);
     nn::patchify_backward(dpatches, cfg_.patch, keep, dimages);
@@ -475,23 +476,28 @@ class ViT {
   // dy is d loss / d block output [B, rows, D]; returns d loss / d block input [B, T, D].
   TensorT block_backward(const Block& w, BlockCache& s, const TensorT& dy, Backward mode, int l) {
     // x_out = x_mid + fc2(gelu(fc1(ln2(x_mid))))
-    auto dact = TensorT::zeros(s.act.shape());
-    nn::linear_backward(dy, s.act, w.fc2_w->value, &dact, w.fc2_w->grad_for(mode), w.fc2_b->grad_for(mode));
+    // every d-input buffer below is written whole by its op (GradInto::Overwrite), so none is zero-filled first
+    auto dact = TensorT::empty(s.act.shape());
+    nn::linear_backward(dy, s.act, w.fc2_w->value, &dact, w.fc2_w->grad_for(mode), w.fc2_b->grad_for(mode),
+                        GradInto::Overwrite);
     observe_grad(LinearSite::Fc2, l, dact);
     nn::gelu_backward_inplace(dact, s.fc1_out);  // dact becomes d fc1_out
-    auto dh2 = TensorT::zeros(s.h2.shape());
-    nn::linear_backward(dact, s.h2, w.fc1_w->value, &dh2, w.fc1_w->grad_for(mode), w.fc1_b->grad_for(mode));
+    auto dh2 = TensorT::empty(s.h2.shape());
+    nn::linear_backward(dact, s.h2, w.fc1_w->value, &dh2, w.fc1_w->grad_for(mode), w.fc1_b->grad_for(mode),
+                        GradInto::Overwrite);
     observe_grad(LinearSite::Fc1, l, dh2);
     TensorT dmid = nn::layernorm_backward_residual(dh2, s.x_mid, w.ln2_w->value, s.ln2, dy, w.ln2_w->grad_for(mode),
                                                    w.ln2_b->grad_for(mode));
     // x_mid = x_in + proj(attention(qkv(ln1(x_in))))
-    auto datt = TensorT::zeros(s.att_out.shape());
-    nn::linear_backward(dmid, s.att_out, w.proj_w->value, &datt, w.proj_w->grad_for(mode), w.proj_b->grad_for(mode));
+    auto datt = TensorT::empty(s.att_out.shape());
+    nn::linear_backward(dmid, s.att_out, w.proj_w->value, &datt, w.proj_w->grad_for(mode), w.proj_b->grad_for(mode),
+                        GradInto::Overwrite);
     observe_grad(LinearSite::Proj, l, datt);
-    auto dqkv = TensorT::zeros(s.qkv.shape());
+    auto dqkv = TensorT::zeros(s.qkv.shape());  // attention_backward adds into it (the last block: not every dQ row)
     nn::attention_backward(datt, s.qkv, cfg_.heads, s.att, dqkv);
-    auto dh1 = TensorT::zeros(s.h1.shape());
-    nn::linear_backward(dqkv, s.h1, w.qkv_w->value, &dh1, w.qkv_w->grad_for(mode), w.qkv_b->grad_for(mode));
+    auto dh1 = TensorT::empty(s.h1.shape());
+    nn::linear_backward(dqkv, s.h1, w.qkv_w->value, &dh1, w.qkv_w->grad_for(mode), w.qkv_b->grad_for(mode),
+                        GradInto::Overwrite);
     observe_grad(LinearSite::Qkv, l, dh1);
     // the residual reaches the leading rows (all of them but in the last block)
     return nn::layernorm_backward_residual(dh1, s.x_in, w.ln1_w->value, s.ln1, dmid, w.ln1_w->grad_for(mode),

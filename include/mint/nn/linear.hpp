@@ -30,16 +30,17 @@ inline Tensor<Cpu> linear(const Tensor<Cpu>& x, const Tensor<Cpu>& w, const Tens
   return y;
 }
 
-// backward of <y, dy>: dx += dy W, dw += dy^T x, db += sum_rows dy. A nullptr gradient is not computed
-// (InputOnly mode passes nullptr for dw and db, so no weight-gradient GEMM runs).
+// backward of <y, dy>: dx += dy W (dx = dy W with GradInto::Overwrite), dw += dy^T x, db += sum_rows dy. A nullptr
+// gradient is not computed (InputOnly mode passes nullptr for dw and db, so no weight-gradient GEMM runs).
 inline void linear_backward(const Tensor<Cpu>& dy, const Tensor<Cpu>& x, const Tensor<Cpu>& w, Tensor<Cpu>* dx,
-                            Tensor<Cpu>* dw, Tensor<Cpu>* db) {
+                            Tensor<Cpu>* dw, Tensor<Cpu>* db, GradInto into = GradInto::Add) {
   const std::int64_t k = w.dim(1), n = w.dim(0), m = x.numel() / k;
   check(dy.numel() == m * n && dy.dim(-1) == n, "linear_backward: d_output shape ", dy.shape().str(),
         " does not match input ", x.shape().str(), " and weight ", w.shape().str());
   if (dx) {
     check_shape(*dx, x.shape(), "linear_backward: d_input");
-    cpu::gemm(false, false, m, k, n, 1.0f, dy.data(), n, w.data(), k, 1.0f, dx->data(), k);
+    cpu::gemm(false, false, m, k, n, 1.0f, dy.data(), n, w.data(), k, into == GradInto::Add ? 1.0f : 0.0f,
+               dx->data(), k);
   }
   if (dw) {
     check_shape(*dw, w.shape(), "linear_backward: d_weight");

@@ -42,15 +42,17 @@ inline Tensor<Cuda> linear(const Tensor<Cuda>& x, const Tensor<Cuda>& w, const T
   return y;
 }
 
-// backward of <y, dy>: dx += dy W, dw += dy^T x, db += column sums of dy. nullptr skips.
+// backward of <y, dy>: dx += dy W (dx = dy W with GradInto::Overwrite), dw += dy^T x, db += column sums of dy.
+// nullptr skips.
 inline void linear_backward(const Tensor<Cuda>& dy, const Tensor<Cuda>& x, const Tensor<Cuda>& w, Tensor<Cuda>* dx,
-                            Tensor<Cuda>* dw, Tensor<Cuda>* db) {
+                            Tensor<Cuda>* dw, Tensor<Cuda>* db, GradInto into = GradInto::Add) {
   const std::int64_t k = w.dim(1), n = w.dim(0), m = x.numel() / k;
   check(dy.numel() == m * n && dy.dim(-1) == n, "linear_backward: d_output shape ", dy.shape().str(),
         " does not match input ", x.shape().str(), " and weight ", w.shape().str());
   if (dx) {
     check_shape(*dx, x.shape(), "linear_backward: d_input");
-    cuda::gemm(false, false, m, k, n, 1.0f, dy.data(), n, w.data(), k, 1.0f, dx->data(), k);
+    cuda::gemm(false, false, m, k, n, 1.0f, dy.data(), n, w.data(), k, into == GradInto::Add ? 1.0f : 0.0f,
+               dx->data(), k);
   }
   if (dw) {
     check_shape(*dw, w.shape(), "linear_backward: d_weight");

@@ -1,7 +1,11 @@
-// linear and bmm: forward against a naive loop, gradients against finite differences in both modes.
+// linear and bmm: forward against a naive loop, gradients against finite differences in both modes; how
+// linear_backward writes d-input (GradInto).
 #include "test_util.hpp"
 
+#include <limits>
+
 #include "mint/autodiff/backward.hpp"
+#include "mint/backend/cpu/gemm_backends.hpp"
 #include "mint/nn/linear.hpp"
 #include "mint/nn/matmul.hpp"
 
@@ -67,4 +71,31 @@ TEST_CASE("bmm: all transpose combinations, forward and backward", "[nn][matmul]
       MINT_REQUIRE_CLOSE(testing::check_gradient(loss, a, da, "bmm da"));
       MINT_REQUIRE_CLOSE(testing::check_gradient(loss, b, db, "bmm db"));
     }
+}
+
+// GradInto::Overwrite is what lets the ViT backward hand linear_backward a fresh Tensor::empty: dx must come out as
+// dy W whatever it held (here NaN, the worst garbage: any read of it would show), on every GEMM candidate in this
+// build. Exact equality against Add into zeros: both are one GEMM of the same operands, at beta 0 or at beta 1 over
+// zeros (== also equates a -0 with a +0). Add into other values is checked to float rounding (1e-6 relative, 1e-5
+// absolute on O(1) values): the GEMM adds its sum into dx in its own order, the reference after it.
+TEST_CASE("linear backward: GradInto::Overwrite ignores what dx held, Add adds into it", "[nn][linear]") {
+  auto x = uniform(Shape{40, 24}, 21), w = uniform(Shape{32, 24}, 22), dy = uniform(Shape{40, 32}, 23);
+  auto held = uniform(Shape{40, 24}, 24);
+  for (auto g : {cpu::GemmBackend::Eigen, cpu::GemmBackend::OpenBLAS, cpu::GemmBackend::BLIS, cpu::GemmBackend::OneDNN,
+                 cpu::GemmBackend::LIBXSMM}) {
+    if (!cpu::gemm_backend_available(g)) continue;
+    INFO("GEMM " << cpu::gemm_backend_name(g));
+    const cpu::ScopedGemmChoice choice({g, g});
+    auto into_zeros = Tensor<>::zeros(x.shape());
+    nn::linear_backward(dy, x, w, &into_zeros, nullptr, nullptr);
+    auto over_nan = Tensor<>::empty(x.shape());
+    for (std::int64_t i = 0; i < over_nan.numel(); ++i) over_nan[i] = std::numeric_limits<float>::quiet_NaN();
+    nn::linear_backward(dy, x, w, &over_nan, nullptr, nullptr, GradInto::Overwrite);
+    for (std::int64_t i = 0; i < x.numel(); ++i) REQUIRE(over_nan[i] == into_zeros[i]);
+    auto added = held.clone();
+    nn::linear_backward(dy, x, w, &added, nullptr, nullptr, GradInto::Add);
+    auto sum = held.clone();
+    for (std::int64_t i = 0; i < x.numel(); ++i) sum[i] += into_zeros[i];
+    MINT_REQUIRE_CLOSE(testing::compare(added, sum, {1e-6, 1e-5}, "dx += dy W"));
+  }
 }

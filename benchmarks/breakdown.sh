@@ -35,7 +35,7 @@ import re, sys
 kinds = {"GEMM": 0.0, "elementwise": 0.0, "omp": 0.0, "kernel": 0.0}
 gemm = re.compile(r"gebp|gemm|gemv|general_matrix|sgemm|openblas|blis|bli_|dnnl|libxsmm|triangular", re.I)
 for line in sys.stdin:
-    # dso "[JIT] tid N": code generated at run time, which here is only oneDNN's and LIBXSMM's GEMM kernels
+    # dso "[JIT] tid N": code generated at run time, which here is only the GEMM kernels of oneDNN and LIBXSMM
     m = re.match(r"\s*([\d.]+)%\s+(\[JIT\] tid \d+|\S+)\s+\[(.)\]\s+(.*)", line)
     if not m: continue
     pct, dso, where, sym = float(m.group(1)), m.group(2), m.group(3), m.group(4)

@@ -81,8 +81,7 @@ TEST_CASE("bmm: all transpose combinations, forward and backward", "[nn][matmul]
 TEST_CASE("linear backward: GradInto::Overwrite ignores what dx held, Add adds into it", "[nn][linear]") {
   auto x = uniform(Shape{40, 24}, 21), w = uniform(Shape{32, 24}, 22), dy = uniform(Shape{40, 32}, 23);
   auto held = uniform(Shape{40, 24}, 24);
-  for (auto g : {cpu::GemmBackend::Eigen, cpu::GemmBackend::OpenBLAS, cpu::GemmBackend::BLIS, cpu::GemmBackend::OneDNN,
-                 cpu::GemmBackend::LIBXSMM}) {
+  for (auto g : cpu::kGemmBackends) {
     if (!cpu::gemm_backend_available(g)) continue;
     INFO("GEMM " << cpu::gemm_backend_name(g));
     const cpu::ScopedGemmChoice choice({g, g});
